@@ -1,0 +1,48 @@
+# Newcomer entry points: `make sim`, `make test`. Everything installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CSMS ?=
+ID ?= JOLT-SIM-01
+VARIANT ?= business
+PORT ?= /dev/ttyUSB0
+SIM_STATE ?= sim-state
+
+.PHONY: setup test unit integration mpycheck sim mpy deploy bench clean
+
+setup: $(STAMP)
+
+# Rebuilt whenever requirements.txt changes (a stale venv is refreshed).
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+test: $(STAMP) mpycheck
+	$(PY) -m pytest -q tests
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest -q tests/integration
+
+mpycheck: $(STAMP)
+	$(PY) tools/mpy_build.py --check
+
+mpy: $(STAMP)
+	$(PY) tools/mpy_build.py --out build
+
+deploy: mpy
+	$(PY) tools/deploy.py --port $(PORT) --build build
+
+sim: $(STAMP)
+	$(PY) tools/run_sim.py --id $(ID) --variant $(VARIANT) --state $(SIM_STATE) $(if $(CSMS),--csms $(CSMS),)
+
+bench: $(STAMP)
+	$(PY) tools/bench/run_all.py
+
+clean:
+	rm -rf build $(SIM_STATE) .pytest_cache

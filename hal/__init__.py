@@ -1,0 +1,10 @@
+# The one place the firmware picks its hardware implementation (see docs/hal.md).
+import sys
+
+
+def load():
+    if sys.platform == "esp32":
+        from hal.esp32.board import Board
+    else:
+        from hal.sim.board import Board
+    return Board()

@@ -1,0 +1,66 @@
+# Crash-safe small-file storage: write a new file, then rename it over the old
+# one, so a power cut leaves either the old or the new content, never a mix.
+import os
+
+
+def write_atomic(path, data):
+    tmp = path + ".new"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        if hasattr(f, "flush"):
+            f.flush()
+    _sync()
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        # FAT/littlefs on some ports refuse to rename over an existing file.
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        os.rename(tmp, path)
+    _sync()
+
+
+def read(path):
+    """Content of path, or of its .new sibling left by an interrupted rename; None if neither."""
+    for p in (path, path + ".new"):
+        try:
+            with open(p, "rb") as f:
+                return f.read()
+        except OSError:
+            pass
+    return None
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def makedirs(path):
+    if not path:
+        return
+    cur = ""
+    for part in path.split("/"):
+        if not part:
+            cur = "/"
+            continue
+        cur = cur + part if cur.endswith("/") or not cur else cur + "/" + part
+        if not exists(cur):
+            try:
+                os.mkdir(cur)
+            except OSError:
+                pass
+
+
+def _sync():
+    s = getattr(os, "sync", None)
+    if s:
+        try:
+            s()
+        except OSError:
+            pass
