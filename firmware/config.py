@@ -86,6 +86,7 @@ class Config:
 
         # Factory preset: string values, validated like ChangeConfiguration,
         # read-only keys allowed. They become the baseline.
+        defaults = dict(vals)
         pcfg = prov.get("config", {})
         if not isinstance(pcfg, dict):
             log.warn(TAG, "provision.json: 'config' not an object, ignored")
@@ -103,6 +104,7 @@ class Config:
                 vals[key] = self._parse(row, s)
             except ValueError as e:
                 log.warn(TAG, "provision.json: %s invalid (%s), default kept" % (key, e))
+        self._repair(defaults, "provision.json")
         self._base = dict(vals)
 
         # Runtime changes: typed JSON values, only those differing from the baseline.
@@ -120,6 +122,7 @@ class Config:
                     vals[key] = self._check_typed(row, saved[key])
                 except ValueError as e:
                     log.warn(TAG, "config.json: %s invalid (%s), default used" % (key, e))
+            self._repair(self._base, "config.json")
 
     # ---- public API -------------------------------------------------------
 
@@ -275,6 +278,28 @@ class Config:
         if not _type_ok(row[1], value):
             raise ValueError("wrong type")
         return self._parse(row, _to_str(row[1], value))
+
+    def _repair(self, fallback, src):
+        # A list left longer than its (loaded) ...MaxLength, or naming a connector
+        # beyond NumberOfConnectors: back to the fallback list, and if that is
+        # still inconsistent, the limiting keys too (fallback is consistent).
+        vals = self._vals
+        for row in P.TABLE:
+            if row[1] != P.T_CSL:
+                continue
+            key = row[0]
+            try:
+                self._parse(row, vals[key])
+                continue
+            except ValueError as e:
+                log.warn(TAG, "%s: %s inconsistent (%s), reset" % (src, key, e))
+            vals[key] = fallback[key]
+            try:
+                self._parse(row, vals[key])
+            except ValueError:
+                vals[row[6]] = fallback[row[6]]
+                if row[7] == P.C_ROTATION:
+                    vals["NumberOfConnectors"] = fallback["NumberOfConnectors"]
 
     def _check_dependents(self, key):
         for row in P.TABLE:
