@@ -124,3 +124,32 @@ def test_mpy_cross_compiles(tmp_path, src, arch):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert out.stat().st_size > 0
+
+
+FUZZ = r"""
+import sys
+sys.path.insert(0, %(root)r)
+import json, random
+from firmware.config import Config
+random.seed(7)
+ALPHA = ["0", "1", "9", "-", ",", ".", " ", "a", "R", "S", "T", "\u00e9", "\u20ac", "\n", ":", "/",
+         "true", "Voltage", "SoC", "ws://h:80", "Unknown", "Three.Phase"]
+cfg = Config(root="", device_id="JOLT-FZ", variant="homeplus")
+keys = cfg.keys()
+counts = {}
+for i in range(600):
+    k = keys[random.getrandbits(8) %% len(keys)]
+    v = "".join([ALPHA[random.getrandbits(8) %% len(ALPHA)] for _ in range(random.getrandbits(3))])
+    r = cfg.set(k, v)
+    counts[r] = counts.get(r, 0) + 1
+again = Config(root="", device_id="JOLT-FZ", variant="homeplus")
+diff = [k for k in keys if again.get(k) != cfg.get(k)]
+print("RESULT " + json.dumps({"counts": counts, "diff": diff}))
+"""
+
+
+def test_random_sets_survive_reload_on_micropython(tmp_path):
+    res, _ = run_mp(tmp_path, FUZZ % {"root": ROOT})
+    assert res["diff"] == []
+    assert res["counts"].get("Rejected", 0) > 0
+    assert res["counts"].get("Accepted", 0) + res["counts"].get("RebootRequired", 0) > 0
