@@ -303,7 +303,10 @@ class ChargePoint:
         self._set_clock(res.get("currentTime"))
         if status == "Accepted":
             if isinstance(interval, int) and interval > 0:
-                self.cfg.set_internal("HeartbeatInterval", interval)
+                try:
+                    self.cfg.set_internal("HeartbeatInterval", interval)
+                except ValueError as e:
+                    log.warn("ocpp", "heartbeat interval %d not taken: %s" % (interval, e))
             return True
         wait = interval if isinstance(interval, int) and interval > 0 else BOOT_RETRY_DEFAULT_S
         log.info("ocpp", "registration %s, BootNotification again in %d s" % (status, wait))

@@ -151,7 +151,7 @@ TABLE = (
     ("TransactionMessageRetryInterval", T_INT, 30, "s", 0, 0, DAY, 0),
     ("UnlockConnectorOnEVSideDisconnect", T_BOOL, True, "", 0, 0, 0, 0),
     ("WiFiConnect", T_BOOL, False, "", F_REBOOT, 0, 0, 0),
-    ("WiFiPass", T_STR, "N/A", "", F_REBOOT | F_EMPTY, 1, 64, C_TEXT),
+    ("WiFiPass", T_STR, "N/A", "", F_WO | F_REBOOT | F_EMPTY, 1, 64, C_TEXT),
     ("WiFiSsid", T_STR, "N/A", "", F_REBOOT | F_EMPTY, 1, 32, C_TEXT),
     # Keys the firmware needs beyond the guide's table.
     ("AuthorizationKey", T_STR, "", "", F_WO | F_REBOOT | F_EMPTY, 16, 40, C_TEXT),

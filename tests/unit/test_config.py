@@ -609,7 +609,7 @@ def test_get_configuration_all(tmp_path):
         assert unknown == []
         by_key = {e["key"]: e for e in known}
         assert len(by_key) == len(known)
-        assert set(by_key) == set(cfg.keys()) - {"AuthorizationKey"}
+        assert set(by_key) == set(cfg.keys()) - {"AuthorizationKey", "WiFiPass"}
         for e in known:
             assert set(e) == {"key", "readonly", "value"}
             assert isinstance(e["value"], str)
@@ -638,7 +638,7 @@ def test_get_configuration_max_keys(tmp_path):
     assert [e["key"] for e in known] == ["FreeMode", "Phase"]
     assert unknown == ["X1"]
     known, unknown = cfg.get_configuration(None)  # all keys: not limited
-    assert len(known) == len(cfg.keys()) - 1
+    assert len(known) == len(cfg.keys()) - 2  # write-only secrets
 
 
 # ---- subscribe -------------------------------------------------------------------

@@ -1,0 +1,45 @@
+# IEC 61851-1 control pilot: EV state from the measured plateaus, diode check,
+# and the PWM duty that advertises an offered current.
+
+# Positive plateau bands in mV (nominal +/- 1 V), checked in this order.
+_BANDS = (
+    ("A", 11000, 13000),
+    ("B", 8000, 10000),
+    ("C", 5000, 7000),
+    ("D", 2000, 4000),
+    ("E", -1000, 1000),
+    ("F", -13000, -11000),
+)
+DIODE_MAX_MV = -11000  # the negative plateau must reach -12 V (+/- 1 V) while oscillating
+INVALID = "?"          # no band: EV communication error
+
+
+def ev_state(high_mv):
+    for name, lo, hi in _BANDS:
+        if lo <= high_mv <= hi:
+            return name
+    return INVALID
+
+
+def diode_ok(low_mv):
+    return low_mv <= DIODE_MAX_MV
+
+
+def duty_for(amps):
+    """PWM duty (%) advertising `amps` (IEC 61851-1 Table A.8), None below 6 A (no charging)."""
+    if amps < 6:
+        return None
+    if amps <= 51:
+        return round(amps / 0.6, 1)
+    return min(96.0, round(amps / 2.5 + 64, 1))
+
+
+def amps_for(duty):
+    """Current an EV may draw for a duty cycle; 0 when not oscillating."""
+    if duty is None or duty < 8:
+        return 0
+    if duty < 10:
+        return 6
+    if duty <= 85:
+        return duty * 0.6
+    return min(80, (duty - 64) * 2.5)
