@@ -274,7 +274,7 @@ class _State:
         self.in_calls = {}  # uid -> (action, payload) of charger CALLs
         self.pending = {}  # uid -> {"action", "future", "raw"} of CSMS CALLs
         self.wildcards = []  # futures of raw sends whose id could not be parsed
-        self.expired = set()  # CSMS CALL ids that timed out
+        self.expired = {}  # uid -> action of CSMS CALLs that timed out
         self.call_lock = asyncio.Lock()
         self.triggered = []  # actions the charger may send while not Accepted
 
@@ -537,7 +537,7 @@ class CentralSystem:
         self._connection_event(cp_id, "connect", path=ws.request.path, subprotocol=ws.subprotocol,
                                remote=str(ws.remote_address))
         if old is not None:  # a new connection for the same id replaces the old one
-            await old.ws.close(1000, "replaced by a new connection")
+            asyncio.ensure_future(old.ws.close(1000, "replaced by a new connection"))
         try:
             await cp.start()
         except ConnectionClosed:
@@ -607,6 +607,8 @@ class CentralSystem:
             action = parsed[2]
         elif parsed and isinstance(uid, str) and uid in st.pending:
             action = st.pending[uid]["action"]
+        elif parsed and isinstance(uid, str) and uid in st.expired:
+            action = st.expired[uid]
         text = raw if isinstance(raw, str) else repr(raw)
         rec = self._record(cp.id, "in", text, parsed, action)
         for p in problems:
@@ -810,7 +812,7 @@ class CentralSystem:
                 rec = await asyncio.wait_for(fut, timeout)
             except asyncio.TimeoutError:
                 cp.state.pending.pop(uid, None)
-                cp.state.expired.add(uid)
+                cp.state.expired[uid] = action
                 raise CallTimeout("%s: no answer to %s within %ss" % (cp.id, action, timeout)) from None
         if rec["type"] == 4:
             p = rec["payload"]
@@ -840,8 +842,8 @@ class CentralSystem:
             return await asyncio.wait_for(asyncio.shield(fut), wait_reply_timeout)
         except asyncio.TimeoutError:
             if uid is not None:
-                cp.state.pending.pop(uid, None)
-                cp.state.expired.add(uid)
+                p = cp.state.pending.pop(uid, None)
+                cp.state.expired[uid] = p["action"] if p else None
             elif fut in cp.state.wildcards:
                 cp.state.wildcards.remove(fut)
             return None
