@@ -1,0 +1,475 @@
+# Persistent, crash-safe, bounded append-only record journal (docs/journal.md).
+#
+# One file of records. Every record is
+#   header  <BBBHII: magic 0xA5, type, kind, length, seq, crc   (13 bytes)
+#   payload length bytes
+# crc = CRC-32 over the first 9 header bytes and the payload. A record whose
+# magic, type, length or crc is wrong ends the valid part of the file.
+#
+# Types: HEAD (first record of every file: seq = next sequence number to hand
+# out, payload = <I length of the file when it was written), DATA (seq = the
+# record's sequence number, kind = caller's class), ACK / DROP (seq = the
+# record it retires, no payload). Appends and acks only ever append; the file
+# is rewritten (path + ".new", sync, rename) only by compact().
+import os
+import struct
+from array import array
+
+try:
+    import binascii
+except ImportError:  # pragma: no cover
+    binascii = None
+
+MAGIC = 0xA5
+T_HEAD = 1
+T_DATA = 2
+T_ACK = 3
+T_DROP = 4
+_FMT = "<BBBHII"
+HDR = 13  # struct.calcsize(_FMT)
+HEAD_LEN = HDR + 4  # the HEAD record with its payload
+MAX_DATA = 4096
+_VERSION = 1  # kind byte of the HEAD record
+_DEAD = 0xFFFFFFFF  # index "meta" of a retired entry
+_SEQ_MASK = 0xFFFFFFFF
+
+
+class JournalError(Exception):
+    pass
+
+
+class JournalFull(JournalError):
+    pass
+
+
+_table = None
+
+
+def _crc32_py(data, crc=0):
+    # Table-driven CRC-32 (ZIP/IEEE 802.3, reflected poly 0xEDB88320), used
+    # only when binascii.crc32 is not built in.
+    global _table
+    t = _table
+    if t is None:
+        t = array("I", [0] * 256)
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+            t[i] = c
+        _table = t
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+if binascii is not None and hasattr(binascii, "crc32"):
+    _crc32 = binascii.crc32
+else:  # pragma: no cover - ports built without MICROPY_PY_BINASCII_CRC32
+    _crc32 = _crc32_py
+
+
+def _sync():
+    s = getattr(os, "sync", None)
+    if s is not None:
+        try:
+            s()
+        except OSError:
+            pass
+
+
+def _exists(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
+def _fsize(p):
+    return os.stat(p)[6]
+
+
+def _remove(p):
+    try:
+        os.remove(p)
+    except OSError:
+        pass
+
+
+def _replace(src, dst):
+    try:
+        os.rename(src, dst)
+    except OSError:
+        # Some filesystems refuse to rename over an existing file. A cut
+        # between these two steps leaves only src, which open() then adopts.
+        _remove(dst)
+        os.rename(src, dst)
+    _sync()
+
+
+def _header(typ, kind, ln, seq, payload):
+    h = bytearray(HDR)
+    struct.pack_into("<BBBHI", h, 0, MAGIC, typ, kind, ln, seq)
+    crc = _crc32(memoryview(h)[:9])
+    if ln:
+        crc = _crc32(payload, crc)
+    struct.pack_into("<I", h, 9, crc & 0xFFFFFFFF)
+    return h
+
+
+class Journal:
+    def __init__(self, path, max_bytes=65536):
+        if max_bytes < HEAD_LEN + HDR + 1:
+            raise ValueError("max_bytes too small")
+        self.path = path
+        self.max_bytes = max_bytes
+        self.compactions = 0  # statistics, for logs and tests
+        self.recovered = 0  # how many times open() cut a torn/corrupt tail
+        self.skipped = 0  # corrupt live records left out by compact()
+        self._reset()
+        self._open()
+
+    # ---- index -------------------------------------------------------
+    # Flat array of triples (seq, offset, meta), meta = kind << 16 | length
+    # or _DEAD once retired. Entries are in append (= seq) order; _h is the
+    # first entry that may be live. 12 bytes per pending record, no data.
+
+    def _reset(self):
+        self._idx = array("I")
+        self._h = 0
+        self._n = 0  # live entries
+        self._live = HEAD_LEN  # bytes the live records (and HEAD) occupy
+        self._size = 0  # bytes of the file that are known valid
+        self._next = 1
+        self._last = 0  # highest DATA seq seen
+        self._bad_tail = False
+
+    def _find(self, seq):
+        idx = self._idx
+        i = self._h * 3
+        end = len(idx)
+        while i < end:
+            s = idx[i]
+            if s == seq:
+                return i if idx[i + 2] != _DEAD else -1
+            if s > seq:
+                break
+            i += 3
+        return -1
+
+    def _kill(self, i):
+        idx = self._idx
+        self._live -= HDR + (idx[i + 2] & 0xFFFF)
+        idx[i + 2] = _DEAD
+        self._n -= 1
+        h = self._h
+        end = len(idx) // 3
+        while h < end and idx[h * 3 + 2] == _DEAD:
+            h += 1
+        if h >= 16 and h * 2 >= end:
+            self._idx = idx[h * 3:]
+            h = 0
+        self._h = h
+
+    # ---- open / recovery ----------------------------------------------
+
+    def _open(self):
+        p = self.path
+        new = p + ".new"
+        if _exists(new):
+            ok = self._scan(new, True)
+            if ok:
+                # Complete compaction result: it is the newer state.
+                _replace(new, p)
+                return
+            if _exists(p):
+                # Interrupted while writing .new: the old file is intact.
+                _remove(new)
+            else:
+                _replace(new, p)  # best effort; should not happen
+        self._reset()
+        if self._scan(p):
+            return
+        if _exists(p):
+            self.recovered += 1
+        # Missing, empty, torn or corrupt tail: rewrite the valid part.
+        self.compact()
+
+    def _scan(self, p, exact=False):
+        # Stream the file record by record with one 4 KiB buffer; build the
+        # index. True if the whole file is valid (and, for a compaction
+        # result, exactly as long as its HEAD says).
+        self._reset()
+        try:
+            f = open(p, "rb")
+        except OSError:
+            return False
+        try:
+            size = _fsize(p)
+            hdr = bytearray(HDR)
+            hmv = memoryview(hdr)
+            buf = bytearray(MAX_DATA)
+            bmv = memoryview(buf)
+            off = 0
+            declared = -1
+            head_seq = 0
+            while off + HDR <= size:
+                if f.readinto(hdr) != HDR:
+                    break
+                magic, typ, kind, ln, seq, crc = struct.unpack(_FMT, hdr)
+                if magic != MAGIC or ln > MAX_DATA or off + HDR + ln > size:
+                    break
+                if (off == 0) != (typ == T_HEAD):
+                    break
+                if typ == T_HEAD:
+                    if ln != 4:
+                        break
+                elif typ == T_DATA:
+                    if seq <= self._last:
+                        break
+                elif typ == T_ACK or typ == T_DROP:
+                    if ln:
+                        break
+                else:
+                    break
+                pv = bmv[:ln]
+                if ln and f.readinto(pv) != ln:
+                    break
+                c = _crc32(hmv[:9])
+                if ln:
+                    c = _crc32(pv, c)
+                if (c & 0xFFFFFFFF) != crc:
+                    break
+                if typ == T_HEAD:
+                    head_seq = seq
+                    declared = struct.unpack_from("<I", buf, 0)[0]
+                elif typ == T_DATA:
+                    self._idx.append(seq)
+                    self._idx.append(off)
+                    self._idx.append(kind << 16 | ln)
+                    self._n += 1
+                    self._live += HDR + ln
+                    self._last = seq
+                else:
+                    i = self._find(seq)
+                    if i >= 0:
+                        self._kill(i)
+                off += HDR + ln
+        finally:
+            f.close()
+        self._size = off
+        n = self._last + 1
+        self._next = head_seq if head_seq > n else n
+        if off == 0:
+            return False
+        if exact and declared != size:
+            return False
+        return off == size
+
+    # ---- writing ---------------------------------------------------------
+
+    def _write(self, h, data):
+        # Append one record at the known end of the valid part, durably.
+        if self._bad_tail:
+            self.compact()
+        self._bad_tail = True
+        f = open(self.path, "r+b")
+        try:
+            f.seek(self._size)
+            f.write(h)
+            if data:
+                f.write(data)
+            f.flush()
+        finally:
+            f.close()
+        _sync()
+        self._bad_tail = False
+
+    def append(self, data, kind=0):
+        if isinstance(data, str):
+            data = data.encode()
+        ln = len(data)
+        if ln > MAX_DATA:
+            raise ValueError("record too long")
+        if not 0 <= kind <= 255:
+            raise ValueError("kind")
+        need = HDR + ln
+        if self._size + need > self.max_bytes or self._dead() > self.max_bytes // 2:
+            if self._live + need > self.max_bytes:
+                raise JournalFull("journal full")
+            self.compact()
+        seq = self._next
+        h = _header(T_DATA, kind, ln, seq, data)
+        off = self._size
+        self._write(h, data)
+        self._idx.append(seq)
+        self._idx.append(off)
+        self._idx.append(kind << 16 | ln)
+        self._n += 1
+        self._live += need
+        self._size = off + need
+        self._last = seq
+        self._next = (seq + 1) & _SEQ_MASK
+        return seq
+
+    def _retire(self, seq, typ):
+        i = self._find(seq)
+        if i < 0:
+            return False
+        if self._size + HDR > self.max_bytes:
+            # No room for the marker: the rewrite without the record is the ack.
+            self._kill(i)
+            self.compact()
+            return True
+        self._write(_header(typ, 0, 0, seq, None), None)
+        self._size += HDR
+        self._kill(i)
+        if self._dead() > self.max_bytes // 2:
+            self.compact()
+        return True
+
+    def ack(self, seq):
+        """Retire a record the central system confirmed. False if not pending."""
+        return self._retire(seq, T_ACK)
+
+    def drop(self, seq):
+        """Retire a record the caller gives up on. False if not pending."""
+        return self._retire(seq, T_DROP)
+
+    def _dead(self):
+        return self._size - self._live
+
+    def compact(self):
+        """Rewrite only the live records to path + ".new", then rename it over path."""
+        p = self.path
+        new = p + ".new"
+        idx = self._idx
+        total = self._live
+        nidx = array("I")
+        src = None
+        try:
+            src = open(p, "rb")
+        except OSError:
+            pass
+        skipped = 0
+        try:
+            out = open(new, "wb")
+            try:
+                pl = struct.pack("<I", total)
+                out.write(_header(T_HEAD, _VERSION, 4, self._next, pl))
+                out.write(pl)
+                off = HEAD_LEN
+                if self._n:
+                    buf = bytearray(HDR + MAX_DATA)
+                    mv = memoryview(buf)
+                    i = self._h * 3
+                    while i < len(idx):
+                        meta = idx[i + 2]
+                        if meta != _DEAD:
+                            n = HDR + (meta & 0xFFFF)
+                            ok = False
+                            if src is not None:
+                                src.seek(idx[i + 1])
+                                rv = mv[:n]
+                                if src.readinto(rv) == n:
+                                    c = _crc32(rv[HDR:], _crc32(rv[:9]))
+                                    ok = (c & 0xFFFFFFFF) == struct.unpack_from("<I", rv, 9)[0]
+                            if ok:
+                                out.write(rv)
+                                nidx.append(idx[i])
+                                nidx.append(off)
+                                nidx.append(meta)
+                                off += n
+                            else:
+                                skipped += 1
+                        i += 3
+                if skipped:
+                    # Fix up the declared length in the HEAD record.
+                    pl = struct.pack("<I", off)
+                    out.seek(0)
+                    out.write(_header(T_HEAD, _VERSION, 4, self._next, pl))
+                    out.write(pl)
+                out.flush()
+            finally:
+                out.close()
+        finally:
+            if src is not None:
+                src.close()
+        _sync()
+        _replace(new, p)
+        self._idx = nidx
+        self._h = 0
+        self._n = len(nidx) // 3
+        self._live = off
+        self._size = off
+        self._bad_tail = False
+        self.skipped += skipped
+        self.compactions += 1
+
+    # ---- reading ---------------------------------------------------------
+
+    def _read(self, f, i):
+        idx = self._idx
+        seq = idx[i]
+        meta = idx[i + 2]
+        ln = meta & 0xFFFF
+        f.seek(idx[i + 1])
+        h = f.read(HDR)
+        data = f.read(ln) if ln else b""
+        if len(h) != HDR or len(data) != ln:
+            raise JournalError("short read")
+        c = _crc32(data, _crc32(memoryview(h)[:9])) & 0xFFFFFFFF
+        if c != struct.unpack_from("<I", h, 9)[0] or struct.unpack_from("<I", h, 5)[0] != seq:
+            raise JournalError("record %d corrupt" % seq)
+        return (seq, meta >> 16, data)
+
+    def pending(self, limit=None):
+        """[(seq, kind, data_bytes)] not yet acked/dropped, in append order."""
+        out = []
+        if not self._n:
+            return out
+        idx = self._idx
+        f = open(self.path, "rb")
+        try:
+            i = self._h * 3
+            while i < len(idx):
+                if idx[i + 2] != _DEAD:
+                    if limit is not None and len(out) >= limit:
+                        break
+                    out.append(self._read(f, i))
+                i += 3
+        finally:
+            f.close()
+        return out
+
+    def first(self):
+        """The oldest pending (seq, kind, data), or None."""
+        if not self._n:
+            return None
+        f = open(self.path, "rb")
+        try:
+            return self._read(f, self._h * 3)
+        finally:
+            f.close()
+
+    def seqs(self):
+        """Pending sequence numbers, in order (from RAM, no flash read)."""
+        idx = self._idx
+        return [idx[i] for i in range(self._h * 3, len(idx), 3) if idx[i + 2] != _DEAD]
+
+    def count(self):
+        return self._n
+
+    def size_bytes(self):
+        return self._size
+
+    def free_bytes(self):
+        """Bytes still available to records (after compaction, if needed);
+        a record of n payload bytes takes n + HDR."""
+        f = self.max_bytes - self._live
+        return f if f > 0 else 0
+
+    def next_seq(self):
+        return self._next
