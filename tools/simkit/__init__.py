@@ -1,0 +1,1 @@
+"""Bench internals for tools/sim.py (CPython only): Modbus meter, bench, client."""

@@ -1,0 +1,650 @@
+"""The bench: one simulated JOLT board around a firmware process.
+
+It owns the physics (pilot, contactor, lock, meter, grid, network link), runs
+the firmware (`micropython main.py` in DIR/flash), restarts it when it exits
+while powered, and answers the control channel. See docs/simulator.md.
+"""
+import asyncio
+import collections
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from .meter import PtyLine, make_meter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXIT_RESET = 75  # hal/sim/board.py: system.reset()
+
+PILOT_MV = {"A": 12000, "B": 9000, "C": 6000, "D": 3000, "E": 0, "F": -12000}
+GARBAGE_MV = (7500, 4500)  # ev_comm failure: high plateau outside every band
+SENSORS = {  # control name -> (HAL input key, scale to HAL units)
+    "temperature": ("temp", 10),      # degC -> 0.1 degC
+    "ne_voltage": ("ne", 1000),       # V -> mV
+    "leakage_ac_ma": ("lac", 1000),   # mA -> uA
+    "leakage_dc_ma": ("ldc", 1000),
+    "rssi": ("rssi", 1),              # dBm
+}
+PARTS = ("meter", "relay_weld", "relay_open", "lock", "rfid_reader", "sd_card", "ev_comm", "diode")
+EVENT_RING = 100000
+LOG_RING = 2000
+
+
+def offered_amps(duty):
+    """Current the EVSE offers for a PWM duty (IEC 61851-1 table A.8)."""
+    if duty is None or duty <= 0:
+        return 0.0
+    if 10 <= duty <= 85:
+        return duty * 0.6
+    if 85 < duty <= 96:
+        return (duty - 64) * 2.5
+    if 8 <= duty < 10:
+        return 6.0
+    return 0.0
+
+
+def micropython_binary():
+    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    for cand in (exe, shutil.which("micropython")):
+        if cand and os.path.exists(cand):
+            try:
+                r = subprocess.run([cand, "-c", "print(1)"], capture_output=True, timeout=10)
+                if r.returncode == 0:
+                    return cand
+            except (OSError, subprocess.SubprocessError):
+                pass
+    return None
+
+
+class Bench:
+    def __init__(self, csms, charger_id, control_port, state_dir, variant="business", config=None,
+                 heapsize=None, runtime="micropython", quiet=False):
+        self.csms = csms
+        self.charger_id = charger_id
+        self.control_port = control_port
+        self.state = os.path.abspath(state_dir)
+        self.flash = os.path.join(self.state, "flash")
+        self.sd = os.path.join(self.state, "sd")
+        self.variant = variant
+        self.config = dict(config or {})
+        self.heapsize = heapsize
+        self.quiet = quiet
+        self.runtime = runtime
+        self.mp_bin = None
+        if runtime == "micropython":
+            self.mp_bin = micropython_binary()
+            if self.mp_bin is None:
+                self.log("micropython binary not found or not runnable on this machine; "
+                         "falling back to --runtime cpython")
+                self.runtime = "cpython"
+        # world
+        self.powered = True
+        self.ev_state = "A"
+        self.ev_current = 32.0
+        self.force = False
+        self.fails = set()
+        self.button = False
+        self.sensors = {"temp": 250, "ne": 0, "lac": 0, "ldc": 0, "rssi": -60}
+        self.voltage = 230.0
+        self.frequency = 50.0
+        self.phase_reversal = False
+        self.net_up = True
+        # board outputs (what the firmware drives) and physical parts
+        self.relay_cmd = False
+        self.relay = False
+        self.lock_cmd = False
+        self.lock = False
+        self.duty = None
+        self.led = None
+        self.signals = []
+        self.hal = {}
+        # bookkeeping
+        self.events = collections.deque(maxlen=EVENT_RING)
+        self.seq = 0
+        self.logs = collections.deque(maxlen=LOG_RING)
+        self.proc = None
+        self.proc_reason = None  # why we killed it (power / watchdog / stop)
+        self.boots = 0
+        self.link = None
+        self.sent = {}
+        self.wdt_ms = 0
+        self.last_feed = 0.0
+        self.garbage = 0
+        self.proxied = set()
+        self.model = None
+        self.modbus = None
+        self.line = None
+        self._stop = None
+        self._bg = []
+
+    # ---- small helpers
+    def log(self, msg):
+        if not self.quiet:
+            print("[bench] %s" % msg, flush=True)
+
+    def event(self, kind, value):
+        self.events.append({"seq": self.seq, "t": time.monotonic(), "kind": kind, "value": value})
+        self.seq += 1
+
+    def three_phase(self):
+        return self.config.get("Phase", "") == "Three.Phase"
+
+    # ---- storage: install and provision on first boot
+    def install(self):
+        os.makedirs(self.state, exist_ok=True)
+        os.makedirs(self.sd, exist_ok=True)
+        board = os.path.join(self.state, "board.json")
+        if not os.path.exists(board):
+            with open(board, "w") as f:
+                json.dump({"uid": os.urandom(6).hex().upper()}, f)
+        with open(board) as f:
+            self.uid = json.load(f)["uid"]
+        if os.path.isdir(self.flash) and os.listdir(self.flash):
+            self.log("reusing %s (no reinstall)" % self.flash)
+            return False
+        if ROOT not in sys.path:
+            sys.path.insert(0, ROOT)
+        from tools.mpy_build import build
+
+        os.makedirs(self.flash, exist_ok=True)
+        files = build(self.flash, board="sim")
+        prov = {"variant": self.variant,
+                "config": {"OcppServerAddress": self.csms, "OcppChargerId": self.charger_id}}
+        for k, v in self.config.items():
+            prov["config"][k] = str(v)
+        with open(os.path.join(self.flash, "provision.json"), "w") as f:
+            json.dump(prov, f)
+        self.log("installed %d files into %s" % (len(files), self.flash))
+        self.event("install", {"files": len(files)})
+        return True
+
+    # ---- physics
+    def oscillating(self):
+        return self.powered and self.duty is not None and 0 < self.duty < 100
+
+    def inputs(self):
+        """Everything the HAL mirrors, in its units."""
+        ev = self.ev_state
+        hi = PILOT_MV[ev]
+        if "ev_comm" in self.fails and ev != "A":
+            hi = GARBAGE_MV[self.garbage]
+        if self.duty == 0:  # EVSE drives a steady -12 V (state F)
+            hi = lo = -12000
+        elif self.oscillating():
+            lo = -12000
+            if "diode" in self.fails and ev != "A":
+                lo = -hi
+        else:
+            lo = hi
+        return {
+            "hi": hi, "lo": lo, "relay": self.relay, "lock": self.lock, "btn": self.button,
+            "temp": self.sensors["temp"], "ne": self.sensors["ne"], "lac": self.sensors["lac"],
+            "ldc": self.sensors["ldc"], "phase": 0 if self.phase_reversal else 1,
+            "supply": 1 if self.voltage > 50 else 0, "net": self.net_up, "rssi": self.sensors["rssi"],
+            "sd": "sd_card" not in self.fails, "rfid_ok": "rfid_reader" not in self.fails,
+        }
+
+    def update_parts(self):
+        relay = self.relay_cmd and self.powered
+        if "relay_weld" in self.fails:
+            relay = True  # welded contacts: closed whatever the coil does
+        elif "relay_open" in self.fails:
+            relay = False
+        if relay != self.relay:
+            self.relay = relay
+            self.event("relay", relay)
+        if "lock" not in self.fails and self.lock_cmd != self.lock:
+            self.lock = self.lock_cmd
+            self.event("lock", self.lock)
+
+    def sync(self):
+        """Recompute parts and push changed inputs to the firmware."""
+        self.update_parts()
+        if self.model is not None:
+            self.model.voltage = self.voltage
+            self.model.frequency = self.frequency
+        if self.link is None:
+            return
+        now = self.inputs()
+        diff = {k: v for k, v in now.items() if self.sent.get(k) != v}
+        if diff:
+            self.sent.update(diff)
+            self.send({"in": diff})
+
+    def send(self, msg):
+        if self.link is None:
+            return
+        try:
+            self.link.write((json.dumps(msg) + "\n").encode())
+        except (ConnectionError, RuntimeError):
+            pass
+
+    def drawing_amps(self):
+        if not self.relay or self.ev_state not in ("C", "D"):
+            return 0.0
+        if self.force:
+            return self.ev_current
+        return min(self.ev_current, offered_amps(self.duty if self.powered else None))
+
+    async def physics(self):
+        last = time.monotonic()
+        last_save = last
+        while True:
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            self.model.step(now - last, self.drawing_amps())
+            last = now
+            if now - last_save > 5:
+                self.model.save()
+                last_save = now
+            if "ev_comm" in self.fails and self.ev_state != "A":
+                self.garbage ^= 1
+                self.sync()
+            if self.proc is not None and self.wdt_ms and now - self.last_feed > self.wdt_ms / 1000.0:
+                self.log("watchdog: no feed for %d ms" % self.wdt_ms)
+                await self.kill("watchdog")
+
+    # ---- the firmware process
+    def command_line(self, script="main.py"):
+        if self.runtime == "micropython":
+            cmd = [self.mp_bin]
+            if self.heapsize:
+                cmd += ["-X", "heapsize=%s" % self.heapsize]
+            return cmd + [script]
+        return [sys.executable, "-u", os.path.join(ROOT, "tools", "simkit", "cpy_launch.py"), script]
+
+    async def run_boot(self, env):
+        """boot.py runs before main.py, as on the board (it applies updates)."""
+        if not os.path.exists(os.path.join(self.flash, "boot.py")):
+            return
+        p = await asyncio.create_subprocess_exec(
+            *self.command_line("boot.py"), cwd=self.flash, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out, _ = await p.communicate()
+        for text in out.decode(errors="replace").splitlines():
+            self.logs.append(text)
+            if not self.quiet:
+                print("[fw boot.py] %s" % text, flush=True)
+        if p.returncode:
+            self.log("boot.py exited with %s" % p.returncode)
+
+    async def spawn(self, cause):
+        self.line.flush()
+        self.wdt_ms = 0
+        env = dict(os.environ)
+        env.update({
+            "JOLT_HW": "127.0.0.1:%d" % self.hw_port,
+            "JOLT_METER": self.line.path,
+            "JOLT_NET": "127.0.0.1:%d" % self.net_port,
+            "JOLT_RESET_CAUSE": cause,
+            "JOLT_UID": self.uid,
+            "JOLT_ROOT": ROOT,
+        })
+        await self.run_boot(env)
+        if not self.powered or self._stopping():
+            return
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.command_line(), cwd=self.flash, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.proc_reason = None
+        self.boots += 1
+        self.event("boot", {"pid": self.proc.pid, "cause": cause, "runtime": self.runtime,
+                            "heapsize": self.heapsize})
+        self.log("firmware started (pid %d, cause %s, %s)" % (self.proc.pid, cause, self.runtime))
+        asyncio.ensure_future(self.watch(self.proc))
+
+    async def watch(self, proc):
+        while True:
+            line = await proc.stdout.readline()
+            if not line:
+                break
+            text = line.decode(errors="replace").rstrip("\n")
+            self.logs.append(text)
+            if not self.quiet:
+                print("[fw] %s" % text, flush=True)
+        code = await proc.wait()
+        if proc is not self.proc:
+            return
+        self.proc = None
+        reason = self.proc_reason or ("reset" if code == EXIT_RESET else "crash")
+        self.event("exit", {"code": code, "reason": reason})
+        self.log("firmware exited (code %s, %s)" % (code, reason))
+        self.board_reset()
+        if not self.powered or reason in ("stop", "power"):
+            return
+        cause = {"reset": "soft", "watchdog": "watchdog"}.get(reason, "hard")
+        await asyncio.sleep(0.2 if reason != "crash" else 1.0)
+        if self.powered and self.proc is None and not self._stopping():
+            await self.spawn(cause)
+
+    def _stopping(self):
+        return self._stop is not None and self._stop.is_set()
+
+    def board_reset(self):
+        """The controller's outputs fall to their reset state."""
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+        self.relay_cmd = False
+        if self.duty is not None:
+            self.duty = None
+            self.event("duty", None)
+        self.wdt_ms = 0
+        self.sync()
+
+    async def kill(self, reason):
+        proc = self.proc
+        if proc is None:
+            return
+        self.proc_reason = reason
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+        await proc.wait()
+        for _ in range(100):  # let watch() record the exit
+            if self.proc is not proc:
+                break
+            await asyncio.sleep(0.01)
+
+    async def set_power(self, on):
+        if on == self.powered:
+            return
+        self.powered = on
+        self.event("power", on)
+        if not on:
+            await self.kill("power")
+            self.board_reset()
+            self.model.save()
+        else:
+            await self.spawn("power")
+
+    # ---- hardware link (firmware HAL <-> bench)
+    async def on_link(self, reader, writer):
+        if self.link is not None:
+            self.link.close()
+        self.link = writer
+        self.sent = {}
+        self.sync()
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if writer is self.link:
+                    self.on_output(msg.get("out"), msg.get("v"))
+        except ConnectionError:
+            pass
+        finally:
+            if self.link is writer:
+                self.link = None
+            writer.close()
+
+    def on_output(self, kind, v):
+        if kind == "relay":
+            self.relay_cmd = bool(v)
+        elif kind == "lock":
+            self.lock_cmd = bool(v)
+        elif kind == "duty":
+            if v != self.duty:
+                self.duty = v
+                self.event("duty", v)
+        elif kind == "signal":
+            self.signals.append(v)
+            del self.signals[:-100]
+            self.event("signal", v)
+        elif kind == "led":
+            self.led = v
+            self.event("led", v)
+        elif kind == "wdt":
+            self.wdt_ms = int(v or 0)
+            self.last_feed = time.monotonic()
+        elif kind == "feed":
+            self.last_feed = time.monotonic()
+        elif kind == "hello":
+            self.event("link", v)
+        else:
+            self.hal[kind] = v
+            self.event("hal", {kind: v})
+        self.sync()
+
+    # ---- network proxy (the board's uplink)
+    async def on_proxy(self, reader, writer):
+        upstream = None
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5)
+            parts = line.decode(errors="replace").split()
+            if len(parts) != 3 or parts[0] != "CONNECT":
+                writer.write(b"ERR bad request\n")
+                return
+            host, port = parts[1], int(parts[2])
+            if not self.net_up or not self.powered:
+                self.event("net", {"host": host, "port": port, "ok": False, "error": "down"})
+                writer.write(b"ERR down\n")
+                return
+            try:
+                ur, uw = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+            except (OSError, asyncio.TimeoutError) as e:
+                self.event("net", {"host": host, "port": port, "ok": False, "error": str(e)})
+                writer.write(b"ERR refused\n")
+                return
+            upstream = uw
+            self.event("net", {"host": host, "port": port, "ok": True})
+            writer.write(b"OK\n")
+            await writer.drain()
+            pair = (writer, uw)
+            self.proxied.add(pair)
+            try:
+                await asyncio.gather(self._pipe(reader, uw), self._pipe(ur, writer))
+            finally:
+                self.proxied.discard(pair)
+        except (OSError, asyncio.TimeoutError, ValueError):
+            pass
+        finally:
+            for w in (writer, upstream):
+                if w is not None:
+                    w.close()
+
+    @staticmethod
+    async def _pipe(src, dst):
+        try:
+            while True:
+                data = await src.read(16384)
+                if not data:
+                    break
+                dst.write(data)
+                await dst.drain()
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            try:
+                dst.close()
+            except RuntimeError:
+                pass
+
+    def cut_network(self):
+        for a, b in list(self.proxied):
+            for w in (a, b):
+                transport = w.transport
+                if transport is not None:
+                    transport.abort()
+        self.proxied.clear()
+
+    # ---- control channel
+    async def on_control(self, reader, writer):
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                try:
+                    req = json.loads(line)
+                    if not isinstance(req, dict):
+                        raise ValueError("request must be an object")
+                    resp = await self.handle(req)
+                except Exception as e:  # noqa: BLE001 - every error is an answer
+                    resp = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+                writer.write((json.dumps(resp) + "\n").encode())
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(self, req):
+        cmd = req.get("cmd")
+        fn = getattr(self, "cmd_" + str(cmd), None)
+        if fn is None:
+            return {"ok": False, "error": "unknown cmd %r" % cmd}
+        if cmd in INPUT_CMDS:
+            self.event("input", req)
+        out = fn(req)
+        if asyncio.iscoroutine(out):
+            out = await out
+        self.sync()
+        resp = {"ok": True}
+        resp.update(out or {})
+        return resp
+
+    def cmd_status(self, req):
+        signals, self.signals = self.signals, []
+        return {
+            "powered": self.powered, "running": self.proc is not None, "relay": self.relay,
+            "lock": self.lock, "pilot": self.ev_state, "duty": self.duty if self.powered else None,
+            "signals": signals, "energy_wh": round(self.model.energy_wh, 3),
+            "voltage": self.model.voltage, "current": self.model.currents[0],
+            "currents": list(self.model.currents), "power_w": self.model.power_total(),
+            "led": self.led, "ev_current": self.ev_current, "network": self.net_up,
+            "fails": sorted(self.fails), "boots": self.boots, "link": self.link is not None,
+            "pid": self.proc.pid if self.proc else None, "runtime": self.runtime,
+        }
+
+    def cmd_plug(self, req):
+        self.ev_state = "B"
+
+    def cmd_unplug(self, req):
+        self.ev_state = "A"
+
+    def cmd_ev(self, req):
+        state = req.get("state")
+        if state not in PILOT_MV:
+            raise ValueError("state must be one of A..F")
+        self.ev_state = state
+
+    def cmd_ev_current(self, req):
+        self.ev_current = float(req["amps"])
+        self.force = bool(req.get("force", False))
+
+    def cmd_rfid(self, req):
+        tag = str(req["id"]).upper()
+        delivered = self.link is not None and "rfid_reader" not in self.fails
+        if delivered:
+            self.send({"rfid": tag})
+        return {"delivered": delivered}
+
+    def cmd_button(self, req):
+        if req.get("name", "emergency") != "emergency":
+            raise ValueError("unknown button %r" % req.get("name"))
+        self.button = bool(req["pressed"])
+
+    def cmd_grid(self, req):
+        if "voltage" in req:
+            self.voltage = float(req["voltage"])
+        if "frequency" in req:
+            self.frequency = float(req["frequency"])
+        if "phase_reversal" in req:
+            self.phase_reversal = bool(req["phase_reversal"])
+
+    def cmd_sensor(self, req):
+        name = req.get("name")
+        if name not in SENSORS:
+            raise ValueError("unknown sensor %r" % name)
+        key, scale = SENSORS[name]
+        self.sensors[key] = int(round(float(req["value"]) * scale))
+
+    def cmd_fail(self, req):
+        part = req.get("part")
+        if part not in PARTS:
+            raise ValueError("unknown part %r" % part)
+        if req.get("active", True):
+            self.fails.add(part)
+        else:
+            self.fails.discard(part)
+        self.modbus.silent = "meter" in self.fails
+
+    def cmd_network(self, req):
+        up = bool(req["up"])
+        if up != self.net_up:
+            self.net_up = up
+            if not up:
+                self.cut_network()
+
+    async def cmd_power(self, req):
+        await self.set_power(bool(req["on"]))
+
+    def cmd_events(self, req):
+        since = int(req.get("since", 0))
+        evs = [e for e in self.events if e["seq"] >= since]
+        limit = int(req.get("limit", 10000))
+        evs = evs[:limit]
+        nxt = evs[-1]["seq"] + 1 if evs else since
+        return {"events": evs, "next": nxt, "head": self.seq}
+
+    def cmd_log(self, req):
+        n = int(req.get("lines", 200))
+        return {"lines": list(self.logs)[-n:]}
+
+    def cmd_inputs(self, req):
+        return {"inputs": self.inputs()}
+
+    def cmd_meter(self, req):
+        return {"values": self.model.values(), "path": self.line.path, "unit": self.modbus.unit,
+                "requests": self.modbus.requests}
+
+    def cmd_reset(self, req):
+        """Hard reset button: the firmware process is killed and restarted."""
+        async def go():
+            await self.kill("hard")
+        return go()
+
+    # ---- lifetime
+    async def run(self):
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        self.install()
+        self.model, self.modbus = make_meter(os.path.join(self.state, "meter.json"), self.three_phase())
+        self.line = PtyLine(self.modbus)
+        self.line.start(loop)
+        hw = await asyncio.start_server(self.on_link, "127.0.0.1", 0)
+        self.hw_port = hw.sockets[0].getsockname()[1]
+        net = await asyncio.start_server(self.on_proxy, "127.0.0.1", 0)
+        self.net_port = net.sockets[0].getsockname()[1]
+        ctl = await asyncio.start_server(self.on_control, "127.0.0.1", self.control_port)
+        self.control_port = ctl.sockets[0].getsockname()[1]
+        self.log("control on 127.0.0.1:%d, meter on %s" % (self.control_port, self.line.path))
+        self._bg.append(asyncio.ensure_future(self.physics()))
+        self.event("power", True)
+        await self.spawn("power")
+        await self._stop.wait()
+        self.log("stopping")
+        await self.kill("stop")
+        self.model.save()
+        for t in self._bg:
+            t.cancel()
+        for s in (ctl, hw, net):
+            s.close()
+        self.cut_network()
+        self.line.close()
+
+
+INPUT_CMDS = {"plug", "unplug", "ev", "ev_current", "rfid", "button", "grid", "sensor", "fail",
+              "network", "power", "reset"}

@@ -1,0 +1,124 @@
+"""Modbus RTU slave logic, transport-free: bytes in, response bytes out.
+
+The slave owns no registers itself; it asks a `registers` object:
+  read_input(addr, count) -> list of 16-bit words   (function 04)
+  read_holding(addr, count) -> list of 16-bit words (function 03)
+  write_holding(addr, words)                        (functions 06, 16)
+which raise ModbusError(code) for illegal addresses/values.
+
+`tamper` (None or callable(response_bytes) -> bytes or None) lets a bench
+corrupt, delay-drop or truncate responses; `silent` makes the slave mute.
+"""
+import struct
+
+ILLEGAL_FUNCTION = 1
+ILLEGAL_ADDRESS = 2
+ILLEGAL_VALUE = 3
+MAX_READ = 125
+
+
+class ModbusError(Exception):
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def crc16(data):
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            if crc & 1:
+                crc = (crc >> 1) ^ 0xA001
+            else:
+                crc >>= 1
+    return crc
+
+
+def with_crc(body):
+    return bytes(body) + struct.pack("<H", crc16(body))
+
+
+def crc_ok(frame):
+    return len(frame) >= 4 and struct.unpack("<H", frame[-2:])[0] == crc16(frame[:-2])
+
+
+class ModbusSlave:
+    def __init__(self, registers, unit=1):
+        self.registers = registers
+        self.unit = unit
+        self.silent = False
+        self.tamper = None
+        self._buf = bytearray()
+        self.requests = 0
+        self.bad_frames = 0
+
+    def reset(self):
+        """Drop a partial frame (the transport calls this after a line gap)."""
+        self._buf.clear()
+
+    def feed(self, data):
+        """Bytes from the line; returns the list of response frames to send."""
+        self._buf += data
+        out = []
+        while len(self._buf) >= 4:
+            need = self._frame_len(self._buf)
+            if need is None:  # unknown function: wait for the gap to resync
+                break
+            if len(self._buf) < need:
+                break
+            frame = bytes(self._buf[:need])
+            if not crc_ok(frame):
+                self.bad_frames += 1
+                del self._buf[0]  # slide one byte to find the next frame start
+                continue
+            del self._buf[:need]
+            resp = self.handle(frame)
+            if resp is not None:
+                out.append(resp)
+        return out
+
+    @staticmethod
+    def _frame_len(buf):
+        fc = buf[1]
+        if fc in (3, 4, 6):
+            return 8
+        if fc == 16:
+            return 9 + buf[6] if len(buf) >= 7 else 10 ** 6
+        return None
+
+    def handle(self, frame):
+        """One CRC-checked request frame -> response frame (or None)."""
+        unit, fc = frame[0], frame[1]
+        if unit not in (0, self.unit) or self.silent:
+            return None
+        self.requests += 1
+        try:
+            if fc in (3, 4):
+                addr, count = struct.unpack(">HH", frame[2:6])
+                if not 1 <= count <= MAX_READ:
+                    raise ModbusError(ILLEGAL_VALUE)
+                read = self.registers.read_input if fc == 4 else self.registers.read_holding
+                words = read(addr, count)
+                body = bytes([unit, fc, 2 * count]) + struct.pack(">%dH" % count, *words)
+            elif fc == 6:
+                addr, value = struct.unpack(">HH", frame[2:6])
+                self.registers.write_holding(addr, [value])
+                body = frame[:6]
+            elif fc == 16:
+                addr, count, nbytes = struct.unpack(">HHB", frame[2:7])
+                if nbytes != 2 * count or not 1 <= count <= 123:
+                    raise ModbusError(ILLEGAL_VALUE)
+                words = list(struct.unpack(">%dH" % count, frame[7:7 + nbytes]))
+                self.registers.write_holding(addr, words)
+                body = frame[:6]
+            else:
+                raise ModbusError(ILLEGAL_FUNCTION)
+        except ModbusError as e:
+            body = bytes([unit, fc | 0x80, e.code])
+        if unit == 0:
+            return None  # broadcast: never answered
+        resp = with_crc(body)
+        if self.tamper is not None:
+            resp = self.tamper(resp)
+        return resp
