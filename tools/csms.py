@@ -33,6 +33,7 @@ import datetime
 import inspect
 import itertools
 import json
+import os
 import sys
 import threading
 import time
@@ -1105,11 +1106,23 @@ async def _console(cs, out):
     lines = asyncio.Queue()
     fd = sys.stdin.fileno()
 
-    def readable():
-        line = sys.stdin.readline()
-        if not line:
+    buf = bytearray()
+
+    def readable():  # raw reads: a buffered readline() would strand lines in its buffer
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        buf.extend(data)
+        while b"\n" in buf:
+            i = buf.index(b"\n")
+            lines.put_nowait(buf[: i + 1].decode(errors="replace"))
+            del buf[: i + 1]
+        if not data:
             loop.remove_reader(fd)
-        lines.put_nowait(line)
+            if buf:
+                lines.put_nowait(buf.decode(errors="replace"))
+            lines.put_nowait("")
 
     try:
         loop.add_reader(fd, readable)
