@@ -53,6 +53,7 @@ from websockets.exceptions import ConnectionClosed
 OCPP_VERSION = "1.6"
 SUBPROTOCOL = "ocpp1.6"
 MAX_UNIQUE_ID = 36
+BOOT_RETRY_SLACK = 0.2  # seconds of clock granularity allowed on the BootNotification retry interval
 
 # OCPP 1.6 (section 4.2.3, with the errata's "known issues that will not be fixed"
 # spellings FormationViolation and OccurenceConstraintViolation).
@@ -151,6 +152,10 @@ def utc_now_iso(now=None):
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
 
 
+def _reject_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
 def check_frame(text):
     """OCPP-J framing checks of one raw frame.
 
@@ -159,7 +164,7 @@ def check_frame(text):
     if not isinstance(text, str):
         return None, ["binary frame (OCPP-J uses text frames)"]
     try:
-        msg = json.loads(text)
+        msg = json.loads(text, parse_constant=_reject_constant)
     except ValueError as e:
         return None, ["not valid JSON: %s" % e]
     if not isinstance(msg, list):
@@ -278,6 +283,7 @@ class _State:
         self.expired = {}  # uid -> action of CSMS CALLs that timed out
         self.call_lock = asyncio.Lock()
         self.triggered = []  # actions the charger may send while not Accepted
+        self.boot_retry_after = None  # (earliest t, answer t, interval) after Pending/Rejected
 
 
 class OcppChargePoint(_OcppChargePoint):
@@ -644,6 +650,10 @@ class CentralSystem:
         st.dropped_until = 0.0
         st.in_calls[rec["id"]] = (rec["action"], rec["payload"])
         reg = self.registration.get(cp.id)
+        if rec["action"] == "BootNotification" and st.boot_retry_after and now < st.boot_retry_after[0]:
+            self._violation(cp.id, "registration",
+                            "BootNotification retried %.2fs after %s with interval %ss"
+                            % (now - st.boot_retry_after[1], reg, st.boot_retry_after[2]), rec["raw"], rec["action"])
         if reg in ("Pending", "Rejected") and rec["action"] != "BootNotification":
             if rec["action"] in st.triggered:
                 st.triggered.remove(rec["action"])
@@ -706,6 +716,11 @@ class CentralSystem:
             self._note_error(cp.id, "CSMS answer %s.conf fails the schema: %s" % (action, _cause(err)))
         if action == "BootNotification":
             self.registration[cp.id] = resp.get("status")
+            interval = resp.get("interval")
+            cp.state.boot_retry_after = None
+            if resp.get("status") != "Accepted" and isinstance(interval, int) and interval > 0:
+                now = time.monotonic()  # the charger gets the answer after this: it may not retry earlier
+                cp.state.boot_retry_after = (now + interval - BOOT_RETRY_SLACK, now, interval)
         elif action == "StartTransaction" and "transactionId" in resp:
             self.transactions[resp["transactionId"]] = {"cp": cp.id, "start": req, "stop": None}
         elif action == "StopTransaction" and isinstance(req, dict):

@@ -3,12 +3,14 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
+import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -89,6 +91,37 @@ def test_boot_status_configurable_and_requests_while_not_accepted_flagged(status
     cs = run(body, boot_status=status)
     assert kinds(cs) == ["registration"]
     assert "Heartbeat" in cs.violations[0]["error"] and status in cs.violations[0]["error"]
+
+
+def test_boot_retry_before_interval_flagged():
+    async def body(cs):
+        async with client(cs) as ws:
+            r = await rpc(ws, "b1", "BootNotification", BOOT)
+            assert r[2]["status"] == "Rejected" and r[2]["interval"] == 1
+            await asyncio.sleep(1.0)
+            await rpc(ws, "b2", "BootNotification", BOOT)  # after the interval: fine
+            await rpc(ws, "b3", "BootNotification", BOOT)  # at once: too early
+
+    cs = run(body, boot_status="Rejected", heartbeat_interval=1)
+    assert kinds(cs) == ["registration"]
+    assert "BootNotification retried" in cs.violations[0]["error"]
+    assert json.loads(cs.violations[0]["message"])[1] == "b3"
+
+
+def test_tls(tmp_path):
+    ca = trustme.CA()
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca.configure_trust(client_ctx)
+
+    async def body(cs):
+        assert cs.url.startswith("wss://127.0.0.1:")
+        async with client(cs, ssl=client_ctx) as ws:
+            assert (await rpc(ws, "b", "BootNotification", BOOT))[2]["status"] == "Accepted"
+
+    cs = run(body, ssl_context=server_ctx)
+    assert cs.violations == []
 
 
 def test_authorize_known_unknown_and_detailed_tags():
@@ -247,6 +280,7 @@ def test_overrides_dict_callable_callerror_and_on_call():
     ('[2, "1", "Heartbeat"]', "must have 4 elements"),
     ('[2, "1", "Heartbeat", []]', "payload must be a JSON object"),
     ('[4, "1", "FormatViolation", "x", {}]', "not an OCPP 1.6 error code"),
+    ('[2, "1", "MeterValues", {"connectorId": NaN}]', "not valid JSON"),
     (b"\x00\x01", "binary frame"),
 ])
 def test_bad_framing_flagged(frame, expect):
