@@ -538,3 +538,29 @@ def test_cli_prints_messages_and_sends_console_commands():
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_strict_harness_fails_on_violation_and_passes_clean_runs():
+    from tests.integration.csms_harness import strict_csms
+
+    def charger(url, frames):
+        async def go():
+            async with connect(url + "/H1", subprotocols=["ocpp1.6"]) as ws:
+                for f in frames:
+                    await ws.send(f)
+                    await ws.recv()
+        asyncio.run(go())
+
+    with strict_csms() as cs:
+        charger(cs.url, [json.dumps([2, "1", "BootNotification", BOOT])])
+        cs.wait_message("BootNotification", dir="out", timeout=5)
+
+    with pytest.raises(AssertionError) as ei:
+        with strict_csms() as cs:
+            charger(cs.url, [json.dumps([2, "1", "BootNotification", {"chargePointVendor": "x"}])])
+            cs.wait_message("BootNotification", dir="out", timeout=5)
+    assert "[schema]" in str(ei.value) and "chargePointModel" in str(ei.value)
+
+    with strict_csms(allow=("schema",)) as cs:
+        charger(cs.url, [json.dumps([2, "1", "BootNotification", {"chargePointVendor": "x"}])])
+        cs.wait_message("BootNotification", dir="out", timeout=5)
