@@ -211,9 +211,10 @@ class ModbusMaster:
 
     def set_line(self, baud, parity=PARITY_EVEN, stop=1, configure=True):
         self.baud = baud
-        self.char_us = 11000000 // baud
+        # 11 bits a character (start, 8 data, parity or 2nd stop, stop), rounded up
+        self.char_us = (11000000 + baud - 1) // baud
         # 3.5 character times; a fixed 1.75 ms above 19200 baud (spec 2.5.1.1)
-        self.t35_us = 1750 if baud > 19200 else (self.char_us * 7 + 1) // 2
+        self.t35_us = 1750 if baud > 19200 else (38500000 + baud - 1) // baud
         if configure:
             self.uart.init(baud, bits=8, parity=parity, stop=stop)
 
