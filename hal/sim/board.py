@@ -86,13 +86,15 @@ class _Link:
         s.setblocking(False)
 
     def _recv_into(self):
+        # Blocking read at boot only. recv() returns what arrived; a blocking
+        # readinto() would wait for the whole buffer to fill.
         if self._n >= len(self._buf):
             self._n = 0  # a line longer than the buffer: drop it
-        mv = self._mv[self._n:]
-        n = self.sock.readinto(mv) if _MP else self.sock.recv_into(mv)
-        if n:
-            self._n += n
-        return n if n is not None else 0
+        data = self.sock.recv(len(self._buf) - self._n)
+        n = len(data)
+        self._buf[self._n:self._n + n] = data
+        self._n += n
+        return n
 
     def _parse(self):
         """Handle every complete line in the buffer; return how many."""

@@ -119,6 +119,9 @@ class Bench:
         self.line = None
         self._stop = None
         self._bg = []
+        self.fw_env = {}
+        self.amps = 0.0
+        self._t_phys = time.monotonic()
 
     # ---- small helpers
     def log(self, msg):
@@ -206,6 +209,8 @@ class Bench:
         if self.model is not None:
             self.model.voltage = self.voltage
             self.model.frequency = self.frequency
+            self.amps = self.drawing_amps()
+            self.model.step(0, self.amps)
         if self.link is None:
             return
         now = self.inputs()
@@ -229,14 +234,18 @@ class Bench:
             return self.ev_current
         return min(self.ev_current, offered_amps(self.duty if self.powered else None))
 
+    def advance(self):
+        """Integrate the meter up to now at the current draw (call before a change)."""
+        now = time.monotonic()
+        self.model.step(now - self._t_phys, self.amps)
+        self._t_phys = now
+
     async def physics(self):
-        last = time.monotonic()
-        last_save = last
+        last_save = time.monotonic()
         while True:
             await asyncio.sleep(0.1)
-            now = time.monotonic()
-            self.model.step(now - last, self.drawing_amps())
-            last = now
+            self.advance()
+            now = self._t_phys
             if now - last_save > 5:
                 self.model.save()
                 last_save = now
@@ -283,6 +292,7 @@ class Bench:
             "JOLT_UID": self.uid,
             "JOLT_ROOT": ROOT,
         })
+        self.fw_env = {k: v for k, v in env.items() if k.startswith("JOLT_")}
         await self.run_boot(env)
         if not self.powered or self._stopping():
             return
@@ -388,6 +398,7 @@ class Bench:
             writer.close()
 
     def on_output(self, kind, v):
+        self.advance()
         if kind == "relay":
             self.relay_cmd = bool(v)
         elif kind == "lock":
@@ -503,6 +514,7 @@ class Bench:
         fn = getattr(self, "cmd_" + str(cmd), None)
         if fn is None:
             return {"ok": False, "error": "unknown cmd %r" % cmd}
+        self.advance()
         if cmd in INPUT_CMDS:
             self.event("input", req)
         out = fn(req)
@@ -600,6 +612,10 @@ class Bench:
     def cmd_log(self, req):
         n = int(req.get("lines", 200))
         return {"lines": list(self.logs)[-n:]}
+
+    def cmd_env(self, req):
+        """The wiring the firmware gets (to run a probe script beside it)."""
+        return {"env": dict(self.fw_env), "flash": self.flash, "sd": self.sd}
 
     def cmd_inputs(self, req):
         return {"inputs": self.inputs()}
