@@ -476,3 +476,22 @@ def test_any_truncation_yields_a_prefix(tmp_path, sizes, cut):
     got = Journal(p).pending()
     assert got == [r for r, e in zip(recs, ends) if e <= c]
     os.remove(p)
+
+
+def test_bit_rot_after_open(tmp_path):
+    """A live record that goes bad on flash after open: reads raise, compaction leaves it out."""
+    p = jpath(tmp_path)
+    j = Journal(p)
+    recs = [(j.append(bytes([65 + i]) * 40, kind=i), i, bytes([65 + i]) * 40) for i in range(4)]
+    raw = bytearray(read(p))
+    raw[HEAD_LEN + (HDR + 40) + HDR + 5] ^= 0x10  # payload of the second record
+    write(p, bytes(raw))
+    with pytest.raises(jmod.JournalError):
+        j.pending()
+    assert j.first() == recs[0]
+    j.compact()
+    assert j.skipped == 1
+    assert j.pending() == [recs[0]] + recs[2:]
+    r = Journal(p)
+    assert r.pending() == [recs[0]] + recs[2:] and r.recovered == 0
+    assert parse(p)[0][3] == struct.pack("<I", os.path.getsize(p))  # HEAD length fixed up
