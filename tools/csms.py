@@ -275,7 +275,7 @@ class _State:
 
     def __init__(self):
         self.outstanding = None  # (uid, action, t) of the charger's unanswered CALL
-        self.dropped_until = 0.0
+        self.withheld = None  # "drop" | "delay": the CSMS withholds the answer to `outstanding`
         self.call_ids = set()  # CALL ids the charger used on this connection
         self.in_calls = {}  # uid -> (action, payload) of charger CALLs
         self.pending = {}  # uid -> {"action", "future", "raw"} of CSMS CALLs
@@ -409,8 +409,10 @@ class CentralSystem:
       {tag: {"status":..., "parentIdTag":..., "expiryDate":...}}; unknown tags
       are Invalid.
     auth_keys: {charger id: key} turns on HTTP Basic auth (user = charger id).
-    min_charger_timeout: after a DROPped CALL the charger's request still counts
-      as outstanding for this many seconds (a new CALL before that is flagged).
+    min_charger_timeout: the firmware's CALL timeout, for answers the CSMS
+      withholds on purpose (DROP, Delayed): a charger CALL counts as abandoned,
+      no longer outstanding, this many seconds after it arrived. None (default):
+      a DROPped CALL is abandoned at once, a Delayed one only when answered.
     """
 
     def __init__(
@@ -426,7 +428,7 @@ class CentralSystem:
         path="/ocpp",
         ping_interval=20,
         close_timeout=2,
-        min_charger_timeout=0.0,
+        min_charger_timeout=None,
         first_transaction_id=1,
     ):
         self.host = host
@@ -636,8 +638,10 @@ class CentralSystem:
         now = time.monotonic()
         if st.outstanding is not None:
             o_uid, o_action, o_t = st.outstanding
-            if o_uid in st.in_calls and st.dropped_until and now >= st.dropped_until:
-                st.outstanding = None  # dropped by us; the charger's timeout has passed
+            limit = self.min_charger_timeout
+            if st.withheld and ((st.withheld == "drop" and limit is None)
+                                or (limit is not None and now - o_t >= limit)):
+                pass  # we withheld the answer and the charger's timeout has passed
             else:
                 self._violation(cp.id, "outstanding",
                                 "CALL %s %s sent while CALL %s %s (%.3fs ago) is still unanswered"
@@ -647,7 +651,7 @@ class CentralSystem:
                             "UniqueId %r reused for a CALL on the same connection" % rec["id"], rec["raw"], rec["action"])
         st.call_ids.add(rec["id"])
         st.outstanding = (rec["id"], rec["action"], now)
-        st.dropped_until = 0.0
+        st.withheld = None
         st.in_calls[rec["id"]] = (rec["action"], rec["payload"])
         reg = self.registration.get(cp.id)
         if rec["action"] == "BootNotification" and st.boot_retry_after and now < st.boot_retry_after[0]:
@@ -777,11 +781,13 @@ class CentralSystem:
         if inspect.isawaitable(reply):
             reply = await reply
         while isinstance(reply, Delayed):
+            if st.outstanding and st.outstanding[0] == uid:
+                st.withheld = "delay"
             await asyncio.sleep(reply.seconds)
             reply = reply.reply
         if reply is DROP:
             if st.outstanding and st.outstanding[0] == uid:
-                st.dropped_until = time.monotonic() + self.min_charger_timeout
+                st.withheld = "drop"
             return
         if isinstance(reply, CallErrorReply):
             return await self._send_error(cp, uid, reply.code, reply.description, reply.details)

@@ -251,6 +251,21 @@ def test_dropped_call_then_retry_respects_min_timeout():
     assert "s3" in cs.violations[0]["error"] and "s2" in cs.violations[0]["error"]
 
 
+def test_delayed_answer_abandoned_after_charger_timeout():
+    async def body(cs):
+        cs.responses["Authorize"] = [Delayed(0.6), None]
+        async with client(cs) as ws:
+            await ws.send(json.dumps([2, "a1", "Authorize", {"idTag": "AA"}]))
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(ws.recv(), 0.3)  # charger timeout 0.25 s passed: a1 abandoned
+            await ws.send(json.dumps([2, "a2", "Authorize", {"idTag": "AA"}]))
+            got = [json.loads(await asyncio.wait_for(ws.recv(), 2))[1] for _ in range(2)]
+            assert got == ["a1", "a2"]  # the late answer first, then the retry's
+
+    cs = run(body, min_charger_timeout=0.25)
+    assert cs.violations == []
+
+
 def test_overrides_dict_callable_callerror_and_on_call():
     async def body(cs):
         cs.responses["Authorize"] = lambda p: {"idTagInfo": {"status": "Expired"}} if p["idTag"] == "OLD" else None
