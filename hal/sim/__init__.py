@@ -1,0 +1,1 @@
+# Bench board for the MicroPython unix port: hal.sim.board.Board (docs/simulator.md).

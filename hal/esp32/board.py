@@ -1,0 +1,460 @@
+# The JOLT board (ESP32-S3). The only module that touches machine, network
+# and bluetooth. Pins and calibration constants: hal/esp32/pins.py.
+# Inputs are polled: wait_input() samples the pilot, services timed outputs
+# (lock motor pulse, buzzer, WiFi failover), then sleeps one poll period.
+import asyncio
+import binascii
+import time
+
+import machine
+import network
+
+from hal.esp32 import pins
+
+POLL_MS = 10
+_EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0  # ports with a 2000 epoch
+
+
+def _in(num, pull=machine.Pin.PULL_UP):
+    return machine.Pin(num, machine.Pin.IN, pull)
+
+
+def _out(num, value=0):
+    return machine.Pin(num, machine.Pin.OUT, value=value)
+
+
+def _adc(num):
+    a = machine.ADC(machine.Pin(num))
+    a.atten(machine.ADC.ATTN_11DB)  # 0..3.1 V range
+    return a
+
+
+class Relay:
+    def __init__(self):
+        self._coil = _out(pins.RELAY, 0)
+        self._fb = _in(pins.RELAY_FB)
+
+    def set(self, closed):
+        self._coil.value(1 if closed else 0)
+
+    def closed(self):
+        return self._fb.value() == pins.RELAY_FB_ACTIVE
+
+
+class Lock:
+    """DC motor lock: a pulse of LOCK_PULSE_MS in one direction, then brake."""
+
+    def __init__(self):
+        self._a = _out(pins.LOCK_A, 0)
+        self._b = _out(pins.LOCK_B, 0)
+        self._fb = _in(pins.LOCK_FB)
+        self._until = None
+
+    def set(self, locked):
+        self._a.value(1 if locked else 0)
+        self._b.value(0 if locked else 1)
+        self._until = time.ticks_add(time.ticks_ms(), pins.LOCK_PULSE_MS)
+
+    def service(self, now):
+        if self._until is not None and time.ticks_diff(now, self._until) >= 0:
+            self._a.value(0)
+            self._b.value(0)
+            self._until = None
+
+    def locked(self):
+        return self._fb.value() == pins.LOCK_FB_ACTIVE
+
+
+class Pilot:
+    def __init__(self):
+        self._pin = machine.Pin(pins.PILOT_PWM, machine.Pin.OUT, value=1)
+        self._pwm = None
+        self._duty = None
+        self._adc = _adc(pins.PILOT_ADC)
+        self._hi = 0
+        self._lo = 0
+
+    def set_duty(self, pct):
+        self._duty = pct
+        if pct is None or pct == 0 or pct >= 100:
+            if self._pwm is not None:
+                self._pwm.deinit()
+                self._pwm = None
+                self._pin = machine.Pin(pins.PILOT_PWM, machine.Pin.OUT)
+            self._pin.value(0 if pct == 0 else 1)  # steady -12 V / +12 V
+            return
+        duty_u16 = int(pct * 65535 // 100)
+        if self._pwm is None:
+            self._pwm = machine.PWM(self._pin, freq=pins.PILOT_FREQ, duty_u16=duty_u16)
+        else:
+            self._pwm.duty_u16(duty_u16)
+
+    def duty(self):
+        return self._duty
+
+    def _mv(self, uv):
+        return (uv - pins.PILOT_ADC_ZERO_UV) * pins.PILOT_GAIN_NUM // pins.PILOT_GAIN_DEN // 1000
+
+    def sample(self):
+        """A burst over several PWM periods: max = positive plateau, min = negative."""
+        read = self._adc.read_uv
+        hi = lo = read()
+        for _ in range(pins.PILOT_SAMPLES - 1):
+            v = read()
+            if v > hi:
+                hi = v
+            elif v < lo:
+                lo = v
+        self._hi = self._mv(hi)
+        self._lo = self._mv(lo)
+
+    def high_mv(self):
+        return self._hi
+
+    def low_mv(self):
+        return self._lo
+
+
+class MeterUart:
+    def __init__(self):
+        self._de = _out(pins.METER_DE, 0)
+        self._uart = None
+
+    def init(self, baud, bits=8, parity=0, stop=1):
+        par = (None, 1, 0)[parity]  # ours: 0 none, 1 odd, 2 even; machine: None, 1 odd, 0 even
+        self._uart = machine.UART(pins.METER_UART, baudrate=baud, bits=bits, parity=par, stop=stop,
+                                  tx=pins.METER_TX, rx=pins.METER_RX, timeout=0, rxbuf=512)
+
+    def write(self, buf):
+        self._de.value(1)
+        n = self._uart.write(buf)
+        self._uart.flush()  # returns when the last stop bit has left
+        self._de.value(0)
+        return n
+
+    def readinto(self, buf):
+        if not self._uart.any():
+            return 0
+        return self._uart.readinto(buf) or 0
+
+    def any(self):
+        return self._uart.any() if self._uart is not None else 0
+
+
+class Rfid:
+    """ASCII serial reader: 0x02, 10 hex digits (version + 4-byte tag), 2 hex
+    digits XOR checksum, 0x03, repeated while the card is in the field."""
+
+    REPEAT_MS = 600
+
+    def __init__(self):
+        self._uart = None
+        try:
+            self._uart = machine.UART(pins.RFID_UART, baudrate=pins.RFID_BAUD, rx=pins.RFID_RX,
+                                      timeout=0, rxbuf=128)
+        except (ValueError, OSError):
+            pass
+        self._frame = bytearray(14)
+        self._n = 0
+        self._last = None
+        self._last_ms = 0
+        self._ready = None
+
+    def _feed(self, b, now):
+        if b == 0x02:
+            self._n = 0
+        if self._n < 14:
+            self._frame[self._n] = b
+            self._n += 1
+        if self._n == 14 and b == 0x03:
+            self._n = 0
+            body = bytes(self._frame[1:13])
+            try:
+                raw = binascii.unhexlify(body)
+            except ValueError:
+                return
+            x = 0
+            for c in raw[:5]:
+                x ^= c
+            if x != raw[5]:
+                return
+            uid = body[:10].decode().upper()
+            if uid != self._last or time.ticks_diff(now, self._last_ms) > self.REPEAT_MS:
+                self._ready = uid
+            self._last = uid
+            self._last_ms = now
+
+    def poll(self):
+        if self._uart is None:
+            return None
+        now = time.ticks_ms()
+        while self._uart.any():
+            data = self._uart.read(self._uart.any())
+            for b in data:
+                self._feed(b, now)
+        uid, self._ready = self._ready, None
+        return uid
+
+    def ok(self):
+        return self._uart is not None
+
+
+_COLOURS = {  # connector state -> (r, g, b)
+    "Available": (0, 40, 0), "Preparing": (0, 0, 40), "Charging": (0, 20, 60),
+    "SuspendedEV": (30, 30, 0), "SuspendedEVSE": (30, 30, 0), "Finishing": (0, 30, 30),
+    "Reserved": (40, 0, 40), "Unavailable": (10, 10, 10), "Faulted": (60, 0, 0),
+}
+_BEEPS = {"AUTH_OK": 80, "AUTH_FAIL": 400, "FAUTH1": 600}
+
+
+class Signal:
+    def __init__(self):
+        self._led = machine.Pin(pins.LED_WS2812, machine.Pin.OUT, value=0)
+        self._buf = bytearray(3)
+        self._buzz = machine.PWM(machine.Pin(pins.BUZZER), freq=pins.BUZZER_FREQ, duty_u16=0)
+        self._until = None
+
+    def show(self, name):
+        self._buzz.duty_u16(32768)
+        self._until = time.ticks_add(time.ticks_ms(), _BEEPS.get(name, 150))
+
+    def service(self, now):
+        if self._until is not None and time.ticks_diff(now, self._until) >= 0:
+            self._buzz.duty_u16(0)
+            self._until = None
+
+    def led(self, state):
+        r, g, b = _COLOURS.get(state, (20, 20, 20))
+        self._buf[0] = g  # WS2812 wants GRB
+        self._buf[1] = r
+        self._buf[2] = b
+        machine.bitstream(self._led, 0, (400, 850, 800, 450), self._buf)
+
+
+class Button:
+    def __init__(self):
+        self._pin = _in(pins.EMERGENCY)
+
+    def pressed(self):
+        return self._pin.value() == pins.EMERGENCY_PRESSED
+
+
+class Sensors:
+    def __init__(self):
+        self._temp = _adc(pins.TEMP_ADC)
+        self._ne = _adc(pins.NE_ADC)
+        self._lac = _adc(pins.LEAK_AC_ADC)
+        self._ldc = _adc(pins.LEAK_DC_ADC)
+        self._phase = _in(pins.PHASE_OK, None)
+        self._supply = _in(pins.SUPPLY_OK, None)
+
+    def read(self, name):
+        if name == "temperature_dc":
+            return self._temp.read_uv() // 1000 - 500  # 10 mV/degC -> 0.1 degC per mV
+        if name == "ne_mv":
+            return self._ne.read_uv() // 1000 * pins.NE_MV_PER_ADC_MV
+        if name == "leak_ac_ua":
+            return self._lac.read_uv() // 1000 * pins.LEAK_UA_PER_ADC_MV
+        if name == "leak_dc_ua":
+            return self._ldc.read_uv() // 1000 * pins.LEAK_UA_PER_ADC_MV
+        if name == "phase_ok":
+            return self._phase.value()
+        if name == "supply_ok":
+            return self._supply.value()
+        raise KeyError(name)
+
+
+class Sd:
+    def __init__(self):
+        self.root = None
+        try:
+            import vfs
+
+            card = machine.SDCard(slot=pins.SD_SLOT, sck=pins.SD_SCK, mosi=pins.SD_MOSI,
+                                  miso=pins.SD_MISO, cs=pins.SD_CS)
+            vfs.mount(card, pins.SD_MOUNT)
+            self.root = pins.SD_MOUNT + "/"
+        except (OSError, ValueError, ImportError):
+            pass
+
+    def ok(self):
+        if self.root is None:
+            return False
+        try:
+            import os
+
+            os.statvfs(pins.SD_MOUNT)
+            return True
+        except OSError:
+            return False
+
+
+class Flash:
+    root = ""
+
+
+class Clock:
+    def now(self):
+        return int(time.time()) + _EPOCH_OFFSET
+
+    def set(self, epoch):
+        t = time.gmtime(int(epoch) - _EPOCH_OFFSET)
+        # RTC.datetime: (year, month, day, weekday, hour, minute, second, subseconds)
+        machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
+
+
+class Net:
+    """WiFi station: the configured network, and a fallback network tried
+    when the primary has been down for FAILOVER_MS."""
+
+    FAILOVER_MS = 30000
+
+    def __init__(self):
+        self._wlan = network.WLAN(network.STA_IF)
+        self._wlan.active(True)
+        self._primary = None
+        self._fallback = None
+        self._down_since = time.ticks_ms()
+        self._on_fallback = False
+
+    def up(self):
+        return self._wlan.isconnected()
+
+    def rssi(self):
+        try:
+            return self._wlan.status("rssi")
+        except (OSError, ValueError):
+            return -127
+
+    def configure(self, ssid, password):
+        self._primary = (ssid, password)
+        self._on_fallback = False
+        self._connect(self._primary)
+
+    def configure_fallback(self, ssid, password, enabled):
+        self._fallback = (ssid, password) if enabled and ssid else None
+
+    def _connect(self, creds):
+        if creds is None:
+            return
+        try:
+            self._wlan.disconnect()
+        except OSError:
+            pass
+        self._wlan.connect(creds[0], creds[1])
+        self._down_since = time.ticks_ms()
+
+    def service(self, now):
+        if self._wlan.isconnected():
+            self._down_since = now
+            return
+        if time.ticks_diff(now, self._down_since) < self.FAILOVER_MS:
+            return
+        # Alternate between the primary and the fallback network.
+        if self._fallback is not None and not self._on_fallback:
+            self._on_fallback = True
+            self._connect(self._fallback)
+        else:
+            self._on_fallback = False
+            self._connect(self._primary)
+        self._down_since = now
+
+    async def open(self, host, port, ssl_ctx=None, server_hostname=None):
+        if not self.up():
+            raise OSError(101)  # ENETUNREACH
+        if ssl_ctx is not None:
+            return await asyncio.open_connection(host, port, ssl=ssl_ctx,
+                                                 server_hostname=server_hostname or host)
+        return await asyncio.open_connection(host, port)
+
+
+class Wdt:
+    def __init__(self):
+        self._wdt = None
+
+    def start(self, timeout_ms):
+        self._wdt = machine.WDT(timeout=int(timeout_ms))
+
+    def feed(self):
+        if self._wdt is not None:
+            self._wdt.feed()
+
+
+class Ble:
+    """Advertising only; the commissioning GATT service is a later issue, so
+    nothing is received and send() reports it did not send."""
+
+    def __init__(self):
+        self._ble = None
+        self._cb = None
+
+    def _radio(self):
+        if self._ble is None:
+            import bluetooth
+
+            self._ble = bluetooth.BLE()
+            self._ble.active(True)
+        return self._ble
+
+    def advertise(self, name):
+        n = name.encode()[:26]
+        payload = bytes((2, 0x01, 0x06, len(n) + 1, 0x09)) + n  # flags, complete local name
+        self._radio().gap_advertise(100000, adv_data=payload)
+
+    def stop(self):
+        if self._ble is not None:
+            self._ble.gap_advertise(None)
+
+    def on_receive(self, callback):
+        self._cb = callback
+
+    def send(self, data):
+        return False
+
+
+_CAUSES = {
+    machine.PWRON_RESET: "power",
+    machine.HARD_RESET: "hard",
+    machine.WDT_RESET: "watchdog",
+    machine.SOFT_RESET: "soft",
+    machine.DEEPSLEEP_RESET: "power",
+}
+
+
+class System:
+    def reset(self):
+        machine.reset()
+
+    def unique_id(self):
+        return binascii.hexlify(machine.unique_id()).decode().upper()
+
+    def reset_cause(self):
+        return _CAUSES.get(machine.reset_cause(), "hard")
+
+
+class Board:
+    def __init__(self):
+        self.relay = Relay()
+        self.lock = Lock()
+        self.pilot = Pilot()
+        self.meter_uart = MeterUart()
+        self.rfid = Rfid()
+        self.signal = Signal()
+        self.button = Button()
+        self.sensors = Sensors()
+        self.sd = Sd()
+        self.flash = Flash()
+        self.clock = Clock()
+        self.net = Net()
+        self.wdt = Wdt()
+        self.ble = Ble()
+        self.system = System()
+        self.pilot.sample()
+
+    async def wait_input(self, ms):
+        await asyncio.sleep_ms(min(ms, POLL_MS))
+        now = time.ticks_ms()
+        self.lock.service(now)
+        self.signal.service(now)
+        self.net.service(now)
+        self.pilot.sample()
