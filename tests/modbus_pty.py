@@ -91,7 +91,9 @@ async def start_pymodbus(path, slave=1, input_regs=None, holding_regs=None, baud
                          parity="N"):
     """A pymodbus RTU serial server on `path`. input_regs/holding_regs: lists of
     register values from address 0. Returns the server (await server.shutdown()).
-    parity stays "N": a pty refuses PARENB (EINVAL) and carries no parity anyway."""
+    parity stays "N": a pty refuses PARENB (EINVAL) and carries no parity anyway.
+    Requests to other slave ids get a SERVER_DEVICE_FAILURE exception (pymodbus
+    3.16 raises KeyError for them even with ignore_missing_devices=True)."""
     from pymodbus.framer import FramerType
     from pymodbus.server import ModbusSerialServer
     from pymodbus.simulator import DataType, SimData, SimDevice
