@@ -14,7 +14,10 @@ Console (stdin): lines go to the CSMS console (`help`, `list`,
 `bench {json}`, which go to the bench control channel, e.g.
 `bench plug`, `bench rfid id=04E91C2A`, `bench unplug`.
 
-Reusing --state is a reboot of the same board; --fresh wipes it first.
+Reusing --state is a reboot of the same board; --fresh wipes it first. The
+board keeps the CSMS URL it was provisioned with on first boot, so the
+development CSMS is started on the same port again (remembered in
+DIR/run_sim.json).
 Ctrl-C (or --duration) stops everything: each child runs in its own process
 group, which gets SIGTERM, then SIGKILL.
 """
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEV_TAGS = "04E91C2A,DEADBEEF:Blocked"
@@ -189,8 +193,44 @@ def console(csms_proc, control, timeline):
     return t
 
 
-def start_csms(py, timeline, timeout=15.0):
-    proc = spawn([py, os.path.join(ROOT, "tools", "csms.py"), "--port", "0", "--heartbeat", str(DEV_HEARTBEAT),
+STATE_FILE = "run_sim.json"  # in the state dir: the CSMS URL this board was provisioned with
+
+
+def remembered_url(state):
+    """The central system URL a reused board was provisioned with (the bench
+    writes it into the board's flash on first boot only), or None."""
+    for path, key in ((os.path.join(state, STATE_FILE), "csms_url"),
+                      (os.path.join(state, "flash", "provision.json"), None)):
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            continue
+        url = data.get(key) if key else data.get("config", {}).get("OcppServerAddress")
+        if url:
+            return url
+    return None
+
+
+def remember_url(state, url):
+    os.makedirs(state, exist_ok=True)
+    with open(os.path.join(state, STATE_FILE), "w") as f:
+        json.dump({"csms_url": url}, f)
+
+
+def dev_csms_port(url):
+    """The port of a URL our development CSMS served (ws://127.0.0.1:PORT/ocpp), else None."""
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme == "ws" and parsed.hostname == "127.0.0.1" and parsed.path.rstrip("/") == "/ocpp":
+            return parsed.port
+    except ValueError:
+        pass
+    return None
+
+
+def start_csms(py, timeline, port=0, timeout=15.0):
+    proc = spawn([py, os.path.join(ROOT, "tools", "csms.py"), "--port", str(port), "--heartbeat", str(DEV_HEARTBEAT),
                   "--tags", DEV_TAGS, "--no-time"], subprocess.PIPE)
     found = threading.Event()
     url = {}
@@ -205,7 +245,7 @@ def start_csms(py, timeline, timeout=15.0):
     while not found.wait(0.1):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop_process(proc)
-            raise RuntimeError("the development CSMS did not start")
+            raise RuntimeError("the development CSMS did not start (port %s in use?)" % port)
     return proc, url["url"]
 
 
@@ -237,11 +277,24 @@ def main(argv=None):
     signal.signal(signal.SIGINT, on_term)  # also when started with SIGINT ignored (background jobs)
     rc = 0
     try:
+        old = remembered_url(a.state) if os.path.isdir(a.state) else None
         if a.csms:
             url = a.csms
             timeline.line("sim", "central system: %s" % url)
         else:
-            csms_proc, url = start_csms(py, timeline)
+            # A reused board keeps the URL it was provisioned with: serve the same port again.
+            port = dev_csms_port(old) if old else 0
+            try:
+                csms_proc, url = start_csms(py, timeline, port or 0)
+            except RuntimeError:
+                if port:
+                    raise RuntimeError("port %d (the board in %s was provisioned for %s) is busy: free it or "
+                                       "use --fresh" % (port, a.state, old))
+                raise
+        if old and old != url:
+            timeline.line("sim", "warning: the board in %s was provisioned for %s, not %s; --fresh re-provisions"
+                          % (a.state, old, url))
+        remember_url(a.state, url)
         control_port = free_port()
         bench_proc = spawn([py, os.path.join(ROOT, "tools", "sim.py"), "--csms", url, "--id", a.id,
                             "--control", str(control_port), "--state", a.state, "--variant", a.variant],
