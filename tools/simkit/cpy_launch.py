@@ -50,6 +50,13 @@ def install():
     mp.mem_info = lambda *a: None
     mp.alloc_emergency_exception_buf = lambda n: None
     sys.modules["micropython"] = mp
+    import gc
+
+    # CPython has no heap figures like MicroPython's; report "unknown but fine".
+    if not hasattr(gc, "mem_alloc"):
+        gc.mem_alloc = lambda: 0
+        gc.mem_free = lambda: 1 << 30
+        gc.threshold = lambda *a: -1
     sys.print_exception = lambda e, f=sys.stdout: traceback.print_exception(type(e), e, e.__traceback__, file=f)
 
 
