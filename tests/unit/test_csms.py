@@ -579,3 +579,26 @@ def test_strict_harness_fails_on_violation_and_passes_clean_runs():
     with strict_csms(allow=("schema",)) as cs:
         charger(cs.url, [json.dumps([2, "1", "BootNotification", {"chargePointVendor": "x"}])])
         cs.wait_message("BootNotification", dir="out", timeout=5)
+
+
+# ---- tools/run_sim.py helpers (the `make sim` front end of the development CSMS)
+
+def test_run_sim_helpers(tmp_path):
+    import run_sim
+
+    assert run_sim.parse_bench_command("plug") == {"cmd": "plug"}
+    assert run_sim.parse_bench_command("rfid id=04E91C2A") == {"cmd": "rfid", "id": "04E91C2A"}
+    assert run_sim.parse_bench_command("ev_current amps=16 force=true") == {"cmd": "ev_current", "amps": 16,
+                                                                            "force": True}
+    assert run_sim.parse_bench_command('{"cmd": "ev", "state": "C"}') == {"cmd": "ev", "state": "C"}
+    assert run_sim.dev_csms_port("ws://127.0.0.1:4567/ocpp") == 4567
+    assert run_sim.dev_csms_port("wss://csms.example.com/ocpp") is None
+
+    state = str(tmp_path / "board")
+    assert run_sim.remembered_url(state) is None
+    os.makedirs(os.path.join(state, "flash"))
+    with open(os.path.join(state, "flash", "provision.json"), "w") as f:
+        json.dump({"config": {"OcppServerAddress": "ws://127.0.0.1:1111/ocpp"}}, f)
+    assert run_sim.remembered_url(state) == "ws://127.0.0.1:1111/ocpp"
+    run_sim.remember_url(state, "ws://127.0.0.1:2222/ocpp")
+    assert run_sim.remembered_url(state) == "ws://127.0.0.1:2222/ocpp"
