@@ -202,7 +202,7 @@ class ModbusMaster:
         self._chunk = bytearray(_CHUNK)
         self._word = bytearray(4)
         self._last_us = time.ticks_us()
-        self._lock = None
+        self._busy = False
         self._reason = "crc"
         self._sleep_ms = getattr(asyncio, "sleep_ms", None) or _sleep_ms_fallback
         self.stats = {}
@@ -235,27 +235,14 @@ class ModbusMaster:
 
     async def write_register(self, slave, address, value):
         """fc 6. slave 0 broadcasts (no reply)."""
-        tx = self._tx
-        tx[0] = slave
-        tx[1] = FC_WRITE_SINGLE
-        _put16(tx, 2, address)
-        _put16(tx, 4, value)
-        await self._transaction(6, 8)
+        await self._transaction(slave, FC_WRITE_SINGLE, address, value, None, 8)
 
     async def write_registers(self, slave, start, values):
         """fc 16 with 1..123 values. slave 0 broadcasts (no reply)."""
         n = len(values)
         if not 1 <= n <= 123:
             raise ValueError("count")
-        tx = self._tx
-        tx[0] = slave
-        tx[1] = FC_WRITE_MULTIPLE
-        _put16(tx, 2, start)
-        _put16(tx, 4, n)
-        tx[6] = 2 * n
-        for i in range(n):
-            _put16(tx, 7 + 2 * i, values[i])
-        await self._transaction(7 + 2 * n, 8)
+        await self._transaction(slave, FC_WRITE_MULTIPLE, start, n, values, 8)
 
     async def poll(self, slave, p):
         """Run a Plan: {(name, phase): value} with types and scales applied."""
@@ -292,37 +279,53 @@ class ModbusMaster:
 
     # -- transactions ----------------------------------------------------
 
-    async def _read(self, slave, fc, start, count):
+    def _read(self, slave, fc, start, count):
+        # plain function returning the coroutine: one generator less per request
         if fc != FC_READ_HOLDING and fc != FC_READ_INPUT:
             raise ValueError("fc")
         if not 1 <= count <= 125:
             raise ValueError("count")
         if slave < 1 or slave > 247:
             raise ValueError("slave")
-        tx = self._tx
-        tx[0] = slave
-        tx[1] = fc
-        _put16(tx, 2, start)
-        _put16(tx, 4, count)
-        return await self._transaction(6, 5 + 2 * count)
+        return self._transaction(slave, fc, start, count, None, 5 + 2 * count)
 
-    async def _transaction(self, n, reply_len):
-        """Send the PDU in _tx[:n] (CRC appended here); return the offset in
-        _rx of the matching reply. Raises ModbusException/Timeout/FrameError."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+    async def _transaction(self, slave, fc, a, b, values, reply_len):
+        """Send slave, fc, a, b (16 bits each) [, byte count, values] + CRC;
+        return the offset in _rx of the matching reply.
+        Raises ModbusException/Timeout/FrameError."""
+        # one transaction at a time on the line (a flag: asyncio.Lock costs
+        # ~600 bytes of heap per use on MicroPython)
+        while self._busy:
+            await self._sleep_ms(self.poll_ms)
+        self._busy = True
+        try:
             tx = self._tx
+            tx[0] = slave
+            tx[1] = fc
+            _put16(tx, 2, a)
+            _put16(tx, 4, b)
+            n = 6
+            if values is not None:
+                tx[6] = 2 * b
+                for i in range(b):
+                    _put16(tx, 7 + 2 * i, values[i])
+                n = 7 + 2 * b
             c = crc16(tx, 0, n)
             tx[n] = c & 0xFF
             tx[n + 1] = c >> 8
             n += 2
-            slave = tx[0]
-            fc = tx[1]
             st = self.stats
             result = _TIMEOUT
             for _ in range(1 + self.retries):
-                await self._quiet()
+                # flush stale input, then 3.5 character times of silence
+                while True:
+                    now = time.ticks_us()
+                    if self._drain():
+                        self._last_us = now
+                    rem = self.t35_us - time.ticks_diff(now, self._last_us)
+                    if rem <= 0:
+                        break
+                    await self._sleep_ms((rem + 999) // 1000)
                 self.uart.write(self._txmv[:n])
                 st["frames"] += 1
                 st["tx_bytes"] += n
@@ -346,6 +349,8 @@ class ModbusMaster:
             if result == _TIMEOUT:
                 raise ModbusTimeout("slave %d fc %d" % (slave, fc))
             raise ModbusFrameError(self._reason)
+        finally:
+            self._busy = False
 
     def _drain(self):
         """Discard pending input; returns the bytes discarded."""
@@ -359,17 +364,6 @@ class ModbusMaster:
             self.stats["rx_bytes"] += total
             self.stats["stale"] += total
         return total
-
-    async def _quiet(self):
-        """Flush stale input and wait for 3.5 character times of silence."""
-        while True:
-            now = time.ticks_us()
-            if self._drain():
-                self._last_us = now
-            rem = self.t35_us - time.ticks_diff(now, self._last_us)
-            if rem <= 0:
-                return
-            await self._sleep_ms((rem + 999) // 1000)
 
     async def _receive(self, slave, fc, length, tx_len):
         uart = self.uart

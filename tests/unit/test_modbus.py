@@ -139,6 +139,22 @@ def test_write_single_and_multiple_to_pymodbus():
     run_pymodbus(body)
 
 
+def test_concurrent_tasks_take_turns_on_the_line():
+    async def body(uart, srv):
+        m = ModbusMaster(uart)
+        p = plan(meter_maps.SDM630, meter_maps.DEFAULT_THREE_PHASE)
+        results = await asyncio.gather(
+            m.poll(1, p), m.read_registers(1, 3, 0, 3), m.write_registers(1, 20, [9, 8]),
+            m.read_registers(1, 4, 0x46, 2), m.poll(1, p))
+        want = expected(meter_maps.SDM630, meter_maps.DEFAULT_THREE_PHASE)
+        assert results[0] == want and results[4] == want
+        assert results[1] == [7, 0xFFFF, 0x1234]
+        assert results[3] == f32_words(50.02)
+        assert await m.read_registers(1, 3, 20, 2) == [9, 8]
+        assert m.stats["frames"] == 8 and m.stats["errors"] == 0
+    run_pymodbus(body, holding=[7, 0xFFFF, 0x1234] + [0] * 61)
+
+
 def test_exception_from_pymodbus_is_raised_with_code_and_name():
     async def body(uart, srv):
         m = ModbusMaster(uart, timeout_ms=100)
