@@ -628,6 +628,8 @@ class CentralSystem:
             if rec["type"] == 2 and isinstance(uid, str):
                 rec["bad_frame"] = problems  # still answered, with a CALLERROR
                 return rec
+            if rec["type"] in (3, 4) and isinstance(uid, str):
+                return rec  # still delivered to the waiting call (the breach is recorded)
             return None
         if rec["type"] == 2:
             self._check_call(cp, rec)
@@ -687,7 +689,8 @@ class CentralSystem:
                 self._violation(cp.id, "schema", "%s.conf: %s: %s" % (action, _error_code(err), _cause(err)),
                                 rec["raw"], action)
                 rec["schema_error"] = _cause(err)
-        if rec["type"] == 3 and action == "TriggerMessage" and rec["payload"].get("status") == "Accepted":
+        if (rec["type"] == 3 and action == "TriggerMessage" and isinstance(rec["payload"], dict)
+                and rec["payload"].get("status") == "Accepted"):
             st.triggered.append(p.get("requested"))
         if not p["future"].done():
             p["future"].set_result(rec)

@@ -310,7 +310,10 @@ def test_bad_framing_flagged(frame, expect):
             assert r[1] == "ok" and r[0] == 3
 
     cs = run(body)
-    assert [v["kind"] for v in cs.violations] == ["framing"], cs.violations
+    expected = ["framing"]
+    if frame.startswith("[4"):
+        expected.append("unexpected_result")  # and it answers no CALL of ours
+    assert [v["kind"] for v in cs.violations] == expected, cs.violations
     assert expect in cs.violations[0]["error"]
     assert cs.messages[0]["dir"] == "in"
 
@@ -360,6 +363,13 @@ def test_csms_call_result_validated_and_errors():
                 await t
             assert ei.value.code == "NotSupported" and ei.value.action == "UnlockConnector"
 
+            t = asyncio.ensure_future(cs.call("CP1", "ClearCache", {}))
+            await answer(lambda m: [4, m[1], "FormatViolation", "2.x spelling", {}])
+            with pytest.raises(CallErrorReceived) as ei:
+                await t  # delivered although badly framed ...
+            assert ei.value.code == "FormatViolation"
+            assert kinds(cs)[-1] == "framing"  # ... and recorded
+
             with pytest.raises(CallTimeout):
                 await cs.call("CP1", "ClearCache", {}, timeout=0.2)
             late = json.loads(await ws.recv())
@@ -374,9 +384,10 @@ def test_csms_call_result_validated_and_errors():
             await rpc(ws, "h", "Heartbeat", {})
 
     cs = run(body)
-    assert kinds(cs) == ["schema", "unexpected_result"]
+    assert kinds(cs) == ["schema", "framing", "unexpected_result"]
     results = [m for m in cs.messages if m["dir"] == "in" and m["type"] in (3, 4)]
-    assert [m["action"] for m in results[:4]] == ["Reset", "ChangeConfiguration", "UnlockConnector", "ClearCache"]
+    assert [m["action"] for m in results[:5]] == ["Reset", "ChangeConfiguration", "UnlockConnector", "ClearCache",
+                                                  "ClearCache"]
     assert results[0]["payload"] == {"status": "Accepted"}
 
 
