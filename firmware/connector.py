@@ -1,0 +1,336 @@
+# The connector state machine: one place that knows the session phase of
+# connector 1 and derives from it, the EV's pilot state, availability, faults
+# and reservation: the OCPP status, and what relay, lock and pilot must do.
+#
+# Everything here is synchronous and allocation-light so the control loop can
+# call it every cycle; work that needs the network (Authorize, transaction
+# messages, StatusNotification) is handed to `ctx` and comes back as events.
+import time
+
+from lib import log
+from firmware import pilot
+
+# Session phases.
+IDLE = 0        # no session
+WAIT_AUTH = 1   # cable plugged, nobody authorized yet (Preparing)
+WAIT_PLUG = 2   # authorized, waiting for the cable (Preparing, ConnectionTimeOut)
+TX = 3          # transaction running
+FINISHING = 4   # transaction over, cable still there (or still locked)
+
+PHASE_NAMES = ("Idle", "WaitAuth", "WaitPlug", "Transaction", "Finishing")
+PLUGGED = "BCD"
+
+# Guide states that OCPP 1.6 has no status for: sent as Faulted + OtherError +
+# vendorErrorCode (docs/decisions.md).
+VENDOR_STATES = ("DiodeError", "VentError")
+
+
+class Session:
+    """Who is charging: the authorization that opened the session, and the
+    transaction once started (a dict owned by firmware.transactions)."""
+
+    def __init__(self, id_tag, parent, remote=False):
+        self.id_tag = id_tag
+        self.parent = parent
+        self.remote = remote
+        self.tx = None
+        self.since = time.ticks_ms()
+
+
+class Connector:
+    def __init__(self, cid, cfg, ctx):
+        self.cid = cid
+        self.cfg = cfg
+        self.ctx = ctx              # firmware.station.Station: authorize, transactions, notify, signal
+        self.phase = IDLE
+        self.session = None
+        self.ev = "A"
+        self.diode_fault = False
+        self.operative = True
+        self.pending_inoperative = False
+        self.fault = None           # (errorCode, vendorErrorCode, info) of the fault that decides, or None
+        self.blocking = False       # that fault stops charging
+        self.derate_a = None        # current limit from the supervisor (high temperature), None = none
+        self.reservation = None     # dict from firmware.reservations when reserved
+        self.hold_lock = False      # cable stays locked after an EV-side disconnect (guide)
+        self.suspended_since = None
+        self.last_status = None
+        self.relay_wanted = False
+        self.lock_wanted = False
+        self.duty_wanted = None
+
+    # --- derived outputs ------------------------------------------------------
+
+    def offered_amps(self):
+        amps = self.cfg.get("MaxCurrentLimit")
+        if self.cfg.get("Phase") == "Three.Phase":
+            phase_limit = 22000 // (3 * 230)
+        else:
+            phase_limit = 7000 // 230
+        if phase_limit < amps:
+            amps = phase_limit
+        if self.derate_a is not None and self.derate_a < amps:
+            amps = self.derate_a
+        return amps
+
+    def energy_allowed(self):
+        s = self.session
+        if s is None or s.tx is None:
+            return False
+        return self.ctx.tx_energy_allowed(s.tx)
+
+    def compute_outputs(self, lock_confirmed, state_f=False):
+        """Set relay_wanted / lock_wanted / duty_wanted from the state. Pure."""
+        tx = self.phase == TX
+        offering = tx and not self.blocking and self.energy_allowed() and self.operative_for_tx()
+        amps = self.offered_amps() if offering else 0
+        duty = pilot.duty_for(amps) if offering else None
+        if state_f:
+            duty = 0  # state F: tell the EV the EVSE is unavailable
+        self.duty_wanted = duty
+        self.lock_wanted = tx or (self.phase == FINISHING and self.hold_lock) or self.ctx.lock_forced()
+        # The contactor closes only for an authorized running transaction, EV in
+        # C (never D: ventilation is not supported), no blocking fault, a
+        # confirmed lock and an oscillating pilot.
+        self.relay_wanted = bool(offering and duty and self.ev == "C" and lock_confirmed
+                                 and not self.diode_fault)
+
+    def operative_for_tx(self):
+        return self.operative or self.pending_inoperative
+
+    # --- status ---------------------------------------------------------------
+
+    def status(self):
+        """(status, errorCode, vendorErrorCode, info) as sent in StatusNotification."""
+        f = self.fault
+        if f is not None and (self.blocking or f[0] in VENDOR_STATES):
+            code, vendor, info = f
+            if code in VENDOR_STATES:
+                return ("Faulted", "OtherError", code, info)
+            return ("Faulted", code, vendor, info)
+        code, vendor, info = f if f is not None else ("NoError", None, None)
+        if self.phase == TX:
+            if not self.energy_allowed() or (self.derate_a is not None and self.derate_a < 6):
+                st = "SuspendedEVSE"
+            elif self.ev == "C" and self.relay_wanted:
+                st = "Charging"
+            else:
+                st = "SuspendedEV"
+        elif not self.operative:
+            st = "Unavailable"
+        elif self.phase == FINISHING:
+            st = "Finishing"
+        elif self.phase in (WAIT_AUTH, WAIT_PLUG):
+            st = "Preparing"
+        elif self.reservation is not None:
+            st = "Reserved"
+        else:
+            st = "Available"
+        if code == "WeakSignal" and st != "Available":
+            code, vendor, info = "NoError", None, None  # the guide: WeakSignal only while Available
+        return (st, code, vendor, info)
+
+    def state_name(self):
+        """The guide's state name (DiodeError / VentError where OCPP has none)."""
+        st = self.status()
+        return st[2] if st[1] == "OtherError" and st[2] in VENDOR_STATES else st[0]
+
+    # --- events ---------------------------------------------------------------
+
+    def on_ev(self, ev, diode_ok):
+        """Debounced pilot state changed (or diode verdict changed)."""
+        prev = self.ev
+        self.ev = ev
+        self.diode_fault = not diode_ok
+        if ev == prev:
+            return
+        log.info("conn", "EV %s -> %s (%s)" % (prev, ev, PHASE_NAMES[self.phase]))
+        plugged = ev in PLUGGED
+        if self.phase == IDLE and plugged and prev not in PLUGGED:
+            if self.cfg.get("FreeMode") and self.operative and not self.blocking:
+                self._begin(self.cfg.get("DefaultIdTag") or "FreeMode", None, False)
+                self._start_tx()
+            elif self.operative and not self.blocking:
+                self.phase = WAIT_AUTH
+        elif self.phase == WAIT_AUTH and not plugged:
+            self.phase = IDLE
+        elif self.phase == WAIT_PLUG and plugged:
+            self._start_tx()
+        elif self.phase == TX:
+            if ev == "C":
+                self.suspended_since = None
+            elif ev == "B" and prev == "C":
+                self.suspended_since = time.ticks_ms()
+            if ev == "A":
+                if self.cfg.get("StopTransactionOnEVSideDisconnect"):
+                    self.hold_lock = not self.cfg.get("UnlockConnectorOnEVSideDisconnect")
+                    self.stop("EVDisconnected")
+                else:
+                    self.suspended_since = None  # the transaction waits for the EV to return
+        elif self.phase == FINISHING and not plugged and not self.hold_lock:
+            self._end_session()
+
+    def on_card(self, tag):
+        """A card was read. Returns nothing; decisions that need the central
+        system run in a task (ctx.authorize) and come back via on_authorized."""
+        s = self.session
+        if self.phase == TX:
+            if tag == s.id_tag:
+                self.stop("Local")
+            else:
+                self.ctx.authorize(self, tag, "stop")
+        elif self.phase == WAIT_PLUG:
+            if tag == s.id_tag:
+                log.info("conn", "same card again: session cancelled")
+                self._end_session()
+            else:
+                log.info("conn", "card %s ignored while waiting for the cable" % tag)
+        elif self.phase == FINISHING:
+            if s is not None and tag == s.id_tag and self.hold_lock:
+                self.hold_lock = False
+                if self.ev not in PLUGGED:
+                    self._end_session()
+            else:
+                log.info("conn", "card %s ignored while finishing" % tag)
+        elif self.blocking or not self.operative:
+            log.info("conn", "card %s ignored: connector %s" % (tag, self.status()[0]))
+            self.ctx.signal("AUTH_FAIL")
+        else:
+            self.ctx.authorize(self, tag, "start")
+
+    def on_authorized(self, tag, info, purpose):
+        """Result of ctx.authorize: info is an idTagInfo dict."""
+        ok = info.get("status") == "Accepted"
+        parent = info.get("parentIdTag")
+        if purpose == "stop":
+            if self.phase != TX:
+                return
+            s = self.session
+            same_group = ok and parent is not None and parent == (s.parent or s.id_tag)
+            if same_group:
+                self.stop("Local")
+            elif not ok and self.cfg.get("StopTransactionOnInvalidId"):
+                # Guide: a different (not valid) card presented while charging ends the transaction.
+                self.ctx.signal("AUTH_FAIL")
+                self.stop("DeAuthorized")
+            else:
+                self.ctx.signal("AUTH_FAIL")
+            return
+        if self.phase not in (IDLE, WAIT_AUTH) or self.blocking or not self.operative:
+            log.info("conn", "authorization for %s arrived too late (%s)" % (tag, PHASE_NAMES[self.phase]))
+            return
+        if not ok:
+            self.ctx.signal("AUTH_FAIL")
+            return
+        r = self.reservation
+        if r is not None and tag != r["idTag"] and (parent is None or parent != r.get("parentIdTag")):
+            self.ctx.signal("FAUTH1")
+            log.info("conn", "card %s rejected: connector reserved" % tag)
+            return
+        self.ctx.signal("AUTH_OK")
+        self._begin(tag, parent, False)
+        if self.ev in PLUGGED:
+            self._start_tx()
+        else:
+            self.phase = WAIT_PLUG
+
+    def remote_start(self, tag, authorized_info):
+        """RemoteStartTransaction after any required authorization. True if taken."""
+        if self.phase not in (IDLE, WAIT_AUTH) or self.blocking or not self.operative:
+            return False
+        r = self.reservation
+        if r is not None and tag != r["idTag"]:
+            return False
+        parent = authorized_info.get("parentIdTag") if authorized_info else None
+        self._begin(tag, parent, True)
+        if self.ev in PLUGGED:
+            self._start_tx()
+        else:
+            self.phase = WAIT_PLUG
+        return True
+
+    def can_remote_start(self):
+        return self.phase in (IDLE, WAIT_AUTH) and not self.blocking and self.operative
+
+    def stop(self, reason):
+        """End the running transaction. The control loop opens the relay before
+        the StopTransaction goes out (ctx.stop_tx only queues it)."""
+        if self.phase != TX:
+            return False
+        s = self.session
+        self.phase = FINISHING
+        self.relay_wanted = False
+        self.suspended_since = None
+        self.ctx.relay_off_now()
+        self.ctx.stop_tx(self, s.tx, reason)
+        if self.ev not in PLUGGED and not self.hold_lock:
+            self._end_session()
+        if self.pending_inoperative:
+            self.pending_inoperative = False
+            self.operative = False
+        return True
+
+    def unlock(self):
+        """UnlockConnector: stop a running transaction (UnlockCommand) and release the lock."""
+        if self.phase == TX:
+            self.stop("UnlockCommand")
+        self.hold_lock = False
+        if self.phase == FINISHING and self.ev not in PLUGGED:
+            self._end_session()
+
+    def set_operative(self, operative):
+        """ChangeAvailability: 'Accepted' or 'Scheduled' (during a transaction)."""
+        if operative:
+            self.operative = True
+            self.pending_inoperative = False
+            return "Accepted"
+        if self.phase == TX:
+            self.pending_inoperative = True
+            return "Scheduled"
+        if self.phase in (WAIT_AUTH, WAIT_PLUG):
+            self._end_session()
+        self.operative = False
+        return "Accepted"
+
+    def tick(self):
+        """Timers: ConnectionTimeOut while waiting for the cable, suspendedEVTimeout."""
+        now = time.ticks_ms()
+        if self.phase == WAIT_PLUG:
+            limit = self.cfg.get("ConnectionTimeOut")
+            if limit > 0 and time.ticks_diff(now, self.session.since) >= limit * 1000:
+                log.info("conn", "no cable within ConnectionTimeOut (%d s): session cancelled" % limit)
+                self._end_session()
+        elif self.phase == TX and self.suspended_since is not None and self.ev == "B":
+            limit = self.cfg.get("suspendedEVTimeout")
+            if limit > 0 and time.ticks_diff(now, self.suspended_since) >= limit * 1000:
+                log.info("conn", "SuspendedEV longer than %d s" % limit)
+                self.stop("EVDisconnected")
+
+    def set_fault(self, fault, blocking):
+        """From the fault supervisor: the fault that decides the status (or None)."""
+        self.fault = fault
+        self.blocking = blocking
+        if blocking and self.phase in (WAIT_AUTH, WAIT_PLUG):
+            self._end_session()
+
+    # --- internals ------------------------------------------------------------
+
+    def _begin(self, tag, parent, remote):
+        self.session = Session(tag, parent, remote)
+        self.hold_lock = False
+
+    def _start_tx(self):
+        s = self.session
+        self.phase = TX
+        self.suspended_since = time.ticks_ms() if self.ev == "B" else None
+        s.tx = self.ctx.start_tx(self, s)
+        if self.reservation is not None:
+            self.ctx.reservation_used(self)
+
+    def _end_session(self):
+        self.phase = IDLE
+        self.session = None
+        self.hold_lock = False
+        if self.ev in PLUGGED and self.operative and not self.blocking:
+            # Cable still in after the session: the next card starts a new one.
+            self.phase = WAIT_AUTH

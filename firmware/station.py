@@ -1,0 +1,218 @@
+# The charging station around the connector state machine: it carries out
+# what the connector decides (authorization, transaction messages, status
+# notifications, signals) and answers the central system's connector-level
+# requests (remote start/stop, unlock, availability).
+import asyncio
+
+from lib import isotime, log
+from firmware.chargepoint import CallError, NotConnected
+from firmware.connector import Connector, TX
+
+CONNECTOR_ID = 1  # the JOLT has one connector
+
+
+class Station:
+    def __init__(self, board, cfg, cp, ops, auth, txs):
+        self.board = board
+        self.cfg = cfg
+        self.cp = cp
+        self.auth = auth
+        self.txs = txs
+        self.connector = Connector(CONNECTOR_ID, cfg, self)
+        self.sent = {}                # connectorId -> last status tuple sent
+        self._status_wake = asyncio.Event()
+        self.lock_hold = False        # set by the supervisor (welded contactor keeps the cable locked)
+        self.apply_now = None         # fn() from the control loop: drive outputs at once
+        txs.on_start_result = self._start_result
+        cp.listen(self._on_session)
+        cp.on("RemoteStartTransaction", self._remote_start)
+        cp.on("RemoteStopTransaction", self._remote_stop)
+        cp.on("UnlockConnector", self._unlock)
+        cp.on("ChangeAvailability", self._change_availability)
+        ops.before_reset.append(self._before_reset)
+        ops.triggers["StatusNotification"] = self._trigger_status
+
+    # --- context for the connector ------------------------------------------
+
+    def authorize(self, conn, tag, purpose):
+        asyncio.create_task(self._authorize(conn, tag, purpose))
+
+    async def _authorize(self, conn, tag, purpose):
+        info = await self.auth.authorize(tag)
+        conn.on_authorized(tag, info, purpose)
+        self._changed()
+
+    def start_tx(self, conn, session):
+        return self.txs.start(conn.cid, session.id_tag, session.parent)
+
+    def stop_tx(self, conn, tx, reason):
+        tag = conn.session.id_tag if conn.session is not None and reason in ("Local", "DeAuthorized") else None
+        self.txs.stop(tx, reason, tag)
+
+    def tx_energy_allowed(self, tx):
+        return self.txs.energy_allowed(tx)
+
+    def relay_off_now(self):
+        # The contactor opens before any message about the stop is queued.
+        self.board.relay.set(False)
+
+    def signal(self, name):
+        self.board.signal.show(name)
+
+    def lock_forced(self):
+        return self.lock_hold
+
+    def reservation_used(self, conn):
+        conn.reservation = None
+
+    def _changed(self):
+        if self.apply_now is not None:
+            self.apply_now()
+
+    # --- transaction answers -----------------------------------------------
+
+    def _start_result(self, tx, info):
+        conn = self.connector
+        s = conn.session
+        if s is None or s.tx is not tx or conn.phase != TX:
+            return
+        status = info.get("status")
+        if status == "Accepted" or status is None:
+            return
+        if self.cfg.get("StopTransactionOnInvalidId"):
+            log.info("tx", "StartTransaction answered %s: stopping" % status)
+            conn.stop("DeAuthorized")
+        else:
+            tx["limit"] = self.cfg.get("MaxEnergyOnInvalidId")
+            log.info("tx", "StartTransaction answered %s: limited to %d Wh" % (status, tx["limit"]))
+        self._changed()
+
+    # --- status notifications ----------------------------------------------
+
+    def status_of(self, cid):
+        conn = self.connector
+        if cid == CONNECTOR_ID:
+            return conn.status()
+        # Connector 0 is the charge point as a whole.
+        if not conn.operative and not conn.pending_inoperative:
+            return ("Unavailable", "NoError", None, None)
+        if conn.blocking and conn.fault is not None and conn.fault[0] not in ("DiodeError", "VentError", "EVCommunicationError"):
+            return ("Faulted",) + tuple(conn.fault)
+        return ("Available", "NoError", None, None)
+
+    def _on_session(self, event):
+        if event == "accepted":
+            self.sent = {}  # the central system learns the current state, not stale history
+        self._status_wake.set()
+
+    def poke_status(self):
+        self._status_wake.set()
+
+    async def _trigger_status(self, cid):
+        ids = (0, CONNECTOR_ID) if cid is None else (cid,)
+        for c in ids:
+            self.sent.pop(c, None)
+        self._status_wake.set()
+
+    async def run_status(self):
+        while True:
+            self._status_wake.clear()
+            if self.cp.accepted:
+                for cid in (0, CONNECTOR_ID):
+                    st = self.status_of(cid)
+                    if self.sent.get(cid) != st:
+                        if await self._send_status(cid, st):
+                            self.sent[cid] = st
+            try:
+                await asyncio.wait_for(self._status_wake.wait(), 1)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _send_status(self, cid, st):
+        status, code, vendor, info = st
+        p = {"connectorId": cid, "status": status, "errorCode": code,
+             "timestamp": isotime.format(self.board.clock.now())}
+        if vendor:
+            p["vendorErrorCode"] = vendor[:50]
+        if info:
+            p["info"] = info[:50]
+        try:
+            await self.cp.call("StatusNotification", p)
+            return True
+        except (NotConnected, CallError, asyncio.TimeoutError) as e:
+            log.warn("status", "StatusNotification failed: %r" % (e,))
+            return False
+
+    # --- central system requests ---------------------------------------------
+
+    async def _remote_start(self, p):
+        cid = p.get("connectorId")
+        if cid is not None and (cid < 1 or cid > self.cfg.get("NumberOfConnectors")):
+            return {"status": "Rejected"}
+        if "chargingProfile" in p:
+            # Smart charging is not among the supported feature profiles.
+            log.info("remote", "RemoteStartTransaction with chargingProfile rejected")
+            return {"status": "Rejected"}
+        conn = self.connector
+        if not conn.can_remote_start():
+            return {"status": "Rejected"}
+        tag = p["idTag"]
+        if self.cfg.get("AuthorizeRemoteTxRequests"):
+            asyncio.create_task(self._remote_start_authorized(tag))
+        else:
+            conn.remote_start(tag, None)
+            self._changed()
+        return {"status": "Accepted"}
+
+    async def _remote_start_authorized(self, tag):
+        info = await self.auth.authorize(tag)
+        if info.get("status") != "Accepted":
+            log.info("remote", "remote start for %s not authorized (%s)" % (tag, info.get("status")))
+            self.signal("AUTH_FAIL")
+            return
+        if not self.connector.remote_start(tag, info):
+            log.info("remote", "remote start for %s no longer possible" % tag)
+        self._changed()
+
+    async def _remote_stop(self, p):
+        conn = self.connector
+        s = conn.session
+        if conn.phase != TX or s is None or s.tx is None or self.txs.transaction_id(s.tx) != p["transactionId"]:
+            return {"status": "Rejected"}
+        conn.stop("Remote")
+        self._changed()
+        return {"status": "Accepted"}
+
+    async def _unlock(self, p):
+        cid = p["connectorId"]
+        if cid < 1 or cid > self.cfg.get("NumberOfConnectors"):
+            return {"status": "NotSupported"}
+        conn = self.connector
+        conn.unlock()
+        self._changed()
+        # Give the lock time to move, then trust only its feedback.
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+            if not self.board.lock.locked():
+                return {"status": "Unlocked"}
+        return {"status": "UnlockFailed"}
+
+    async def _change_availability(self, p):
+        cid = p["connectorId"]
+        if cid < 0 or cid > self.cfg.get("NumberOfConnectors"):
+            return {"status": "Rejected"}
+        result = self.connector.set_operative(p["type"] == "Operative")
+        self._changed()
+        self._status_wake.set()
+        return {"status": result}
+
+    async def _before_reset(self, kind):
+        conn = self.connector
+        if conn.phase == TX:
+            conn.stop("HardReset" if kind == "Hard" else "SoftReset")
+            self._changed()
+            # Let the StopTransaction go out before the reboot (it is journaled anyway).
+            for _ in range(50):
+                if self.txs.store.first() is None:
+                    break
+                await asyncio.sleep(0.1)
