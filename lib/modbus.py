@@ -235,6 +235,7 @@ class ModbusMaster:
 
     async def write_register(self, slave, address, value):
         """fc 6. slave 0 broadcasts (no reply)."""
+        _check_write(slave, (value,))
         await self._transaction(slave, FC_WRITE_SINGLE, address, value, None, 8)
 
     async def write_registers(self, slave, start, values):
@@ -242,6 +243,7 @@ class ModbusMaster:
         n = len(values)
         if not 1 <= n <= 123:
             raise ValueError("count")
+        _check_write(slave, values)
         await self._transaction(slave, FC_WRITE_MULTIPLE, start, n, values, 8)
 
     async def poll(self, slave, p):
@@ -416,7 +418,7 @@ class ModbusMaster:
         st["errors"] += 1
         if rx[1] & 0x80:
             reason = "short" if n < 5 else "crc"
-        elif n >= 3 and length > 8 and rx[2] != length - 5:
+        elif n >= 3 and rx[1] <= FC_READ_INPUT and rx[2] != length - 5:
             reason = "length"
         elif n < length:
             reason = "short"
@@ -431,7 +433,7 @@ class ModbusMaster:
         """Offset of a complete valid reply from `slave` to `fc` in _rx[:n]
         (bytes before it are line noise), or -1."""
         rx = self._rx
-        bc = length - 5 if length > 8 else -1
+        bc = length - 5 if fc <= FC_READ_INPUT else -1
         for i in range(n - 4):
             if rx[i] != slave:
                 continue
@@ -444,6 +446,14 @@ class ModbusMaster:
             elif f == fc | 0x80 and _crc_ok(rx, i, 5):
                 return i
         return -1
+
+
+def _check_write(slave, values):
+    if not 0 <= slave <= 247:
+        raise ValueError("slave")
+    for v in values:
+        if not 0 <= v <= 0xFFFF:
+            raise ValueError("value")
 
 
 def _put16(buf, i, v):

@@ -415,6 +415,14 @@ def test_inconsistent_length_byte_is_rejected():
     run_fault([], body, default="bad_len")
 
 
+def test_length_byte_checked_on_single_register_reads():
+    async def body(uart, slave):
+        m = ModbusMaster(uart, timeout_ms=100)
+        assert await m.read_registers(1, 4, 1, 1) == [f32_words(230.1)[1]]
+        assert m.stats["frames"] == 2 and m.stats["errors"] == 1
+    run_fault(["bad_len", "ok"], body)
+
+
 def test_garbage_before_the_reply():
     async def body(uart, slave):
         m = ModbusMaster(uart, timeout_ms=200)
@@ -486,6 +494,12 @@ def test_argument_checks():
                 await m.read_registers(*args)
         with pytest.raises(ValueError):
             await m.write_registers(1, 0, [])
+        with pytest.raises(ValueError):
+            await m.write_registers(1, 0, [1, 0x10000])
+        with pytest.raises(ValueError):
+            await m.write_register(248, 0, 1)
+        with pytest.raises(ValueError):
+            await m.write_register(1, 0, -1)
     asyncio.run(body())
     assert m.stats["frames"] == 0
 
