@@ -24,7 +24,7 @@ class CallError(Exception):
     central system answered one."""
 
     def __init__(self, code, description=""):
-        Exception.__init__(self, "%s: %s" % (code, description))
+        super().__init__("%s: %s" % (code, description))
         self.code = code
         self.description = description
 
@@ -40,6 +40,7 @@ class ChargePoint:
         self.identity = identity  # BootNotification fields
         self.accepted = False
         self.registration = None  # last BootNotification status
+        self.registered = False   # accepted once since boot: a reconnect needs no new BootNotification
         self._ws = None
         self._handlers = {}
         self._listeners = []
@@ -276,9 +277,11 @@ class ChargePoint:
 
     async def _session(self, ws):
         """Boot then heartbeat/keep-alive until the connection drops. True once accepted."""
-        while not await self._boot(ws):
-            if self._ws is not ws:
-                return False
+        if not self.registered:
+            while not await self._boot(ws):
+                if self._ws is not ws:
+                    return False
+            self.registered = True
         self.accepted = True
         self._emit("accepted")
         await self._keepalive(ws)

@@ -10,6 +10,7 @@ from firmware import pilot
 
 CYCLE_MS = 20
 DEBOUNCE_READS = 2
+PWM_SETTLE_MS = 100  # the negative plateau is only measured once the PWM runs
 
 
 class Control:
@@ -23,6 +24,7 @@ class Control:
         self._relay = False
         self._lock = None
         self._duty = -1
+        self._pwm_since = None
         self._status = None
         self.cycles = 0
         station.apply_now = self.apply
@@ -43,9 +45,12 @@ class Control:
         return current
 
     def diode_ok(self, ev):
-        duty = self.board.pilot.duty()
-        if duty is None or duty == 0 or ev not in "BC":
-            return not self.conn.diode_fault if ev in "BC" else True
+        """Diode verdict; keeps the last one while it cannot be measured."""
+        if ev not in "BC":
+            return True
+        since = self._pwm_since
+        if since is None or time.ticks_diff(time.ticks_ms(), since) < PWM_SETTLE_MS:
+            return not self.conn.diode_fault
         return pilot.diode_ok(self.board.pilot.low_mv())
 
     def step(self):
@@ -71,6 +76,9 @@ class Control:
             b.lock.set(conn.lock_wanted)
             self._lock = conn.lock_wanted
         if conn.duty_wanted != self._duty:
+            oscillating = bool(conn.duty_wanted)
+            if oscillating != bool(self._duty and self._duty != -1):
+                self._pwm_since = time.ticks_ms() if oscillating else None
             b.pilot.set_duty(conn.duty_wanted)
             self._duty = conn.duty_wanted
         if conn.relay_wanted and not self._relay:

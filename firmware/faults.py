@@ -12,7 +12,7 @@ UNPLUG = 8       # clears only once the EV is unplugged (pilot A)
 STATE_F = 16     # pilot to -12 V (state F) while active
 
 FAULTS = (
-    ("diode", "DiodeError", None, 60, BLOCK | STOP | UNPLUG, 0, 0),
+    ("diode", "DiodeError", None, 60, BLOCK | STOP | UNPLUG, 100, 0),
     ("ev_comm", "EVCommunicationError", None, 55, BLOCK | STATE_F, 50, 500),
     ("vent", "VentError", None, 40, BLOCK, 0, 200),
 )

@@ -25,7 +25,7 @@ class FrameError(Exception):
     request to answer, so the message is only logged)."""
 
     def __init__(self, code, description, uid=None):
-        Exception.__init__(self, description)
+        super().__init__(description)
         self.code = code
         self.description = description
         self.uid = uid

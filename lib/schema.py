@@ -11,7 +11,7 @@ from lib import isotime
 
 class SchemaError(Exception):
     def __init__(self, code, description):
-        Exception.__init__(self, description)
+        super().__init__(description)
         self.code = code
         self.description = description
 

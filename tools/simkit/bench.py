@@ -145,7 +145,9 @@ class Bench:
                 json.dump({"uid": os.urandom(6).hex().upper()}, f)
         with open(board) as f:
             self.uid = json.load(f)["uid"]
-        if os.path.isdir(self.flash) and os.listdir(self.flash):
+        # Installed = main.py is there; factory files placed before the first boot
+        # (a CA certificate, say) do not count as an installed firmware.
+        if os.path.exists(os.path.join(self.flash, "main.py")):
             self.log("reusing %s (no reinstall)" % self.flash)
             return False
         if ROOT not in sys.path:

@@ -1,0 +1,33 @@
+import os
+import shutil
+
+import pytest
+
+from tools.csms import CsmsThread
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+
+TAGS = {
+    "TAG1": "Accepted",
+    "TAG2": "Accepted",
+    "CHILD1": {"status": "Accepted", "parentIdTag": "FLEET"},
+    "CHILD2": {"status": "Accepted", "parentIdTag": "FLEET"},
+    "BLOCKED": "Blocked",
+    "EXPIRED": "Expired",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _interpreter_present():
+    # The integration suite is about the real interpreter: no silent fallback.
+    assert os.path.exists(MICROPYTHON), "no MicroPython interpreter at %s: run `make setup`" % MICROPYTHON
+
+
+@pytest.fixture
+def csms():
+    """The strict central system. Any schema or framing violation by the
+    charger during a test fails that test."""
+    with CsmsThread(tags=dict(TAGS), heartbeat_interval=300) as cs:
+        yield cs
+        assert cs.violations == [], cs.dump()
