@@ -36,6 +36,16 @@ def _b64(data):
     return binascii.b2a_base64(data)[:-1]
 
 
+def _utf8(text):
+    # MicroPython keeps str as UTF-8 and exposes those bytes through
+    # memoryview without copying, which saves one message-sized buffer per
+    # send; CPython has no such view and needs encode().
+    try:
+        return memoryview(text)
+    except TypeError:
+        return text.encode()
+
+
 def _is_eof(exc):
     # MicroPython raises EOFError; CPython raises asyncio.IncompleteReadError,
     # which MicroPython does not define, so it is recognised by name.
@@ -411,7 +421,7 @@ class WebSocket:
     async def send(self, text):
         if self.closed or self._close_sent:
             raise WSClosed(self.close_code or 1006, self.close_reason)
-        data = text.encode() if isinstance(text, str) else text
+        data = _utf8(text) if isinstance(text, str) else text
         try:
             await self._send_frame(OP_TEXT, data)
         except OSError:
