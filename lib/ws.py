@@ -270,6 +270,10 @@ class WebSocket:
             raise
 
     async def _lost(self, why):
+        if self.closed:
+            # Our own close() pulled the socket from under a pending recv():
+            # report that close, not a network failure.
+            raise WSClosed(self.close_code, self.close_reason)
         await self._abort()
         raise WSClosed(1006, why)
 
@@ -282,7 +286,8 @@ class WebSocket:
         raise WSClosed(code, why)
 
     async def recv(self):
-        """Next complete text message as str."""
+        """Next complete text message as str. One reader task at a time;
+        send()/ping()/close() may be called from other tasks meanwhile."""
         if self.closed:
             raise WSClosed(self.close_code or 1006, self.close_reason)
         msg = None
@@ -318,7 +323,11 @@ class WebSocket:
             if opcode >= OP_CLOSE:
                 payload = await self._read_exact(n)
                 if opcode == OP_PING:
-                    await self._send_frame(OP_PONG, payload)
+                    if not self._close_sent:
+                        try:
+                            await self._send_frame(OP_PONG, payload)
+                        except OSError:
+                            await self._lost("write error")
                 elif opcode == OP_PONG:
                     self.last_pong = time.ticks_ms()
                 else:

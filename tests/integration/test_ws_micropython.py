@@ -4,7 +4,10 @@ import asyncio
 import json
 import os
 import socket
+import ssl
 import subprocess
+
+import trustme
 
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
@@ -57,24 +60,38 @@ def _free_port():
     return port
 
 
-def _run_client(extra_args=(), target=(SCRIPT, ROOT), cwd=None, big=10240):
+def _run_client(extra_args=(), target=(SCRIPT, ROOT), cwd=None, big=10240, tls_dir=None):
     _need(MICROPYTHON)
     log = []
 
     async def main():
         server = await serve(lambda c: _handler(c, log), "127.0.0.1", 0,
                              subprotocols=["ocpp1.6"])
+        tls_args = []
+        tls_server = None
+        if tls_dir:
+            ca = trustme.CA()
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
+            ca_file = os.path.join(tls_dir, "ca.pem")
+            ca.cert_pem.write_to_path(ca_file)
+            tls_server = await serve(lambda c: _handler(c, log), "127.0.0.1", 0,
+                                     subprotocols=["ocpp1.6"], ssl=ctx)
+            tls_args = [str(tls_server.sockets[0].getsockname()[1]), ca_file]
         async with server:
             port = server.sockets[0].getsockname()[1]
             proc = await asyncio.create_subprocess_exec(
                 MICROPYTHON, *extra_args, *target, str(port), str(_free_port()), str(big),
-                cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                *tls_args, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             try:
                 out, err = await asyncio.wait_for(proc.communicate(), 60)
             except asyncio.TimeoutError:
                 proc.kill()
                 raise
             await asyncio.sleep(0.2)
+            if tls_server is not None:
+                tls_server.close()
+                await tls_server.wait_closed()
             return proc.returncode, out.decode(), err.decode()
 
     rc, out, err = asyncio.run(main())
@@ -106,12 +123,17 @@ def _check(results, log, text, big=10240):
     assert results["noproto"]["error"] == "WSError"
     assert results["refused"]["error"] in ("OSError", "WSError")
     assert results["concurrent"]["got"] == ["c%d" % i for i in range(10)]
+    assert results["local_close"] == {"t": "local_close", "seen": [1001, "rebooting"],
+                                      "closed": True}
     assert "done" in results, text
 
 
-def test_ws_client_on_micropython():
-    results, log, text = _run_client()
+def test_ws_client_on_micropython(tmp_path):
+    results, log, text = _run_client(tls_dir=str(tmp_path))
     _check(results, log, text)
+    # wss:// through MicroPython's own ssl module (mbedTLS) with the test CA;
+    # "localhost" also exercises SNI/hostname verification.
+    assert results["tls"] == {"t": "tls", "ok": [True, True], "untrusted": "OSError"}, text
 
 
 def _mpy(src, dst, *args):

@@ -674,3 +674,20 @@ def test_wss_untrusted_ca_fails():
 
     exc = run(main())
     assert isinstance(exc, ssl.SSLError)
+
+
+def test_local_close_wakes_pending_recv_with_our_code():
+    async def main():
+        server, port = await ws_server(echo)
+        async with server:
+            ws = await raw_client(port)
+            task = asyncio.ensure_future(ws.recv())
+            await asyncio.sleep(0.1)
+            assert not task.done()
+            await ws.close(1001, "rebooting")
+            with pytest.raises(WSClosed) as ei:
+                await asyncio.wait_for(task, 2)
+            return ei.value
+
+    exc = run(main())
+    assert (exc.code, exc.reason) == (1001, "rebooting")

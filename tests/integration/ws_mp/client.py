@@ -1,6 +1,6 @@
 # Runs lib.ws on the MicroPython unix port against the server started by
 # tests/integration/test_ws_micropython.py.
-# Usage: micropython client.py ROOT PORT DEADPORT [BIGSIZE]
+# Usage: micropython client.py ROOT PORT DEADPORT [BIGSIZE [TLSPORT CA_PEM_FILE]]
 # Prints one JSON object per line; the test asserts on them.
 import sys
 
@@ -15,6 +15,8 @@ from lib.ws import WSClosed, WSError, connect
 PORT = int(sys.argv[2])
 DEAD = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 BIG = int(sys.argv[4]) if len(sys.argv) > 4 else 10240
+TLS_PORT = int(sys.argv[5]) if len(sys.argv) > 6 else 0
+CA_FILE = sys.argv[6] if len(sys.argv) > 6 else None
 
 
 def out(**kw):
@@ -121,10 +123,61 @@ async def concurrent():
     await ws.close()
 
 
+async def local_close():
+    # close() from one task while another waits in recv(): the reader must
+    # learn about our close, not see a network error.
+    ws = await connect(open_fn, "ws", "127.0.0.1", PORT, "/echo")
+    seen = []
+
+    async def reader():
+        try:
+            await ws.recv()
+        except WSClosed as e:
+            seen.append(e.code)
+            seen.append(e.reason)
+
+    task = asyncio.create_task(reader())
+    await asyncio.sleep_ms(50)
+    await ws.close(1001, "rebooting")
+    await asyncio.wait_for(task, 2)
+    out(t="local_close", seen=seen, closed=ws.closed)
+
+
+def _ctx(trusted):
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if trusted:
+        with open(CA_FILE) as f:
+            pem = f.read()
+        b64 = "".join([l for l in pem.split("\n") if l and not l.startswith("-----")])
+        import binascii
+        ctx.load_verify_locations(cadata=binascii.a2b_base64(b64))
+    return ctx
+
+
+async def tls():
+    ws = await connect(open_fn, "wss", "localhost", TLS_PORT, "/echo", ssl_ctx=_ctx(True))
+    ok = []
+    for m in ("secure \u00e9", "s" * 12000):
+        await ws.send(m)
+        ok.append(await ws.recv() == m)
+    await ws.close()
+    try:
+        await connect(open_fn, "wss", "localhost", TLS_PORT, "/echo", ssl_ctx=_ctx(False))
+        untrusted = "connected"
+    except (OSError, WSError) as e:
+        untrusted = type(e).__name__
+    out(t="tls", ok=ok, untrusted=untrusted)
+
+
 async def main():
-    for name, fn in (("echo", echo), ("frag", frag), ("ping", ping), ("close", close),
-                     ("big", big), ("noproto", noproto), ("refused", refused),
-                     ("concurrent", concurrent)):
+    todo = [("echo", echo), ("frag", frag), ("ping", ping), ("close", close),
+            ("big", big), ("noproto", noproto), ("refused", refused),
+            ("concurrent", concurrent), ("local_close", local_close)]
+    if TLS_PORT:
+        todo.append(("tls", tls))
+    for name, fn in todo:
         await scenario(name, fn())
         gc.collect()
     out(t="done", mem_free=gc.mem_free(), mem_alloc=gc.mem_alloc())
