@@ -9,7 +9,7 @@ from lib import isotime, log, ocppj
 from lib import url as urlmod
 from lib.schema import SchemaError, validate
 from lib.ws import WSClosed, WSError, connect
-from firmware.ocpp_schemas import REQUESTS
+from firmware import ocpp_schemas
 
 CALL_TIMEOUT_MS = 30000
 BACKOFF_MIN_S = 1
@@ -155,7 +155,7 @@ class ChargePoint:
     async def _handle_call(self, ws, uid, action, payload):
         try:
             log.info("ocpp", "<- %s" % action)
-            schema = REQUESTS.get(action)
+            schema = ocpp_schemas.schema(action)
             handler = self._handlers.get(action)
             if schema is None:
                 raise CallError("NotImplemented", "unknown action " + action)

@@ -29,10 +29,11 @@ class Session:
     """Who is charging: the authorization that opened the session, and the
     transaction once started (a dict owned by firmware.transactions)."""
 
-    def __init__(self, id_tag, parent, remote=False):
+    def __init__(self, id_tag, parent, remote=False, free=False):
         self.id_tag = id_tag
         self.parent = parent
         self.remote = remote
+        self.free = free
         self.tx = None
         self.since = time.ticks_ms()
 
@@ -148,7 +149,7 @@ class Connector:
         plugged = ev in PLUGGED
         if self.phase == IDLE and plugged and prev not in PLUGGED:
             if self.cfg.get("FreeMode") and self.operative and not self.blocking:
-                self._begin(self.cfg.get("DefaultIdTag") or "FreeMode", None, False)
+                self._begin(self.cfg.get("DefaultIdTag") or "FreeMode", None, False, True)
                 self._start_tx()
             elif self.operative and not self.blocking:
                 self.phase = WAIT_AUTH
@@ -283,6 +284,7 @@ class Connector:
         if operative:
             self.operative = True
             self.pending_inoperative = False
+            self._settle()
             return "Accepted"
         if self.phase == TX:
             self.pending_inoperative = True
@@ -312,11 +314,12 @@ class Connector:
         self.blocking = blocking
         if blocking and self.phase in (WAIT_AUTH, WAIT_PLUG):
             self._end_session()
+        self._settle()
 
     # --- internals ------------------------------------------------------------
 
-    def _begin(self, tag, parent, remote):
-        self.session = Session(tag, parent, remote)
+    def _begin(self, tag, parent, remote, free=False):
+        self.session = Session(tag, parent, remote, free)
         self.hold_lock = False
 
     def _start_tx(self):
@@ -331,6 +334,10 @@ class Connector:
         self.phase = IDLE
         self.session = None
         self.hold_lock = False
-        if self.ev in PLUGGED and self.operative and not self.blocking:
-            # Cable still in after the session: the next card starts a new one.
+        self._settle()
+
+    def _settle(self):
+        # A cable that is (still) in while the connector can serve: the next
+        # card starts a session (Preparing).
+        if self.phase == IDLE and self.ev in PLUGGED and self.operative and not self.blocking:
             self.phase = WAIT_AUTH

@@ -2,11 +2,11 @@
 # them (the guide: no calculations or edits), the cumulative register exposed
 # to transactions.
 import asyncio
+import sys
 import time
 
 from lib import log
 from lib.modbus import ModbusError, ModbusMaster, PARITY_EVEN, plan
-from firmware import meter_maps
 
 POLL_MS = 1000
 SLAVE = 1
@@ -16,9 +16,7 @@ ENERGY = ("Energy.Active.Import.Register", None)
 class Metering:
     def __init__(self, board, cfg):
         self.cfg = cfg
-        self.map = meter_maps.SDM120 if cfg.variant == "homeplus" else meter_maps.SDM630
-        wanted = meter_maps.DEFAULT_SINGLE_PHASE if cfg.variant == "homeplus" else meter_maps.DEFAULT_THREE_PHASE
-        self.plan = plan(self.map, wanted)
+        self.plan, self.units = _load_plan(cfg.variant)
         self.master = ModbusMaster(board.meter_uart, baud=9600, parity=PARITY_EVEN)
         self.values = {}
         self.ok = False
@@ -57,3 +55,25 @@ class Metering:
             await self.poll_once()
             spent = time.ticks_diff(time.ticks_ms(), start)
             await asyncio.sleep((POLL_MS - spent) / 1000 if spent < POLL_MS else 0.05)
+
+
+def _load_plan(variant):
+    """The poll plan and units for this variant's meter. The register maps are
+    only needed to make the plan, so the module is dropped again afterwards
+    (its tables would otherwise stay on the heap for good)."""
+    import firmware
+    from firmware import meter_maps as mm
+
+    single = variant == "homeplus"
+    meter_map = mm.SDM120 if single else mm.SDM630
+    wanted = mm.DEFAULT_SINGLE_PHASE if single else mm.DEFAULT_THREE_PHASE
+    p = plan(meter_map, wanted)
+    units = {}
+    for key in wanted:
+        units[key] = mm.unit(meter_map, key)
+    sys.modules.pop("firmware.meter_maps", None)
+    try:
+        delattr(firmware, "meter_maps")
+    except AttributeError:
+        pass
+    return p, units

@@ -1,106 +1,45 @@
 # OCPP 1.6 request payloads the central system may send us, in lib.schema's
-# compact form (field, type, required, extra). Lengths and enums follow the
-# OCPP 1.6 JSON schemas, which forbid unknown fields.
+# form (field, type, required, extra), kept as compact JSON text: a string
+# constant costs only its bytes on the device, and a schema is parsed only when
+# its request arrives. Lengths and enums follow the OCPP 1.6 JSON schemas
+# (tests/unit/test_ocpp_schemas.py checks them against the official files).
+import json
 
-_ID = 20  # CiString20Type (idTag)
+# chargingProfile, shared by RemoteStartTransaction and SetChargingProfile ("@P").
+_PROFILE = '[["chargingProfileId","i",1,null],["transactionId","i",0,null],["stackLevel","i",1,null],["chargingProfilePurpose","e",1,["ChargePointMaxProfile","TxDefaultProfile","TxProfile"]],["chargingProfileKind","e",1,["Absolute","Recurring","Relative"]],["recurrencyKind","e",0,["Daily","Weekly"]],["validFrom","t",0,null],["validTo","t",0,null],["chargingSchedule","o",1,[["duration","i",0,null],["startSchedule","t",0,null],["chargingRateUnit","e",1,["A","W"]],["chargingSchedulePeriod","ao",1,[["startPeriod","i",1,null],["limit","n",1,null],["numberPhases","i",0,null]]],["minChargingRate","n",0,null]]]]'
 
-_PERIOD = (
-    ("startPeriod", "i", True, None),
-    ("limit", "n", True, None),
-    ("numberPhases", "i", False, None),
-)
-_SCHEDULE = (
-    ("duration", "i", False, None),
-    ("startSchedule", "t", False, None),
-    ("chargingRateUnit", "e", True, ("A", "W")),
-    ("chargingSchedulePeriod", "ao", True, _PERIOD),
-    ("minChargingRate", "n", False, None),
-)
-_PURPOSES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
-_PROFILE = (
-    ("chargingProfileId", "i", True, None),
-    ("transactionId", "i", False, None),
-    ("stackLevel", "i", True, None),
-    ("chargingProfilePurpose", "e", True, _PURPOSES),
-    ("chargingProfileKind", "e", True, ("Absolute", "Recurring", "Relative")),
-    ("recurrencyKind", "e", False, ("Daily", "Weekly")),
-    ("validFrom", "t", False, None),
-    ("validTo", "t", False, None),
-    ("chargingSchedule", "o", True, _SCHEDULE),
-)
-_ID_TAG_INFO = (
-    ("expiryDate", "t", False, None),
-    ("parentIdTag", "s", False, _ID),
-    ("status", "e", True, ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")),
-)
-
-REQUESTS = {
-    "CancelReservation": (("reservationId", "i", True, None),),
-    "ChangeAvailability": (
-        ("connectorId", "i", True, None),
-        ("type", "e", True, ("Inoperative", "Operative")),
-    ),
-    "ChangeConfiguration": (("key", "s", True, 50), ("value", "s", True, 500)),
-    "ClearCache": (),
-    "ClearChargingProfile": (
-        ("id", "i", False, None),
-        ("connectorId", "i", False, None),
-        ("chargingProfilePurpose", "e", False, _PURPOSES),
-        ("stackLevel", "i", False, None),
-    ),
-    "DataTransfer": (
-        ("vendorId", "s", True, 255),
-        ("messageId", "s", False, 50),
-        ("data", "s", False, 0),
-    ),
-    "GetCompositeSchedule": (
-        ("connectorId", "i", True, None),
-        ("duration", "i", True, None),
-        ("chargingRateUnit", "e", False, ("A", "W")),
-    ),
-    "GetConfiguration": (("key", "as", False, 50),),
-    "GetDiagnostics": (
-        ("location", "u", True, 0),
-        ("retries", "i", False, None),
-        ("retryInterval", "i", False, None),
-        ("startTime", "t", False, None),
-        ("stopTime", "t", False, None),
-    ),
-    "GetLocalListVersion": (),
-    "RemoteStartTransaction": (
-        ("connectorId", "i", False, None),
-        ("idTag", "s", True, _ID),
-        ("chargingProfile", "o", False, _PROFILE),
-    ),
-    "RemoteStopTransaction": (("transactionId", "i", True, None),),
-    "ReserveNow": (
-        ("connectorId", "i", True, None),
-        ("expiryDate", "t", True, None),
-        ("idTag", "s", True, _ID),
-        ("parentIdTag", "s", False, _ID),
-        ("reservationId", "i", True, None),
-    ),
-    "Reset": (("type", "e", True, ("Hard", "Soft")),),
-    "SendLocalList": (
-        ("listVersion", "i", True, None),
-        ("localAuthorizationList", "ao", False, (("idTag", "s", True, _ID), ("idTagInfo", "o", False, _ID_TAG_INFO))),
-        ("updateType", "e", True, ("Differential", "Full")),
-    ),
-    "SetChargingProfile": (
-        ("connectorId", "i", True, None),
-        ("csChargingProfiles", "o", True, _PROFILE),
-    ),
-    "TriggerMessage": (
-        ("requestedMessage", "e", True, (
-            "BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
-            "Heartbeat", "MeterValues", "StatusNotification")),
-        ("connectorId", "i", False, None),
-    ),
-    "UnlockConnector": (("connectorId", "i", True, None),),
-    "UpdateFirmware": (
-        ("location", "u", True, 0),
-        ("retries", "i", False, None),
-        ("retrieveDate", "t", True, None),
-        ("retryInterval", "i", False, None),
-    ),
+_REQUESTS = {
+    "CancelReservation": '[["reservationId","i",1,null]]',
+    "ChangeAvailability": '[["connectorId","i",1,null],["type","e",1,["Inoperative","Operative"]]]',
+    "ChangeConfiguration": '[["key","s",1,50],["value","s",1,500]]',
+    "ClearCache": '[]',
+    "ClearChargingProfile": '[["id","i",0,null],["connectorId","i",0,null],["chargingProfilePurpose","e",0,["ChargePointMaxProfile","TxDefaultProfile","TxProfile"]],["stackLevel","i",0,null]]',
+    "DataTransfer": '[["vendorId","s",1,255],["messageId","s",0,50],["data","s",0,0]]',
+    "GetCompositeSchedule": '[["connectorId","i",1,null],["duration","i",1,null],["chargingRateUnit","e",0,["A","W"]]]',
+    "GetConfiguration": '[["key","as",0,50]]',
+    "GetDiagnostics": '[["location","u",1,0],["retries","i",0,null],["retryInterval","i",0,null],["startTime","t",0,null],["stopTime","t",0,null]]',
+    "GetLocalListVersion": '[]',
+    "RemoteStartTransaction": '[["connectorId","i",0,null],["idTag","s",1,20],["chargingProfile","o",0,"@P"]]',
+    "RemoteStopTransaction": '[["transactionId","i",1,null]]',
+    "ReserveNow": '[["connectorId","i",1,null],["expiryDate","t",1,null],["idTag","s",1,20],["parentIdTag","s",0,20],["reservationId","i",1,null]]',
+    "Reset": '[["type","e",1,["Hard","Soft"]]]',
+    "SendLocalList": '[["listVersion","i",1,null],["localAuthorizationList","ao",0,[["idTag","s",1,20],["idTagInfo","o",0,[["expiryDate","t",0,null],["parentIdTag","s",0,20],["status","e",1,["Accepted","Blocked","Expired","Invalid","ConcurrentTx"]]]]]],["updateType","e",1,["Differential","Full"]]]',
+    "SetChargingProfile": '[["connectorId","i",1,null],["csChargingProfiles","o",1,"@P"]]',
+    "TriggerMessage": '[["requestedMessage","e",1,["BootNotification","DiagnosticsStatusNotification","FirmwareStatusNotification","Heartbeat","MeterValues","StatusNotification"]],["connectorId","i",0,null]]',
+    "UnlockConnector": '[["connectorId","i",1,null]]',
+    "UpdateFirmware": '[["location","u",1,0],["retries","i",0,null],["retrieveDate","t",1,null],["retryInterval","i",0,null]]',
 }
+
+
+def schema(action):
+    """The schema of a CSMS-initiated request, or None for an unknown action."""
+    text = _REQUESTS.get(action)
+    if text is None:
+        return None
+    if '"@P"' in text:
+        text = text.replace('"@P"', _PROFILE)
+    return json.loads(text)
+
+
+def actions():
+    return list(_REQUESTS)

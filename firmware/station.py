@@ -77,8 +77,8 @@ class Station:
         if s is None or s.tx is not tx or conn.phase != TX:
             return
         status = info.get("status")
-        if status == "Accepted" or status is None:
-            return
+        if status == "Accepted" or status is None or s.free:
+            return  # FreeMode charges whatever the central system thinks of DefaultIdTag
         if self.cfg.get("StopTransactionOnInvalidId"):
             log.info("tx", "StartTransaction answered %s: stopping" % status)
             conn.stop("DeAuthorized")

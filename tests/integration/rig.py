@@ -12,7 +12,7 @@ from tools.simkit.client import BenchProcess
 
 # Every integration test runs the firmware inside this heap unless it asks for
 # another: the foundation issue's budget.
-HEAP = os.environ.get("JOLT_TEST_HEAP", "128K")
+HEAP = os.environ.get("JOLT_TEST_HEAP") or None
 
 
 class Rig:
