@@ -63,6 +63,7 @@ class App:
         asyncio.create_task(self.control.run())
         asyncio.create_task(self.meter.run())
         asyncio.create_task(self.station.run_status())
+        asyncio.create_task(self.station.recover())
         asyncio.create_task(self.txs.run())
         asyncio.create_task(self._heap_monitor())
         await self.cp.run()

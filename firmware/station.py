@@ -143,6 +143,23 @@ class Station:
             log.warn("status", "StatusNotification failed: %r" % (e,))
             return False
 
+    # --- power loss -------------------------------------------------------------
+
+    async def recover(self, settle_s=0.5):
+        """After boot: close the transaction a power cut interrupted (PowerLoss)
+        and, with OnPowerLossRestart, start a new one for the same card if the
+        EV is still connected (docs/decisions.md)."""
+        await asyncio.sleep(settle_s)  # let the control loop read the pilot first
+        tx = self.txs.recover()
+        if tx is None:
+            return
+        conn = self.connector
+        log.info("tx", "transaction local#%d ended by power loss" % tx["l"])
+        if self.cfg.get("OnPowerLossRestart") and conn.ev in "BC" and conn.can_remote_start():
+            log.info("tx", "OnPowerLossRestart: new transaction for %s" % tx["tag"])
+            conn.remote_start(tx["tag"], {"parentIdTag": tx["parent"]} if tx.get("parent") else None)
+            self._changed()
+
     # --- central system requests ---------------------------------------------
 
     async def _remote_start(self, p):

@@ -6,15 +6,18 @@
 # central system assigns later.
 import asyncio
 import json
+import time
 
 from lib import fsutil, isotime, log
 from firmware.chargepoint import CallError, NotConnected
 
-OPEN_TX_FILE = "tx_open.json"
+STATE_FILE = "tx_state.json"
 CALL_TIMEOUT_MS = 30000
+CHECKPOINT_MS = 60000  # how often an open transaction's meter value is saved
 K_START = 1
 K_STOP = 2
 K_METER = 3
+K_MAP = 4      # local id -> transactionId; also the commit of the StartTransaction answer
 
 
 class MemoryStore:
@@ -52,29 +55,63 @@ class Transactions:
         self.root = board.flash.root
         self.by_local = {}      # local id -> live tx dict
         self.id_map = {}        # local id -> transactionId from the central system
+        self.map_seq = {}       # local id -> journal seq of its K_MAP record
         self.next_local = 1
+        self.floor_wh = 0       # the register never goes backwards across reboots
+        self.last_ts = 0
         self.on_start_result = None  # fn(tx, idTagInfo) set by the station
         self._wake = asyncio.Event()
-        for seq, kind, data in store.pending():
+        self.open_at_boot = None     # the transaction a power cut interrupted
+        self._load()
+
+    def _load(self):
+        state = None
+        raw = fsutil.read(self.root + STATE_FILE)
+        if raw is not None:
+            try:
+                state = json.loads(raw)
+                self.floor_wh = int(state.get("reg", 0))
+                self.last_ts = int(state.get("ts", 0))
+                self.next_local = int(state.get("next", 1))
+                self.open_at_boot = state.get("open")
+            except (ValueError, TypeError, AttributeError) as e:
+                log.error("tx", "state file unreadable: %r" % (e,))
+        for seq, kind, data in self.store.pending():
             try:
                 rec = json.loads(data)
-                if rec.get("l", 0) >= self.next_local:
-                    self.next_local = rec["l"] + 1
-            except ValueError:
-                pass
+                local = rec["l"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if local >= self.next_local:
+                self.next_local = local + 1
+            if kind == K_MAP:
+                # The map record is the commit point of a StartTransaction answer.
+                self.id_map[local] = rec["id"]
+                self.map_seq[local] = seq
+                self.store.ack(rec["s"])
+        tx = self.open_at_boot
+        if tx is not None and tx.get("l", 0) >= self.next_local:
+            self.next_local = tx["l"] + 1
 
     # --- transaction lifecycle ---------------------------------------------
 
     def energy_wh(self, tx):
         """Meter value for a transaction: cumulative register (Business) or
         energy since the session began (Home Plus resets to 0, guide)."""
-        reg = self.meter.register_wh()
+        reg = self.register_wh()
         if self.cfg.variant == "homeplus":
             return max(0, reg - tx["base"])
         return reg
 
-    def start(self, cid, id_tag, parent):
+    def register_wh(self):
         reg = self.meter.register_wh()
+        if reg < self.floor_wh:
+            return self.floor_wh
+        self.floor_wh = reg
+        return reg
+
+    def start(self, cid, id_tag, parent):
+        reg = self.register_wh()
         local = self.next_local
         self.next_local += 1
         tx = {
@@ -83,7 +120,7 @@ class Transactions:
             "ts": self.board.clock.now(), "status": None, "limit": None,
         }
         self.by_local[local] = tx
-        self._save_open(tx)
+        self._save_state(tx)
         self._queue(K_START, "StartTransaction", {
             "connectorId": cid, "idTag": id_tag, "meterStart": tx["start"],
             "timestamp": isotime.format(tx["ts"]),
@@ -91,11 +128,13 @@ class Transactions:
         log.info("tx", "start local#%d %s meterStart=%d" % (local, id_tag, tx["start"]))
         return tx
 
-    def stop(self, tx, reason, id_tag=None):
-        stop_wh = self.energy_wh(tx)
+    def stop(self, tx, reason, id_tag=None, stop_wh=None, now=None):
+        if stop_wh is None:
+            stop_wh = self.energy_wh(tx)
         if stop_wh < tx["start"]:
             stop_wh = tx["start"]  # meterStop never below meterStart
-        now = self.board.clock.now()
+        if now is None:
+            now = self.board.clock.now()
         payload = {
             "transactionId": 0, "meterStop": stop_wh, "timestamp": isotime.format(now), "reason": reason,
         }
@@ -106,7 +145,7 @@ class Transactions:
             payload["transactionData"] = data
         self._queue(K_STOP, "StopTransaction", payload, tx["l"])
         self.by_local.pop(tx["l"], None)
-        self._clear_open()
+        self._save_state(None)
         log.info("tx", "stop local#%d reason=%s meterStop=%d" % (tx["l"], reason, stop_wh))
 
     def energy_allowed(self, tx):
@@ -134,18 +173,37 @@ class Transactions:
 
     # --- power-loss bookkeeping ----------------------------------------------
 
-    def _save_open(self, tx):
+    def _save_state(self, open_tx):
+        """Small state that must survive a power cut: the open transaction, the
+        last register and time seen, the next local id. Written at start, stop
+        and checkpoints only (flash wear)."""
+        self.last_ts = self.board.clock.now()
+        doc = {"open": open_tx, "reg": self.floor_wh, "ts": self.last_ts, "next": self.next_local}
         try:
-            fsutil.write_atomic(self.root + OPEN_TX_FILE, json.dumps(tx))
+            fsutil.write_atomic(self.root + STATE_FILE, json.dumps(doc))
         except OSError as e:
-            log.error("tx", "cannot record open transaction: %r" % (e,))
+            log.error("tx", "cannot record transaction state: %r" % (e,))
 
-    def _clear_open(self):
-        try:
-            import os
-            os.remove(self.root + OPEN_TX_FILE)
-        except OSError:
-            pass
+    def checkpoint(self):
+        """Called periodically during a transaction: keeps the last meter
+        value and time for a PowerLoss stop after a power cut."""
+        for tx in self.by_local.values():
+            self.register_wh()
+            self._save_state(tx)
+            return
+
+    def recover(self):
+        """After boot: end the transaction a power cut interrupted with
+        reason PowerLoss and the last known meter value. Returns it (or None)."""
+        tx = self.open_at_boot
+        self.open_at_boot = None
+        if tx is None:
+            return None
+        self.by_local[tx["l"]] = tx
+        reg = self.floor_wh
+        stop_wh = max(tx["start"], reg - tx["base"] if self.cfg.variant == "homeplus" else reg)
+        self.stop(tx, "PowerLoss", None, stop_wh, self.last_ts or tx["ts"])
+        return tx
 
     # --- the ordered message queue ---------------------------------------------
 
@@ -153,10 +211,21 @@ class Transactions:
         self.store.append(json.dumps({"a": action, "p": payload, "l": local}), kind)
         self._wake.set()
 
+    def _head(self):
+        """Oldest message still to deliver (map records are bookkeeping, not messages)."""
+        for rec in self.store.pending(len(self.map_seq) + 1):
+            if rec[1] != K_MAP:
+                return rec
+        return None
+
     async def run(self):
         """Deliver queued transaction messages in order, forever."""
+        last_cp = time.ticks_ms()
         while True:
-            head = self.store.first()
+            if self.by_local and time.ticks_diff(time.ticks_ms(), last_cp) >= CHECKPOINT_MS:
+                last_cp = time.ticks_ms()
+                self.checkpoint()
+            head = self._head()
             if head is None or not self.cp.accepted:
                 self._wake.clear()
                 try:
@@ -194,17 +263,21 @@ class Transactions:
                 if attempt < attempts:
                     await asyncio.sleep(interval * attempt)
                 continue
-            self._answered(action, payload, local, res)
-            self.store.ack(seq)
+            self._answered(seq, action, payload, local, res)
             return
         log.error("tx", "%s given up after %d attempts" % (action, attempts))
         self.store.drop(seq)
+        if action == "StopTransaction":
+            self._forget(local)
 
-    def _answered(self, action, payload, local, res):
+    def _answered(self, seq, action, payload, local, res):
         info = res.get("idTagInfo")
         if action == "StartTransaction":
             tid = res.get("transactionId")
             self.id_map[local] = tid
+            # One durable write commits the answer: the map record (it acks the start on reload).
+            self.map_seq[local] = self.store.append(json.dumps({"l": local, "id": tid, "s": seq}), K_MAP)
+            self.store.ack(seq)
             tx = self.by_local.get(local)
             if tx is not None:
                 tx["status"] = info.get("status") if info else None
@@ -213,5 +286,15 @@ class Transactions:
             log.info("tx", "local#%d is transaction %s (%s)" % (local, tid, info and info.get("status")))
             if tx is not None and self.on_start_result is not None:
                 self.on_start_result(tx, info or {})
-        elif action == "StopTransaction" and info and payload.get("idTag"):
-            self.auth.remember(payload["idTag"], info)
+        else:
+            self.store.ack(seq)
+            if action == "StopTransaction":
+                if info and payload.get("idTag"):
+                    self.auth.remember(payload["idTag"], info)
+                self._forget(local)
+
+    def _forget(self, local):
+        m = self.map_seq.pop(local, None)
+        if m is not None:
+            self.store.ack(m)
+        self.id_map.pop(local, None)
