@@ -55,6 +55,7 @@ class Connector:
         self.reservation = None     # dict from firmware.reservations when reserved
         self.hold_lock = False      # cable stays locked after an EV-side disconnect (guide)
         self.suspended_since = None
+        self.authorizing = None     # card whose authorization is under way
         self.last_status = None
         self.relay_wanted = False
         self.lock_wanted = False
@@ -175,10 +176,14 @@ class Connector:
         """A card was read. Returns nothing; decisions that need the central
         system run in a task (ctx.authorize) and come back via on_authorized."""
         s = self.session
+        if tag == self.authorizing:
+            log.info("conn", "card %s: authorization already under way" % tag)
+            return
         if self.phase == TX:
             if tag == s.id_tag:
                 self.stop("Local")
             else:
+                self.authorizing = tag
                 self.ctx.authorize(self, tag, "stop")
         elif self.phase == WAIT_PLUG:
             if tag == s.id_tag:
@@ -197,10 +202,13 @@ class Connector:
             log.info("conn", "card %s ignored: connector %s" % (tag, self.status()[0]))
             self.ctx.signal("AUTH_FAIL")
         else:
+            self.authorizing = tag
             self.ctx.authorize(self, tag, "start")
 
     def on_authorized(self, tag, info, purpose):
         """Result of ctx.authorize: info is an idTagInfo dict."""
+        if tag == self.authorizing:
+            self.authorizing = None
         ok = info.get("status") == "Accepted"
         parent = info.get("parentIdTag")
         if purpose == "stop":
