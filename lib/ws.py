@@ -112,6 +112,7 @@ class WebSocket:
         self.close_code = None
         self.close_reason = ""
         self.last_pong = None
+        self.last_rx = time.ticks_ms()  # any frame from the server: the link is alive
         self.subprotocol = None
         self._close_sent = False
         # Bytes read past the end of the handshake response (a server may send
@@ -293,6 +294,7 @@ class WebSocket:
         msg = None
         while True:
             hdr = await self._read_exact(2)
+            self.last_rx = time.ticks_ms()
             b0 = hdr[0]
             b1 = hdr[1]
             fin = b0 & 0x80
