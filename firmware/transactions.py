@@ -9,6 +9,7 @@ import json
 import time
 
 from lib import fsutil, isotime, log
+from lib.journal import JournalFull
 from firmware.chargepoint import CallError, NotConnected
 
 STATE_FILE = "tx_state.json"
@@ -153,13 +154,13 @@ class Transactions:
         return limit is None or self.energy_wh(tx) - tx["start"] < limit
 
     def _transaction_data(self, tx, stop_wh, now):
-        if "Energy.Active.Import.Register" not in self.cfg.get("StopTxnSampledData").split(","):
-            return None
-        def mv(ts, wh, context):
-            return {"timestamp": isotime.format(ts), "sampledValue": [{
-                "value": str(wh), "context": context, "measurand": "Energy.Active.Import.Register",
-                "unit": "Wh"}]}
-        return [mv(tx["ts"], tx["start"], "Transaction.Begin"), mv(now, stop_wh, "Transaction.End")]
+        # firmware/metering.py: StopTxnSampledData / StopTxnAlignedData
+        return self.meter.tx_data(tx, stop_wh, now)
+
+    def queue_meter_values(self, tx, meter_value):
+        """Transaction MeterValues (a list of meterValue) through the ordered queue."""
+        self._queue(K_METER, "MeterValues", {"connectorId": tx["cid"], "transactionId": 0,
+                                             "meterValue": meter_value}, tx["l"])
 
     def transaction_id(self, tx):
         """transactionId known for a live transaction (None until StartTransaction is answered)."""
@@ -208,8 +209,27 @@ class Transactions:
     # --- the ordered message queue ---------------------------------------------
 
     def _queue(self, kind, action, payload, local):
-        self.store.append(json.dumps({"a": action, "p": payload, "l": local}), kind)
+        data = json.dumps({"a": action, "p": payload, "l": local})
+        while True:
+            try:
+                self.store.append(data, kind)
+                break
+            except JournalFull:
+                # Full (long outage): meter values go first, oldest first;
+                # StartTransaction/StopTransaction are never dropped for them.
+                if not self._drop_oldest_meter():
+                    log.error("tx", "journal full: %s not queued" % action)
+                    return False
         self._wake.set()
+        return True
+
+    def _drop_oldest_meter(self):
+        for seq, kind, data in self.store.pending():
+            if kind == K_METER:
+                self.store.drop(seq)
+                log.warn("tx", "journal full: oldest meter values dropped")
+                return True
+        return False
 
     def _head(self):
         """Oldest message still to deliver (map records are bookkeeping, not messages)."""

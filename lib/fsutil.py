@@ -5,6 +5,8 @@ import os
 
 def write_atomic(path, data):
     tmp = path + ".new"
+    if isinstance(data, str):
+        data = data.encode()
     with open(tmp, "wb") as f:
         f.write(data)
         if hasattr(f, "flush"):

@@ -1,0 +1,113 @@
+"""Transaction messages through the journal: order, id mapping across reboots,
+and what is dropped first when the journal is full. The central system is a
+fake at the ChargePoint.call boundary; storage is the real journal on disk."""
+import asyncio
+import json
+
+from firmware.config import Config
+from firmware.transactions import K_METER, Transactions
+from hal.mock.board import Board
+from lib.journal import Journal
+
+
+class FakeCP:
+    def __init__(self):
+        self.accepted = True
+        self.sent = []
+        self.next_id = 100
+
+    async def call(self, action, payload, timeout_ms=None):
+        self.sent.append((action, json.loads(json.dumps(payload))))
+        if action == "StartTransaction":
+            self.next_id += 1
+            return {"transactionId": self.next_id, "idTagInfo": {"status": "Accepted"}}
+        return {}
+
+
+class FakeMeter:
+    def __init__(self):
+        self.wh = 1000
+
+    def register_wh(self):
+        return self.wh
+
+    def tx_data(self, tx, stop_wh, now):
+        return None  # transactionData is firmware/metering.py's business (tested there)
+
+
+class FakeAuth:
+    def remember(self, tag, info):
+        pass
+
+
+def make(tmp_path, cp=None, journal_bytes=65536, meter=None):
+    root = str(tmp_path) + "/"
+    board = Board(flash_root=root)
+    cfg = Config(root=root, device_id="T")
+    j = Journal(root + "j.bin", journal_bytes)
+    return Transactions(cp or FakeCP(), cfg, board, meter or FakeMeter(), j, FakeAuth()), j
+
+
+async def drain(txs, rounds=50):
+    for _ in range(rounds):
+        head = txs._head()
+        if head is None:
+            return
+        await txs._deliver(*head)
+
+
+def test_stop_queued_before_the_start_answer_carries_the_assigned_id(tmp_path):
+    txs, _ = make(tmp_path)
+    tx = txs.start(1, "TAG", None)
+    txs.meter.wh = 1500
+    txs.stop(tx, "Local", "TAG")
+    asyncio.run(drain(txs))
+    (a1, start), (a2, stop) = txs.cp.sent
+    assert (a1, a2) == ("StartTransaction", "StopTransaction")
+    assert start["meterStart"] == 1000 and stop["meterStop"] == 1500 and stop["transactionId"] == 101
+
+
+def test_mapping_survives_a_reboot_between_start_answer_and_stop(tmp_path):
+    txs, j = make(tmp_path)
+    tx = txs.start(1, "TAG", None)
+    asyncio.run(drain(txs))          # start answered: id 101
+    txs.stop(tx, "Local", "TAG")     # queued, not sent: power cut now
+    cp2 = FakeCP()
+    txs2, _ = make(tmp_path, cp=cp2)  # reboot: same files
+    assert txs2.open_at_boot is None
+    asyncio.run(drain(txs2))
+    assert cp2.sent == [("StopTransaction", cp2.sent[0][1])]
+    assert cp2.sent[0][1]["transactionId"] == 101
+    txs3, j3 = make(tmp_path, cp=FakeCP())
+    assert j3.count() == 0           # nothing left to send again
+
+
+def test_power_cut_mid_transaction_becomes_a_power_loss_stop(tmp_path):
+    txs, _ = make(tmp_path)
+    txs.start(1, "TAG", None)
+    txs.meter.wh = 1800
+    txs.checkpoint()
+    cp2 = FakeCP()
+    meter2 = FakeMeter()
+    meter2.wh = 0                    # meter silent after the reboot: the floor holds
+    txs2, _ = make(tmp_path, cp=cp2, meter=meter2)
+    assert txs2.recover() is not None
+    asyncio.run(drain(txs2))
+    actions = [a for a, _ in cp2.sent]
+    assert actions == ["StartTransaction", "StopTransaction"]
+    stop = cp2.sent[1][1]
+    assert stop["reason"] == "PowerLoss" and stop["meterStop"] == 1800
+    assert txs2.register_wh() == 1800
+
+
+def test_full_journal_drops_meter_values_never_start_or_stop(tmp_path):
+    txs, j = make(tmp_path, journal_bytes=2048)
+    tx = txs.start(1, "TAG", None)
+    for i in range(40):
+        txs._queue(K_METER, "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": "2026-11-25T00:00:00Z",
+                   "sampledValue": [{"value": str(i)}]}]}, tx["l"])
+    txs.stop(tx, "Local", "TAG")
+    kinds = [k for _, k, _ in j.pending()]
+    assert kinds[0] == 1 and kinds[-1] == 2 and kinds.count(1) == 1 and kinds.count(2) == 1
+    values = [json.loads(d)["p"]["meterValue"][0]["sampledValue"][0]["value"] for _, k, d in j.pending() if k == K_METER]
+    assert values and values[-1] == "39" and "0" not in values  # the oldest went first
