@@ -6,11 +6,19 @@
 # Bad files or entries fall back to the baseline with a warning, never a crash.
 # See docs/configuration.md.
 #
-# Memory (docs/configuration.md "Memory"): keys are identified by p, the
-# position of their row in params.TAB; the instance keeps only {p: value} and
-# {p: baseline value} for the keys whose baseline differs from the table
-# default. Row metadata is decoded on demand (set, GetConfiguration, loading).
+# Memory (docs/configuration.md, "Memory"): every heap object counts on the
+# board, so this module keeps few functions and one str of messages, and an
+# instance keeps only
+#   _v     the current values, a list in table order (index i),
+#   _p     array of the positions of the rows in params.TAB, by i,
+#   _s     bytearray hash table: slot hash(key) & 127 (then the next ones)
+#          holds i + 1 (0 = free); get() finds a key with it without
+#          allocating, checking the key against its row in params.TAB,
+#   _base  {i: value} where the baseline differs from the table default.
+# Row metadata is decoded from params.TAB when needed (set, GetConfiguration,
+# loading), never kept.
 import json
+from array import array
 
 from micropython import const
 
@@ -19,10 +27,8 @@ from lib import fsutil, log
 from lib import url as urlmod
 
 TAG = "config"
-_ID_CHARS = "*-_=+|@."
 
-# Same values as params.T_* / F_* / C_* (checked by tests/unit/test_config.py),
-# inlined at compile time.
+# Codes of params.TAB (checked against params by tests/unit/test_config.py).
 _T_BOOL = const(0)
 _T_INT = const(1)
 _T_STR = const(2)
@@ -34,10 +40,102 @@ _F_EMPTY = const(8)
 _C_URL = const(2)
 _C_ID = const(3)
 _C_PHASE = const(4)
-_C_MEASURAND = const(5)
 _C_PROFILE = const(6)
 _C_ROTATION = const(7)
-_VALUE_MAX = const(500)
+
+# Texts, one per line, read by _m(index): one str constant instead of ~40.
+_MSG = (
+    "longer than 500 characters\n"                                    # 0
+    "not true/false\n"
+    "not a non-negative decimal integer\n"
+    "out of range %d..%d\n"
+    "control characters\n"
+    "length must be %d..%d\n"                                         # 5
+    "must be Single.Phase or Three.Phase\n"
+    "character %r not allowed\n"
+    "%d items, %s is %d\n"
+    "unknown measurand %s\n"
+    "unknown feature profile %s\n"                                    # 10
+    "empty\n"
+    "bad entry %s (want N.RST|RTS|SRT|STR|TRS|TSR|NotApplicable|Unknown)\n"
+    "connector %d > NumberOfConnectors\n"
+    "connector %d twice\n"
+    "empty list item\n"                                               # 15
+    "duplicate item %s\n"
+    "wrong type\n"
+    "would invalidate %s (%s)\n"
+    "read-only\n"
+    "value not a string\n"                                            # 20
+    "%s: not an object, ignored\n"
+    "%s: unknown variant %r, using %s\n"
+    "%s: 'config' not an object, ignored\n"
+    "%s: not an object, defaults used\n"
+    "ChangeConfiguration %s rejected: %s\n"                           # 25
+    "%s changed in RAM only\n"
+    "%s: unknown key %s ignored\n"
+    "%s: %s must be a string, ignored\n"
+    "%s: %s invalid (%s), default kept\n"
+    "%s: %s invalid (%s), default used\n"                             # 30
+    "%s: %s inconsistent (%s), reset\n"
+    "%s unreadable (%s)\n"
+    "%s: using %s.new\n"
+    "config.json write failed: %s\n"
+    "subscriber failed on %s: %s\n"                                   # 35
+    "unknown variant %r\n"
+    "provision.json\n"
+    "config.json\n"
+    "NumberOfConnectors\n"
+    "GetConfigurationMaxKeys\n"                                       # 40
+    "OcppChargerId\n"
+)
+_M_LONG = const(0)
+_M_BOOL = const(1)
+_M_INT = const(2)
+_M_RANGE = const(3)
+_M_CTRL = const(4)
+_M_LEN = const(5)
+_M_PHASE = const(6)
+_M_CHAR = const(7)
+_M_ITEMS = const(8)
+_M_MEASURAND = const(9)  # + 1: feature profile
+_M_EMPTY = const(11)
+_M_ROT = const(12)
+_M_CONN = const(13)
+_M_TWICE = const(14)
+_M_ITEM = const(15)
+_M_DUP = const(16)
+_M_TYPE = const(17)
+_M_DEPENDENT = const(18)
+_M_RO = const(19)
+_M_NOTSTR = const(20)
+_M_NOTOBJ = const(21)
+_M_VARIANT = const(22)
+_M_CFGOBJ = const(23)
+_M_SAVEDOBJ = const(24)
+_M_REJECTED = const(25)
+_M_RAM = const(26)
+_M_UNKNOWN = const(27)
+_M_STRING = const(28)
+_M_INVALID = const(29)  # + 1: default used (config.json)
+_M_INCONSISTENT = const(31)
+_M_UNREADABLE = const(32)
+_M_USING_NEW = const(33)
+_M_WRITE = const(34)
+_M_SUBSCRIBER = const(35)
+_M_BADVARIANT = const(36)
+_S_PROVISION = const(37)
+_S_CONFIG = const(38)
+_K_CONNECTORS = const(39)
+_K_MAXKEYS = const(40)
+_K_CHARGERID = const(41)
+
+
+def _m(i):
+    p = 0
+    while i:
+        p = _MSG.find("\n", p) + 1
+        i -= 1
+    return _MSG[p:_MSG.find("\n", p)]
 
 
 def _to_str(kind, value):
@@ -48,347 +146,345 @@ def _to_str(kind, value):
     return value
 
 
-def _split(s):
-    """Items of a comma-separated list, spaces around items dropped; "" -> []."""
-    if s.strip() == "":
-        return []
-    out = []
-    for item in s.split(","):
-        item = item.strip()
-        if not item:
-            raise ValueError("empty list item")
-        if item in out:
-            raise ValueError("duplicate item %s" % item)
-        out.append(item)
-    return out
-
-
-def _has(lst, item):
-    return P.find(lst, item, ",", ",") >= 0
+def _read_json(path):
+    data = fsutil.read(path)
+    if data is None:
+        return None
+    try:
+        return json.loads(data.decode())
+    except Exception as e:
+        log.warn(TAG, _m(_M_UNREADABLE) % (path, e))
+    # A corrupt file next to a complete .new one (rename interrupted).
+    data = fsutil.read(path + ".new")
+    if data is None:
+        return None
+    try:
+        obj = json.loads(data.decode())
+    except Exception:
+        return None
+    log.warn(TAG, _m(_M_USING_NEW) % (path, path))
+    return obj
 
 
 class Config:
     def __init__(self, root="", device_id="", variant=None):
         self._root = root
         self._subs = []
-        prov = self._read_json(root + "provision.json")
+        src = _m(_S_PROVISION)
+        prov = _read_json(root + src)
         if not isinstance(prov, dict):
             if prov is not None:
-                log.warn(TAG, "provision.json: not an object, ignored")
+                log.warn(TAG, _m(_M_NOTOBJ) % src)
             prov = {}
         if variant is None:
             variant = prov.get("variant", P.DEFAULT_VARIANT)
             if variant not in P.VARIANTS:
-                log.warn(TAG, "provision.json: unknown variant %r, using %s" % (variant, P.DEFAULT_VARIANT))
+                log.warn(TAG, _m(_M_VARIANT) % (src, variant, P.DEFAULT_VARIANT))
                 variant = P.DEFAULT_VARIANT
         elif variant not in P.VARIANTS:
-            raise ValueError("unknown variant %r" % (variant,))
+            raise ValueError(_m(_M_BADVARIANT) % (variant,))
         self.variant = variant
 
-        # Baseline overrides {p: value} over the table defaults.
-        base = {P.pos("OcppChargerId"): device_id}
-        for v, key, value in P.VARIANT_DEFAULTS:
-            if v == variant:
-                base[P.pos(key)] = value
+        n = P.TAB.count("\n")  # < 128 keys
+        v = [None] * n
+        ps = array("H", bytes(2 * n))
+        slots = bytearray(128)
+        for i, p, row in P.rows():
+            v[i] = row[2]
+            ps[i] = p
+            k = hash(row[0]) & 127
+            while slots[k]:
+                k = (k + 1) & 127
+            slots[k] = i + 1
+        self._v = v
+        self._p = ps
+        self._s = slots
+        # Baseline overrides {i: value} of the table defaults.
+        base = {self._i(_m(_K_CHARGERID), True): device_id}
+        for var, key, value in P.VARIANT_DEFAULTS:
+            if var == variant:
+                base[self._i(key, True)] = value
+        for i in base:
+            v[i] = base[i]
         self._base = base
-        vals = {}
-        for p, row in P.rows():
-            vals[p] = base[p] if p in base else row[2]
-        self._vals = vals
 
         # Factory preset: string values, validated like ChangeConfiguration,
         # read-only keys allowed. They become the baseline.
         pcfg = prov.get("config", {})
         if not isinstance(pcfg, dict):
-            log.warn(TAG, "provision.json: 'config' not an object, ignored")
+            log.warn(TAG, _m(_M_CFGOBJ) % src)
             pcfg = {}
-        self._load(pcfg, "provision.json", False)
+        self._load(pcfg, src, False)
         base = {}
-        for p, row in P.rows():
-            if vals[p] != row[2]:
-                base[p] = vals[p]
+        for i, p, row in P.rows():
+            if v[i] != row[2]:
+                base[i] = v[i]
         self._base = base
 
         # Runtime changes: typed JSON values, only those differing from the baseline.
-        saved = self._read_json(root + "config.json")
+        src = _m(_S_CONFIG)
+        saved = _read_json(root + src)
         if saved is not None and not isinstance(saved, dict):
-            log.warn(TAG, "config.json: not an object, defaults used")
+            log.warn(TAG, _m(_M_SAVEDOBJ) % src)
             saved = None
         if saved:
-            self._load(saved, "config.json", True)
+            self._load(saved, src, True)
 
     # ---- public API -------------------------------------------------------
 
     def keys(self):
-        return [row[0] for p, row in P.rows()]
+        return [row[0] for i, p, row in P.rows()]
 
     def get(self, key):
-        # Called by the control loop: must not allocate (P.pos does not).
-        p = P.pos(key)
-        if p < 0:
-            raise KeyError(key)
-        return self._vals[p]
+        # Called by the control loop: allocates nothing.
+        return self._v[self._i(key, True)]
 
     def unit(self, key):
-        return self._row(key)[3]
+        return P.row(self._p[self._i(key, True)])[3]
 
     def readonly(self, key):
-        return bool(self._row(key)[4] & _F_RO)
+        return bool(P.row(self._p[self._i(key, True)])[4] & _F_RO)
 
     def subscribe(self, fn):
         self._subs.append(fn)
 
     def set(self, key, value):
         """OCPP ChangeConfiguration; value is the request's string."""
-        p = P.pos(key)
-        if p < 0:
+        i = self._i(key, False)
+        if i < 0:
             return "NotSupported"
-        row = P.row(p)
-        flags = row[4]
+        row = P.row(self._p[i])
         try:
-            if flags & _F_RO:
-                raise ValueError("read-only")
+            if row[4] & _F_RO:
+                raise ValueError(_m(_M_RO))
             if type(value) is not str:
-                raise ValueError("value not a string")
-            new = self._parse(row, value)
+                raise ValueError(_m(_M_NOTSTR))
+            r = self._apply(i, key, self._parse(row, value, False), False)
         except ValueError as e:
-            log.warn(TAG, "ChangeConfiguration %s rejected: %s" % (key, e))
+            log.warn(TAG, _m(_M_REJECTED) % (key, e))
             return "Rejected"
-        old = self._vals[p]
-        if new == old:
-            return "Accepted"
-        self._vals[p] = new
-        if not self._save():
-            self._vals[p] = old
+        if r is None:
             return "Rejected"
-        self._notify(key, new)
-        return "RebootRequired" if flags & _F_REBOOT else "Accepted"
+        return "RebootRequired" if r and row[4] & _F_REBOOT else "Accepted"
 
     def set_internal(self, key, value):
         """Firmware-side update with a typed value; read-only keys allowed.
         Returns True if the value changed. KeyError: unknown key; ValueError:
         wrong type, invalid value, or a value that would invalidate another key."""
-        row = self._row(key)
-        p = P.pos(key)
-        new = self._check_typed(row, value)
-        old = self._vals[p]
-        if new == old:
-            return False
-        self._vals[p] = new
-        try:
-            # Lists limited by this key (...MaxLength, NumberOfConnectors) must stay valid.
-            for q, r in P.rows():
-                if r[1] == _T_CSL and (r[6] == key or (key == "NumberOfConnectors" and r[7] == _C_ROTATION)):
-                    try:
-                        self._parse(r, self._vals[q])
-                    except ValueError as e:
-                        raise ValueError("would invalidate %s (%s)" % (r[0], e))
-        except ValueError:
-            self._vals[p] = old
-            raise
-        if not self._save():
-            log.error(TAG, "%s changed in RAM only" % key)
-        self._notify(key, new)
-        return True
+        i = self._i(key, True)
+        return self._apply(i, key, self._parse(P.row(self._p[i]), value, True), True)
 
     def get_configuration(self, keys=None):
         """OCPP GetConfiguration -> (configurationKey list, unknownKey list)."""
         known = []
         unknown = []
-        if not keys:
-            for p, row in P.rows():
-                if not row[4] & _F_WO:
-                    known.append(self._entry(p, row))
-            return known, unknown
-        limit = self.get("GetConfigurationMaxKeys")
+        every = not keys  # all keys but the write-only ones, no limit
+        if every:
+            keys = self.keys()
+        limit = self.get(_m(_K_MAXKEYS))
         seen = []
         for k in keys:
-            if k in seen:
-                continue
-            if len(seen) >= limit:
-                break
-            seen.append(k)
-            p = P.pos(k)
-            row = P.row(p) if p >= 0 else None
+            if not every:
+                if k in seen:
+                    continue
+                if len(seen) >= limit:
+                    break
+                seen.append(k)
+            i = self._i(k, False)
+            row = P.row(self._p[i]) if i >= 0 else None
             if row is None or row[4] & _F_WO:
-                unknown.append(k)
+                if not every:
+                    unknown.append(k)
             else:
-                known.append(self._entry(p, row))
+                known.append({"key": row[0], "readonly": bool(row[4] & _F_RO),
+                              "value": _to_str(row[1], self._v[i])})
         return known, unknown
 
     # ---- internals --------------------------------------------------------
 
-    def _row(self, key):
-        p = P.pos(key)
-        if p < 0:
+    def _i(self, key, strict):
+        """Index of key; unknown: KeyError if strict, else -1. Allocates nothing."""
+        if type(key) is str:
+            t = P.TAB
+            k = hash(key) & 127
+            while True:
+                i = self._s[k] - 1
+                if i < 0:
+                    break
+                p = self._p[i]
+                if t.startswith(key, p) and t.find("|", p) == p + len(key):
+                    return i
+                k = (k + 1) & 127
+        if strict:
             raise KeyError(key)
-        return P.row(p)
+        return -1
 
-    def _entry(self, p, row):
-        return {"key": row[0], "readonly": bool(row[4] & _F_RO),
-                "value": _to_str(row[1], self._vals[p])}
+    def _fallback(self, i):
+        # Baseline value of the key at index i.
+        return self._base[i] if i in self._base else P.row(self._p[i])[2]
+
+    def _apply(self, i, key, new, internal):
+        # New value of key: False if unchanged, True if changed, None if the
+        # flash write failed for set() (old value restored).
+        v = self._v
+        old = v[i]
+        if new == old:
+            return False
+        v[i] = new
+        try:
+            # Lists limited by this key (...MaxLength, NumberOfConnectors: all
+            # read-only, so only set_internal gets here) must stay valid.
+            for j, p, r in P.rows():
+                if r[1] == _T_CSL and (r[6] == key or (key == _m(_K_CONNECTORS) and r[7] == _C_ROTATION)):
+                    try:
+                        self._parse(r, v[j], False)
+                    except ValueError as e:
+                        raise ValueError(_m(_M_DEPENDENT) % (r[0], e))
+        except ValueError:
+            v[i] = old
+            raise
+        diff = {}
+        b = self._base
+        for j, p, r in P.rows():
+            if v[j] != (b[j] if j in b else r[2]):
+                diff[r[0]] = v[j]
+        try:
+            fsutil.write_atomic(self._root + _m(_S_CONFIG), json.dumps(diff).encode())
+        except Exception as e:
+            log.error(TAG, _m(_M_WRITE) % e)
+            if not internal:
+                v[i] = old
+                return None
+            log.error(TAG, _m(_M_RAM) % key)
+        for fn in self._subs:
+            try:
+                fn(key, new)
+            except Exception as e:
+                log.error(TAG, _m(_M_SUBSCRIBER) % (key, e))
+        return True
 
     def _load(self, d, src, typed):
-        # provision.json: OCPP strings; config.json: typed JSON values.
+        # provision.json: OCPP strings; config.json (typed): JSON values.
         # Lists are checked against their ...MaxLength / NumberOfConnectors,
         # so those are applied first (dicts are unordered).
-        vals = self._vals
+        v = self._v
         for csl in (False, True):
             for key in d:
-                p = P.pos(key)
-                row = P.row(p) if p >= 0 else None
+                i = self._i(key, False)
+                row = P.row(self._p[i]) if i >= 0 else None
                 if (row is not None and row[1] == _T_CSL) != csl:
                     continue
                 if row is None:
-                    log.warn(TAG, "%s: unknown key %s ignored" % (src, key))
+                    log.warn(TAG, _m(_M_UNKNOWN) % (src, key))
                     continue
                 s = d[key]
                 if not typed and type(s) is not str:
-                    log.warn(TAG, "%s: %s must be a string, ignored" % (src, key))
+                    log.warn(TAG, _m(_M_STRING) % (src, key))
                     continue
                 try:
-                    vals[p] = self._check_typed(row, s) if typed else self._parse(row, s)
+                    v[i] = self._parse(row, s, typed)
                 except ValueError as e:
-                    log.warn(TAG, "%s: %s invalid (%s), %s" % (src, key, e, "default used" if typed else "default kept"))
+                    log.warn(TAG, _m(_M_INVALID + typed) % (src, key, e))
         # A list left longer than its (loaded) ...MaxLength, or naming a connector
-        # beyond NumberOfConnectors: back to the fallback list (baseline), and if
-        # that is still inconsistent, the limiting keys too (the fallback is consistent).
-        for p, row in P.rows():
+        # beyond NumberOfConnectors: back to the baseline list, and if that is
+        # still inconsistent, the limiting keys too (the baseline is consistent).
+        for i, p, row in P.rows():
             if row[1] != _T_CSL:
                 continue
             try:
-                self._parse(row, vals[p])
+                self._parse(row, v[i], False)
                 continue
             except ValueError as e:
-                log.warn(TAG, "%s: %s inconsistent (%s), reset" % (src, row[0], e))
-            vals[p] = self._baseline(p)
+                log.warn(TAG, _m(_M_INCONSISTENT) % (src, row[0], e))
+            v[i] = self._fallback(i)
             try:
-                self._parse(row, vals[p])
+                self._parse(row, v[i], False)
             except ValueError:
-                q = P.pos(row[6])
-                vals[q] = self._baseline(q)
-                if row[7] == _C_ROTATION:
-                    q = P.pos("NumberOfConnectors")
-                    vals[q] = self._baseline(q)
+                for k in (row[6], _m(_K_CONNECTORS)) if row[7] == _C_ROTATION else (row[6],):
+                    j = self._i(k, True)
+                    v[j] = self._fallback(j)
 
-    def _baseline(self, p):
-        base = self._base
-        return base[p] if p in base else P.row(p)[2]
-
-    def _read_json(self, path):
-        data = fsutil.read(path)
-        if data is None:
-            return None
-        try:
-            return json.loads(data.decode())
-        except Exception as e:
-            log.warn(TAG, "%s unreadable (%s)" % (path, e))
-        # A corrupt file next to a complete .new one (rename interrupted).
-        data = fsutil.read(path + ".new")
-        if data is None:
-            return None
-        try:
-            obj = json.loads(data.decode())
-        except Exception:
-            return None
-        log.warn(TAG, "%s: using %s.new" % (path, path))
-        return obj
-
-    def _save(self):
-        diff = {}
-        base = self._base
-        for p, row in P.rows():
-            v = self._vals[p]
-            if v != (base[p] if p in base else row[2]):
-                diff[row[0]] = v
-        try:
-            fsutil.write_atomic(self._root + "config.json", json.dumps(diff).encode())
-            return True
-        except Exception as e:
-            log.error(TAG, "config.json write failed: %s" % e)
-            return False
-
-    def _notify(self, key, value):
-        for fn in self._subs:
-            try:
-                fn(key, value)
-            except Exception as e:
-                log.error(TAG, "subscriber failed on %s: %s" % (key, e))
-
-    def _check_typed(self, row, value):
-        kind = row[1]
-        t = type(value)
-        if t is not (bool if kind == _T_BOOL else int if kind == _T_INT else str):
-            raise ValueError("wrong type")
-        return self._parse(row, _to_str(kind, value))
-
-    def _parse(self, row, s):
-        """Typed value of the OCPP string s for row, or ValueError(reason)."""
+    def _parse(self, row, s, typed):
+        """Typed value of the OCPP string s (typed: of the typed value s) for
+        row, or ValueError(reason)."""
         kind, flags, lo, hi, check = row[1], row[4], row[5], row[6], row[7]
-        if len(s) > _VALUE_MAX:
-            raise ValueError("longer than %d characters" % _VALUE_MAX)
+        if typed:
+            if type(s) is not (bool if kind == _T_BOOL else int if kind == _T_INT else str):
+                raise ValueError(_m(_M_TYPE))
+            s = _to_str(kind, s)
+        if len(s) > 500:  # params VALUE_MAX
+            raise ValueError(_m(_M_LONG))
         if kind == _T_BOOL:
             low = s.lower()
             if low == "true":
                 return True
             if low == "false":
                 return False
-            raise ValueError("not true/false")
+            raise ValueError(_m(_M_BOOL))
         if kind == _T_INT:
             if not s or len(s) > 10 or not s.isdigit():
-                raise ValueError("not a non-negative decimal integer")
+                raise ValueError(_m(_M_INT))
             n = int(s)
             if n < lo or n > hi:
-                raise ValueError("out of range %d..%d" % (lo, hi))
+                raise ValueError(_m(_M_RANGE) % (lo, hi))
             return n
-        for ch in s:
-            o = ord(ch)
-            if o < 32 or o == 127:
-                raise ValueError("control characters")
+        # Bytes, not characters: iterating a str interns every character as a
+        # qstr (permanent). UTF-8 bytes < 128 are exactly the ASCII characters.
+        e = s.encode()
+        for n in e:
+            if n < 32 or n == 127:
+                raise ValueError(_m(_M_CTRL))
         if kind == _T_STR:
             if s == "" and flags & _F_EMPTY:
                 return s
-            n = len(s.encode())
+            n = len(e)
             if n < lo or n > hi:
-                raise ValueError("length must be %d..%d" % (lo, hi))
+                raise ValueError(_m(_M_LEN) % (lo, hi))
             if check == _C_PHASE:
-                if not _has(P.PHAS, s):
-                    raise ValueError("must be Single.Phase or Three.Phase")
+                if P.find(P.raw("PHASES"), s, ",", ",") < 0:
+                    raise ValueError(_m(_M_PHASE))
             elif check == _C_URL:
                 urlmod.parse(s)  # ValueError with the reason, logged by the caller
             elif check == _C_ID:
-                for ch in s:
-                    if not (ch.isalpha() or ch.isdigit() or ch in _ID_CHARS) or ord(ch) > 127:
-                        raise ValueError("character %r not allowed" % ch)
+                # ASCII letters, digits and *-_=+|@. (e[:j] is ASCII: s[j] is e[j])
+                for j in range(n):
+                    c = e[j] | 32
+                    if not (97 <= c <= 122 or 48 <= e[j] <= 57 or e[j] in b"*-_=+|@."):
+                        raise ValueError(_m(_M_CHAR) % s[j:j + 1])
             return s
-        # T_CSL
-        items = _split(s)
-        limit = self.get(hi)
-        if len(items) > limit:
-            raise ValueError("%d items, %s is %d" % (len(items), hi, limit))
-        if check == _C_ROTATION:
-            self._check_rotation(items)
-        else:
+        # T_CSL: items, spaces around them dropped; "" -> no item.
+        items = []
+        if s.strip():
+            for it in s.split(","):
+                it = it.strip()
+                if not it:
+                    raise ValueError(_m(_M_ITEM))
+                if it in items:
+                    raise ValueError(_m(_M_DUP) % it)
+                items.append(it)
+        n = self.get(hi)
+        if len(items) > n:
+            raise ValueError(_m(_M_ITEMS) % (len(items), hi, n))
+        if check != _C_ROTATION:
+            lst = P.raw("FEATURE_PROFILES" if check == _C_PROFILE else "MEASURANDS")
             for it in items:
-                if not _has(P.MEAS if check == _C_MEASURAND else P.PROFS, it):
-                    raise ValueError("unknown %s %s" % ("measurand" if check == _C_MEASURAND else "feature profile", it))
+                if P.find(lst, it, ",", ",") < 0:
+                    raise ValueError(_m(_M_MEASURAND + (check == _C_PROFILE)) % it)
+        elif not items:
+            raise ValueError(_m(_M_EMPTY))
+        elif len(items) > 1 or items[0] not in ("NotApplicable", "Unknown"):
+            n = self.get(_m(_K_CONNECTORS))
+            seen = []
+            rots = P.raw("ROTATIONS")
+            for it in items:
+                dot = it.find(".")
+                cid = it[:dot]
+                if dot < 1 or not cid.isdigit() or len(cid) > 3 or P.find(rots, it[dot + 1:], ",", ",") < 0:
+                    raise ValueError(_m(_M_ROT) % it)
+                c = int(cid)
+                if c > n:
+                    raise ValueError(_m(_M_CONN) % c)
+                if c in seen:
+                    raise ValueError(_m(_M_TWICE) % c)
+                seen.append(c)
         return ",".join(items)
-
-    def _check_rotation(self, items):
-        if not items:
-            raise ValueError("empty")
-        if len(items) == 1 and items[0] in ("NotApplicable", "Unknown"):
-            return
-        n = self.get("NumberOfConnectors")
-        seen = []
-        for it in items:
-            dot = it.find(".")
-            cid, rot = it[:dot], it[dot + 1:]
-            if dot < 1 or not cid.isdigit() or len(cid) > 3 or not _has(P.ROTS, rot):
-                raise ValueError("bad entry %s (want N.RST|RTS|SRT|STR|TRS|TSR|NotApplicable|Unknown)" % it)
-            c = int(cid)
-            if c > n:
-                raise ValueError("connector %d > NumberOfConnectors" % c)
-            if c in seen:
-                raise ValueError("connector %d twice" % c)
-            seen.append(c)

@@ -2,94 +2,32 @@
 # Configuration Parameters" table plus the keys the firmware itself needs.
 # Interpreted by firmware/config.py; documented in docs/configuration.md.
 #
-# Memory: the table is ONE str constant (a .mpy constant costs its bytes, a
-# tuple of tuples costs a heap object per row and per value). A row is decoded
-# on demand by row(p), p = position of the row in TAB (see find()). The public
-# names of the old tuple form (TABLE, MEASURANDS, ...) are still served, built
-# on access by __getattr__ below, for tests and host tools; the firmware does
-# not use them.
+# Memory: all data is in two str constants (a str constant in a .mpy costs its
+# bytes; a tuple costs a heap object per row and per value, ~14 KB for the old
+# tuple-of-tuples table). Nothing is built at import time. A row is decoded on
+# demand by row(p), p = position of the row in TAB (find(TAB, key, "\n", "|")).
 #
-# TAB: one line per key, fields separated by "|", trailing empty fields omitted:
+# TAB: one line per key, in table order, fields separated by "|", trailing
+# empty fields omitted:
 #   key|type|default|flags|lo|hi|check|unit
-# row(p) returns the old 8-tuple (key, type, default, unit, flags, lo, hi, check):
-# type  T_BOOL | T_INT | T_STR | T_CSL (comma-separated list, kept as a str)
-# default  T_BOOL 0/1, T_INT decimal, else the text; "=NAME" means the module
-#       constant NAME (one copy of the long lists; DEVICE_ID is None).
-# flags F_RO (CSMS may not change), F_WO (never reported by GetConfiguration),
-#       F_REBOOT (ChangeConfiguration answers RebootRequired),
-#       F_EMPTY (a str may also be "", e.g. "not configured")
+# row(p) returns the 8-tuple (key, type, default, unit, flags, lo, hi, check):
+# type  T_BOOL 0 | T_INT 1 | T_STR 2 | T_CSL 3 (comma-separated list, kept as a str)
+# default  T_BOOL 0/1, T_INT decimal, else the text; "=NAME" is the value of
+#       NAME below (the long lists, and DEVICE_ID = None: replaced by the
+#       board's unique id, Config device_id).
+# flags F_RO 1 (CSMS may not change), F_WO 2 (never reported by GetConfiguration),
+#       F_REBOOT 4 (ChangeConfiguration answers RebootRequired),
+#       F_EMPTY 8 (a str may also be "", e.g. "not configured"); summed.
 # lo/hi T_INT: inclusive value range.  T_STR: length range (bytes, UTF-8).
 #       T_CSL: lo unused, hi = key of the companion ...MaxLength (item count),
-#       always key + "MaxLength" (not stored in TAB).
-# check T_STR: C_PHASE, C_URL, C_ID, C_TEXT.  T_CSL: C_MEASURAND, C_PROFILE,
-#       C_ROTATION.  0 otherwise.
-from micropython import const
-
-T_BOOL = const(0)
-T_INT = const(1)
-T_STR = const(2)
-T_CSL = const(3)
-
-F_RO = const(1)
-F_WO = const(2)
-F_REBOOT = const(4)
-F_EMPTY = const(8)
-
-C_NONE = const(0)
-C_TEXT = const(1)       # printable text (no control characters)
-C_URL = const(2)        # lib.url.parse must accept it
-C_ID = const(3)         # charge point identity (URL path segment, basic-auth user name)
-C_PHASE = const(4)      # one of PHASES
-C_MEASURAND = const(5)  # items from MEASURANDS
-C_PROFILE = const(6)    # items from FEATURE_PROFILES
-C_ROTATION = const(7)   # OCPP ConnectorPhaseRotation syntax
-
-VARIANTS = ("business", "homeplus")
-DEFAULT_VARIANT = "business"
-
-# Longest value of any key (OCPP ChangeConfiguration value is CiString500).
-VALUE_MAX = const(500)
-INT32_MAX = const(2147483647)
-DAY = const(86400)
-
-# Value lists as comma-separated str (tuples served by __getattr__).
-# OCPP 1.6 Measurand enumeration (MEASURANDS, 22 items).
-MEAS = (
-    "Energy.Active.Export.Register,Energy.Active.Import.Register,"
-    "Energy.Reactive.Export.Register,Energy.Reactive.Import.Register,"
-    "Energy.Active.Export.Interval,Energy.Active.Import.Interval,"
-    "Energy.Reactive.Export.Interval,Energy.Reactive.Import.Interval,"
-    "Power.Active.Export,Power.Active.Import,Power.Offered,Power.Reactive.Export,"
-    "Power.Reactive.Import,Power.Factor,Current.Import,Current.Export,Current.Offered,"
-    "Voltage,Frequency,Temperature,SoC,RPM"
-)
-# OCPP 1.6 feature profile names (FEATURE_PROFILES).
-PROFS = "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
-PHAS = "Single.Phase,Three.Phase"  # PHASES
-# ConnectorPhaseRotation: whole value, or per connector "N.<one of ROTATIONS>".
-ROTS = "RST,RTS,SRT,STR,TRS,TSR,NotApplicable,Unknown"  # ROTATIONS
-
-ALIGNED_BUSINESS = (
-    "Energy.Active.Import.Register,Voltage,Current.Import,Power.Active.Import,"
-    "Energy.Reactive.Import.Register,Temperature,Power.Reactive.Import,Frequency,"
-    "Power.Factor,Current.Offered,Power.Offered"
-)
-ALIGNED_HOMEPLUS = (
-    "Energy.Active.Import.Register,Voltage,Current.Import,Power.Active.Import,"
-    "Temperature,Current.Offered,Power.Offered"
-)
-# The guide's footnote ** is missing: its "Meter Value Measurement Specifics" list.
-SAMPLED_DEFAULT = (
-    "Energy.Active.Import.Register,Voltage,Current.Import,Power.Active.Import,"
-    "Temperature,Frequency,Power.Factor,Current.Offered"
-)
-PROFILES_DEFAULT = "Core,FirmwareManagement,LocalAuthListManagement,Reservation,RemoteTrigger"
-EAIR = "Energy.Active.Import.Register"
-
-# Placeholder default replaced by the board's unique id (Config device_id).
-DEVICE_ID = None
-
-# Upper bound of the *MaxLength capability keys: 1000. DAY = 86400.
+#       always key + "MaxLength" (so not written in TAB).
+# check T_STR: C_URL 2, C_ID 3, C_PHASE 4, C_TEXT 1.  T_CSL: C_MEASURAND 5,
+#       C_PROFILE 6, C_ROTATION 7.  0 otherwise.
+# Bounds used: DAY 86400 s, VALUE_MAX 500, INT32_MAX, *MaxLength keys 1..1000.
+#
+# The other public names (the T_/F_/C_ codes, MEASURANDS, VARIANTS, TABLE as a
+# tuple of 8-tuples, ...) are served by __getattr__, built anew on each access,
+# from the NAME=value lines of NAMES.
 TAB = (
     "AllowOfflineTxForUnknownId|0|0\n"
     "AuthorizationCacheEnabled|0|1\n"
@@ -141,16 +79,50 @@ TAB = (
     "ReserveConnectorZeroSupported|0|0|1\n"
 )
 
-# Per-variant defaults that differ from the table: (variant, key, value).
-VARIANT_DEFAULTS = (
-    ("homeplus", "MeterValuesAlignedData", ALIGNED_HOMEPLUS),
+# NAME=value, one per line. Value: an int if it starts with a digit, None if
+# "~", a tuple of the comma-separated items for the lists (VARIANTS,
+# MEASURANDS, FEATURE_PROFILES, PHASES, ROTATIONS), a str otherwise.
+NAMES = (
+    "T_BOOL=0\nT_INT=1\nT_STR=2\nT_CSL=3\n"
+    "F_RO=1\nF_WO=2\nF_REBOOT=4\nF_EMPTY=8\n"
+    "C_NONE=0\nC_TEXT=1\nC_URL=2\nC_ID=3\nC_PHASE=4\nC_MEASURAND=5\nC_PROFILE=6\nC_ROTATION=7\n"
+    # Longest value of any key (OCPP ChangeConfiguration value is CiString500).
+    "VALUE_MAX=500\nINT32_MAX=2147483647\nDAY=86400\n"
+    "VARIANTS=business,homeplus\nDEFAULT_VARIANT=business\n"
+    # Per-variant defaults that differ from TAB: variant,key,NAME of the value.
+    "VARIANT_DEFAULTS=homeplus,MeterValuesAlignedData,ALIGNED_HOMEPLUS\n"
+    # OCPP 1.6 Measurand enumeration.
+    "MEASURANDS=Energy.Active.Export.Register,Energy.Active.Import.Register,"
+    "Energy.Reactive.Export.Register,Energy.Reactive.Import.Register,"
+    "Energy.Active.Export.Interval,Energy.Active.Import.Interval,"
+    "Energy.Reactive.Export.Interval,Energy.Reactive.Import.Interval,"
+    "Power.Active.Export,Power.Active.Import,Power.Offered,Power.Reactive.Export,"
+    "Power.Reactive.Import,Power.Factor,Current.Import,Current.Export,Current.Offered,"
+    "Voltage,Frequency,Temperature,SoC,RPM\n"
+    # OCPP 1.6 feature profile names.
+    "FEATURE_PROFILES=Core,FirmwareManagement,LocalAuthListManagement,Reservation,"
+    "SmartCharging,RemoteTrigger\n"
+    "PHASES=Single.Phase,Three.Phase\n"
+    # ConnectorPhaseRotation: whole value, or per connector "N.<one of ROTATIONS>".
+    "ROTATIONS=RST,RTS,SRT,STR,TRS,TSR,NotApplicable,Unknown\n"
+    "ALIGNED_BUSINESS=Energy.Active.Import.Register,Voltage,Current.Import,Power.Active.Import,"
+    "Energy.Reactive.Import.Register,Temperature,Power.Reactive.Import,Frequency,"
+    "Power.Factor,Current.Offered,Power.Offered\n"
+    "ALIGNED_HOMEPLUS=Energy.Active.Import.Register,Voltage,Current.Import,Power.Active.Import,"
+    "Temperature,Current.Offered,Power.Offered\n"
+    # The guide's footnote ** is missing: its "Meter Value Measurement Specifics" list.
+    "SAMPLED_DEFAULT=Energy.Active.Import.Register,Voltage,Current.Import,Power.Active.Import,"
+    "Temperature,Frequency,Power.Factor,Current.Offered\n"
+    "PROFILES_DEFAULT=Core,FirmwareManagement,LocalAuthListManagement,Reservation,RemoteTrigger\n"
+    "EAIR=Energy.Active.Import.Register\n"
+    "DEVICE_ID=~\n"
 )
 
 
 def find(s, item, sep, end):
     """Position of item as a whole field of s (at the start or after sep, then
     end or the end of s); -1 if absent, not a str, empty or containing sep/end.
-    Allocates nothing: config.get() runs it every control cycle."""
+    Allocates nothing."""
     if type(item) is not str or not item or sep in item or end in item:
         return -1
     n = len(item)
@@ -162,42 +134,54 @@ def find(s, item, sep, end):
     return -1
 
 
-def pos(key):
-    """Position in TAB of key's row, -1 for an unknown key."""
-    return find(TAB, key, "\n", "|")
+def raw(name):
+    """The text after NAME= in NAMES (KeyError if absent)."""
+    p = find(NAMES, name, "\n", "=")
+    if p < 0:
+        raise KeyError(name)
+    p += len(name) + 1
+    return NAMES[p:NAMES.find("\n", p)]
 
 
 def row(p):
-    """The row at position p of TAB as (key, type, default, unit, flags, lo, hi, check)."""
-    f = TAB[p:TAB.find("\n", p)].split("|")
-    f += ("", "", "", "", "", "")
+    """The row at position p of TAB: (key, type, default, unit, flags, lo, hi, check)."""
+    f = TAB[p:TAB.find("\n", p)].split("|") + ["", "", "", "", ""]
     t = int(f[1])
     d = f[2]
     if d[:1] == "=":
-        d = globals()[d[1:]]
-    elif t == T_BOOL:
-        d = d == "1"
-    elif t == T_INT:
-        d = int(d)
-    hi = f[0] + "MaxLength" if t == T_CSL else int(f[5] or 0)
-    return (f[0], t, d, f[7], int(f[3] or 0), int(f[4] or 0), hi, int(f[6] or 0))
+        d = raw(d[1:])
+        d = None if d == "~" else d
+    elif t < 2:  # T_BOOL, T_INT
+        d = int(d) if t else d == "1"
+    return (f[0], t, d, f[7], int(f[3] or 0), int(f[4] or 0),
+            f[0] + "MaxLength" if t == 3 else int(f[5] or 0), int(f[6] or 0))
 
 
 def rows():
-    """(p, row(p)) for every key, in table order."""
-    p = 0
+    """(i, p, row(p)) for every key, in table order (i = 0, 1, ...)."""
+    i = p = 0
     while p < len(TAB):
-        yield p, row(p)
+        yield i, p, row(p)
+        i += 1
         p = TAB.find("\n", p) + 1
 
 
-_LISTS = {"MEASURANDS": "MEAS", "FEATURE_PROFILES": "PROFS", "PHASES": "PHAS", "ROTATIONS": "ROTS"}
-
-
 def __getattr__(name):
-    # The old tuple-form names, built on access (not kept: each call builds anew).
+    # Public names of the tuple form, for tests and host tools (the firmware
+    # uses TAB/NAMES directly): built on every access, never kept.
     if name == "TABLE":
-        return tuple(r for p, r in rows())
-    if name in _LISTS:
-        return tuple(globals()[_LISTS[name]].split(","))
-    raise AttributeError(name)
+        return tuple(r for i, p, r in rows())
+    try:
+        v = raw(name)
+    except KeyError:
+        raise AttributeError(name)
+    if v[:1].isdigit():
+        return int(v)
+    if v == "~":
+        return None
+    if name == "VARIANT_DEFAULTS":
+        v = v.split(",")
+        return ((v[0], v[1], raw(v[2])),)
+    if find("VARIANTS,MEASURANDS,FEATURE_PROFILES,PHASES,ROTATIONS", name, ",", ",") >= 0:
+        return tuple(v.split(","))
+    return v

@@ -153,3 +153,63 @@ def test_random_sets_survive_reload_on_micropython(tmp_path):
     assert res["diff"] == []
     assert res["counts"].get("Rejected", 0) > 0
     assert res["counts"].get("Accepted", 0) + res["counts"].get("RebootRequired", 0) > 0
+
+
+def test_write_only_keys_hidden_on_micropython(tmp_path):
+    script = (
+        "import sys\nsys.path.insert(0, %r)\nimport json\nfrom firmware.config import Config\n"
+        "c = Config(device_id='JOLT-MP-3')\n"
+        "known, unknown = c.get_configuration()\n"
+        "print('RESULT ' + json.dumps([c.keys(), [e['key'] for e in known], unknown]))\n" % ROOT
+    )
+    res, _ = run_mp(tmp_path, script)
+    keys, known, unknown = res
+    assert len(keys) == 47 and unknown == []
+    assert sorted(known) == sorted(set(keys) - {"AuthorizationKey", "WiFiPass"})
+
+
+def test_heap_budget_on_micropython():
+    # tools/bench/config_heap.py: .mpy build, import + Config with defaults, 1000 get().
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
+    try:
+        import config_heap
+    finally:
+        sys.path.pop(0)
+    res = config_heap.measure()
+    assert res["get_1000"] == 0, res  # the control loop's get() never allocates
+    assert res["total"] <= 16 * 1024, res  # was 27.8 KB with the tuple table
+
+
+GET_NO_ALLOC = r"""
+import sys
+sys.path.insert(0, %(root)r)
+import gc, json
+from firmware.config import Config
+cfg = Config(root="", device_id="JOLT-GA")
+keys = cfg.keys()
+vals = [None] * len(keys)
+
+
+def run(cfg, keys, vals):
+    gc.collect()
+    a = gc.mem_alloc()
+    for n in range(3):
+        for i in range(len(keys)):
+            vals[i] = cfg.get(keys[i])
+    return gc.mem_alloc() - a
+
+
+used = run(cfg, keys, vals)
+try:
+    cfg.get("NoSuchKey")
+    missing = False
+except KeyError:
+    missing = True
+print("RESULT " + json.dumps([used, missing, vals[keys.index("HeartbeatInterval")]]))
+"""
+
+
+def test_get_every_key_without_allocating_on_micropython(tmp_path):
+    res, _ = run_mp(tmp_path, GET_NO_ALLOC % {"root": ROOT})
+    assert res == [0, True, 300]

@@ -692,3 +692,112 @@ def test_property_random_sets_survive_reload(variant, ops):
         for k in KEYS:
             assert again.get(k) == cfg.get(k), k
             assert type(again.get(k)) is type(cfg.get(k))
+
+
+# ---- compact table (params.TAB / NAMES) and the key index -----------------------
+
+def test_config_codes_match_params():
+    for name in ("T_BOOL", "T_INT", "T_STR", "T_CSL", "F_RO", "F_WO", "F_REBOOT", "F_EMPTY",
+                 "C_URL", "C_ID", "C_PHASE", "C_PROFILE", "C_ROTATION"):
+        assert getattr(config_mod, "_" + name) == getattr(params, name), name
+    assert params.VALUE_MAX == 500 and params.DAY == 86400 and params.INT32_MAX == 2 ** 31 - 1
+
+
+def test_public_names_of_params():
+    from firmware.params import MEASURANDS, VARIANTS  # module __getattr__
+    assert MEASURANDS == params.MEASURANDS and len(set(MEASURANDS)) == 22
+    assert VARIANTS == ("business", "homeplus") and params.DEFAULT_VARIANT == "business"
+    assert params.PHASES == ("Single.Phase", "Three.Phase")
+    assert len(params.ROTATIONS) == 8 and len(params.FEATURE_PROFILES) == 6
+    assert params.ALIGNED_BUSINESS == ALIGNED_BUSINESS and params.ALIGNED_HOMEPLUS == ALIGNED_HOMEPLUS
+    assert params.SAMPLED_DEFAULT == SAMPLED and params.DEVICE_ID is None
+    assert params.VARIANT_DEFAULTS == (("homeplus", "MeterValuesAlignedData", ALIGNED_HOMEPLUS),)
+    with pytest.raises(AttributeError):
+        params.NoSuchName
+    with pytest.raises(AttributeError):
+        params.T_
+    for item in ALIGNED_BUSINESS.split(",") + SAMPLED.split(","):
+        assert item in params.MEASURANDS
+
+
+def test_table_rows_decode():
+    keys = [r[0] for r in params.TABLE]
+    assert len(keys) == len(set(keys)) == params.TAB.count("\n")
+    for r in params.TABLE:
+        assert type(r[1]) is int and type(r[3]) is str and type(r[4]) is int
+        if r[1] == params.T_CSL:
+            assert r[6] == r[0] + "MaxLength" and r[6] in keys  # companion exists
+            assert r[7] in (params.C_MEASURAND, params.C_PROFILE, params.C_ROTATION)
+        else:
+            assert type(r[5]) is int and type(r[6]) is int and r[5] <= r[6]
+        assert params.find(params.TAB, r[0], "\n", "|") >= 0
+
+
+def test_find_whole_fields_only():
+    s = "ab,abc,x.y,abcd"
+    assert params.find(s, "ab", ",", ",") == 0
+    assert params.find(s, "abc", ",", ",") == 3
+    assert params.find(s, "abcd", ",", ",") == 11
+    for bad in ("a", "bc", "x", "y", "b,abc", "", "abcde", None, 5):
+        assert params.find(s, bad, ",", ",") == -1, bad
+
+
+@pytest.mark.parametrize("key", ["HeartbeatInterval|1", "Heartbeat", "HeartbeatIntervalX", "\nPhase",
+                                 "Phase\n", "|", "", "MeterValuesAlignedDataMaxLength|1|500",
+                                 "StopTxnAlignedDataMax", "phase"])
+def test_near_miss_keys_are_unknown(tmp_path, key):
+    cfg = mk(tmp_path)
+    with pytest.raises(KeyError):
+        cfg.get(key)
+    assert cfg.set(key, "1") == "NotSupported"
+    assert cfg.get_configuration([key]) == ([], [key])
+    with pytest.raises(KeyError):
+        cfg.unit(key)
+
+
+def test_non_str_keys(tmp_path):
+    cfg = mk(tmp_path)
+    for key in (None, 5, 1.5, b"Phase"):
+        with pytest.raises(KeyError):
+            cfg.get(key)
+        assert cfg.set(key, "1") == "NotSupported"
+    assert cfg.get_configuration([5, "Phase"]) == (
+        [{"key": "Phase", "readonly": False, "value": "Single.Phase"}], [5])
+
+
+def test_every_key_found_despite_shared_hash_slots(tmp_path, monkeypatch):
+    # All keys hashed to one slot: the probe sequence still finds each one.
+    monkeypatch.setattr(config_mod, "hash", lambda s: 7, raising=False)
+    cfg = mk(tmp_path)
+    for key in KEYS:
+        assert cfg.get(key) == mk(tmp_path).get(key)
+    with pytest.raises(KeyError):
+        cfg.get("NoSuchKey")
+    assert cfg.set("HeartbeatInterval", "42") == "Accepted"
+    assert cfg.get("HeartbeatInterval") == 42
+
+
+def test_charger_id_characters_reported(tmp_path, capsys):
+    cfg = mk(tmp_path)
+    for bad, ch in (("CP-\u00e9t\u00e9", "'\u00e9'"), ("CP 1", "' '"), ("a/b", "'/'"), ("x\u20ac", "'\u20ac'")):
+        capsys.readouterr()
+        assert cfg.set("OcppChargerId", bad) == "Rejected"
+        assert "character %s not allowed" % ch in capsys.readouterr().out, bad
+    assert cfg.set("OcppChargerId", "AZaz09*-_=+|@.") == "RebootRequired"
+    assert cfg.set("DefaultIdTag", "tag\x7f") == "Rejected"
+    assert cfg.set("DefaultIdTag", "caf\u00e9\u0085") == "Accepted"  # only C0 and DEL are control characters here
+
+
+def test_keys_in_table_order(tmp_path):
+    assert mk(tmp_path).keys() == KEYS
+
+
+def test_message_table_lines():
+    m = config_mod._m
+    assert m(config_mod._K_CONNECTORS) == "NumberOfConnectors"
+    assert m(config_mod._K_MAXKEYS) == "GetConfigurationMaxKeys"
+    assert m(config_mod._K_CHARGERID) == "OcppChargerId"
+    assert m(config_mod._S_CONFIG) == "config.json" and m(config_mod._S_PROVISION) == "provision.json"
+    assert m(config_mod._M_REJECTED) == "ChangeConfiguration %s rejected: %s"
+    assert m(config_mod._M_INVALID + 1).endswith("default used")
+    assert m(config_mod._M_MEASURAND + 1) == "unknown feature profile %s"
