@@ -1,79 +1,296 @@
 # The energy meter: polled over Modbus RTU, values kept as the meter reports
 # them (the guide: no calculations or edits), the cumulative register exposed
-# to transactions.
+# to transactions; and the meter values sent to the central system: sampled
+# (MeterValueSampleInterval), clock-aligned (ClockAlignedDataInterval) and the
+# StopTransaction transactionData. docs/metering.md.
 import asyncio
 import sys
 import time
 
 from lib import log
 from lib.modbus import ModbusError, ModbusMaster, PARITY_EVEN, plan
+from firmware import metervalues as MV
 
 POLL_MS = 1000
 SLAVE = 1
 ENERGY = ("Energy.Active.Import.Register", None)
+BUNDLE = 4        # samples in one MeterValues at most (held while the link is busy)
+STOP_CLOCK = 12   # Sample.Clock entries kept for StopTransaction.transactionData
 
 
 class Metering:
     def __init__(self, board, cfg):
+        self.board = board
         self.cfg = cfg
-        self.plan, self.units = _load_plan(cfg.variant)
         self.master = ModbusMaster(board.meter_uart, baud=9600, parity=PARITY_EVEN)
-        self.values = {}
-        self.ok = False
-        self.last_ok_ms = None
-        self._wh = 0
+        self.values = {}         # last good poll {(name, phase): value}, kept while the meter is down
+        self.ok = False          # the meter answered the last poll (fault supervisor: ModBusComsFailure)
+        self.down = False        # it did not: polled and unanswered (values estimated)
+        self.last_ok_ms = None   # ticks_ms of the last good poll, None: never
+        self.est_wh = 0.0        # energy estimated since the last good poll while it is down
+        self._wh = None
+        self._phase = None
+        self.plan = None
+        self.station = self.txs = self.cp = None
+        self._tx = None          # transaction being reported
+        self._next = 0           # ticks of its next periodic sample
+        self._last = None        # deadband memory
+        self._begin = None       # Transaction.Begin meterValue of self._tx
+        self._clock = []         # Sample.Clock entries for StopTxnAlignedData
+        self._pend = []          # samples not yet handed over ...
+        self._pend_tx = None     # ... for this transaction (None: connector 0)
+        self._slot = None
+        self._hb = None          # Home Plus: register when the last session began
+
+    def attach(self, station, txs, cp):
+        self.station = station
+        self.txs = txs
+        self.cp = cp
+
+    # --- readings ---------------------------------------------------------------
 
     def register_wh(self):
-        """Last known cumulative import register (Wh)."""
-        return self._wh
+        """Last cumulative import register the meter reported (Wh; never decreases)."""
+        return self._wh or 0
+
+    def since_ok_ms(self):
+        """ms since the last good poll (None: never answered)."""
+        return None if self.last_ok_ms is None else time.ticks_diff(time.ticks_ms(), self.last_ok_ms)
+
+    @property
+    def three(self):
+        return self._phase == "Three.Phase"
+
+    def offered_a(self):
+        c = self.station.connector if self.station else None
+        return c.offered_amps() if c is not None and c.duty_wanted else 0
+
+    def reading(self, name, ph):
+        if name == "Temperature":
+            return self.board.sensors.read("temperature_dc") / 10
+        if name == "Current.Offered":
+            return self.offered_a()
+        if name == "Power.Offered":
+            v = self._get("Voltage")
+            return None if v is None else self.offered_a() * v * (3 if self.three else 1)
+        if not self.ok:
+            return None
+        v = self.values.get((name, ph))
+        if v is None and ph == "L1":
+            v = self.values.get((name, None))
+        return v
+
+    def energy(self, tx):
+        """Energy.Active.Import.Register as reported: the meter's register
+        (Business), energy since the session began (Home Plus, guide)."""
+        if self._wh is None:
+            return None
+        if self.cfg.variant != "homeplus":
+            return self._wh
+        base = tx["base"] if tx is not None else self._hb
+        return max(0, self._wh - (self._wh if base is None else base))
+
+    # --- polling ------------------------------------------------------------------
 
     async def poll_once(self):
+        if self._phase != self.cfg.get("Phase"):
+            self._phase = self.cfg.get("Phase")
+            self.plan = _load_plan(self.cfg.variant, self.three)
         try:
             vals = await self.master.poll(SLAVE, self.plan)
         except ModbusError as e:
             if self.ok:
-                log.warn("meter", "meter not answering: %r" % (e,))
+                log.warn("meter", "down: %r" % (e,))
             self.ok = False
+            self.down = True
             return False
         self.values = vals
+        self.est_wh = 0.0  # the register wins
         wh = vals.get(ENERGY)
         if wh is not None:
             wh = int(wh + 0.5)
-            if wh >= self._wh:
+            if self._wh is None or wh >= self._wh:
                 self._wh = wh
             else:
-                log.warn("meter", "register went backwards (%d < %d): kept %d" % (wh, self._wh, self._wh))
+                log.warn("meter", "register back %d<%d" % (wh, self._wh))
         if not self.ok:
-            log.info("meter", "meter answering, register %d Wh" % self._wh)
+            log.info("meter", "up, %s Wh" % self._wh)
         self.ok = True
+        self.down = False
         self.last_ok_ms = time.ticks_ms()
         return True
 
+    def _get(self, name):
+        v = self.values
+        return v.get((name, "L1")) or v.get((name, None))
+
+    def _estimate(self, dt_ms):
+        # Meter down: last voltage x last measured current (the offered one
+        # when none was measured) x phases, while the contactor is closed.
+        if not self.down or not self.board.relay.closed():
+            return
+        v = self._get("Voltage") or 230.0
+        a = self._get("Current.Import") or 0
+        off = self.offered_a()
+        if a < 0.5 or a > off:
+            a = off
+        self.est_wh += v * a * (3 if self.three else 1) * dt_ms / 3600000
+
     async def run(self):
+        prev = time.ticks_ms()
         while True:
             start = time.ticks_ms()
             await self.poll_once()
+            now = time.ticks_ms()
+            self._estimate(time.ticks_diff(now, prev))
+            prev = now
+            if self.station is not None:
+                try:
+                    self.report(now)
+                except Exception as e:  # values are never worth the metering loop
+                    log.error("meter", "report: %r" % (e,))
             spent = time.ticks_diff(time.ticks_ms(), start)
             await asyncio.sleep((POLL_MS - spent) / 1000 if spent < POLL_MS else 0.05)
 
+    # --- meter values -------------------------------------------------------------
 
-def _load_plan(variant):
-    """The poll plan and units for this variant's meter. The register maps are
-    only needed to make the plan, so the module is dropped again afterwards
-    (its tables would otherwise stay on the heap for good)."""
+    def _current_tx(self):
+        c = self.station.connector
+        s = c.session
+        return s.tx if c.phase == 3 and s is not None else None  # connector.TX
+
+    def report(self, now):
+        cfg = self.cfg
+        p = self._pend
+        i = 0
+        while i < len(p):
+            # held back a cycle (constrained link): only the energy register is kept
+            if MV.registers_only(p[i]) is None:
+                p.pop(i)
+            else:
+                i += 1
+        tx = self._current_tx()
+        if tx is not self._tx:
+            self._tx = tx
+            self._clock = []
+            self._begin = None
+            if tx is not None:
+                self._hb = tx["base"]
+                self._last = {}
+                self._next = time.ticks_add(now, cfg.get("MeterValueSampleInterval") * 1000)
+                self._begin = MV.sample(self, cfg.get("StopTxnSampledData"), "Transaction.Begin",
+                                        tx["ts"], tx["start"])
+        elif self._hb is None and self._wh is not None:
+            self._hb = self._wh
+        iv = cfg.get("MeterValueSampleInterval")
+        if tx is not None and iv > 0 and time.ticks_diff(now, self._next) >= 0:
+            self._next = time.ticks_add(self._next, iv * 1000)
+            if time.ticks_diff(now, self._next) >= 0:
+                self._next = time.ticks_add(now, iv * 1000)
+            self._add(tx, MV.sample(self, cfg.get("MeterValuesSampledData"), "Sample.Periodic",
+                                    self.board.clock.now(), self.energy(tx), self._last))
+        ci = cfg.get("ClockAlignedDataInterval")
+        if ci > 0:
+            slot = self.board.clock.now() // ci
+            if self._slot is not None and slot == self._slot + 1:
+                ts = slot * ci
+                self._add(tx, MV.sample(self, cfg.get("MeterValuesAlignedData"), "Sample.Clock",
+                                        ts, self.energy(tx)))
+                if tx is not None:
+                    mv = MV.sample(self, cfg.get("StopTxnAlignedData"), "Sample.Clock", ts, self.energy(tx))
+                    if mv is not None:
+                        if len(self._clock) >= STOP_CLOCK:
+                            self._clock.pop(0)
+                        self._clock.append(mv)
+            self._slot = slot  # a clock jump resynchronises without a reading
+        self._flush(False)
+
+    def _add(self, tx, mv):
+        if mv is None:
+            return
+        if tx is not self._pend_tx:
+            self._flush(True)
+            self._pend_tx = tx
+        self._pend.append(mv)
+
+    def _flush(self, force):
+        p = self._pend
+        if not p:
+            return
+        tx = self._pend_tx
+        up = self.cp.accepted
+        if tx is not None:
+            if force or up or len(p) >= BUNDLE:
+                self.txs.queue_meter_values(tx, p)
+                self._pend = []
+        elif up:
+            asyncio.create_task(self._send({"connectorId": 0, "meterValue": p}))
+            self._pend = []
+        elif len(p) >= BUNDLE:
+            p.pop(0)  # non-transaction values are not journaled: the oldest goes
+
+    async def _send(self, payload):
+        try:
+            await self.cp.call("MeterValues", payload)
+        except Exception as e:
+            log.warn("meter", "MeterValues: %r" % (e,))
+
+    async def trigger(self, cid):
+        """TriggerMessage MeterValues: MeterValuesSampledData now (context Trigger)."""
+        tx = self._current_tx()
+        mv = MV.sample(self, self.cfg.get("MeterValuesSampledData"), "Trigger",
+                       self.board.clock.now(), self.energy(tx))
+        if mv is not None:
+            p = {"connectorId": 1 if cid is None else cid, "meterValue": [mv]}
+            tid = self.txs.transaction_id(tx) if tx is not None else None
+            if tid is not None and p["connectorId"] == 1:
+                p["transactionId"] = tid
+            await self.cp.call("MeterValues", p)
+
+    def tx_data(self, tx, stop_wh, now):
+        """StopTransaction.transactionData: StopTxnSampledData at Transaction.Begin
+        and .End, StopTxnAlignedData at each clock boundary in between. Samples
+        still held for this transaction are queued first (they come before the
+        StopTransaction)."""
+        if self._pend_tx is tx:
+            self._flush(True)
+        out = []
+        b = self._begin if self._tx is tx else None
+        csl = self.cfg.get("StopTxnSampledData")
+        if b is None and MV.EAIR in csl.split(","):
+            b = {"timestamp": MV.isotime.format(tx["ts"]), "sampledValue": [
+                {"value": str(tx["start"]), "context": "Transaction.Begin", "measurand": MV.EAIR, "unit": "Wh"}]}
+        if b is not None:
+            out.append(b)
+        if self._tx is tx:
+            out += self._clock
+        e = MV.sample(self, csl, "Transaction.End", now, stop_wh)
+        if e is not None:
+            out.append(e)
+        self._tx = None
+        self._clock = []
+        return out or None
+
+
+def _load_plan(variant, three):
+    """The poll plan for this variant's meter and the Phase setting. The
+    register maps are only needed to make the plan, so the module is dropped
+    again afterwards (its tables would otherwise stay on the heap for good)."""
     import firmware
     from firmware import meter_maps as mm
 
-    single = variant == "homeplus"
-    meter_map = mm.SDM120 if single else mm.SDM630
-    wanted = mm.DEFAULT_SINGLE_PHASE if single else mm.DEFAULT_THREE_PHASE
-    p = plan(meter_map, wanted)
-    units = {}
-    for key in wanted:
-        units[key] = mm.unit(meter_map, key)
+    if three or variant != "homeplus":
+        m = mm.SDM630
+        wanted = mm.DEFAULT_THREE_PHASE
+        if not three:
+            wanted = [k for k in wanted if k[1] in (None, "L1")]
+    else:
+        m = mm.SDM120
+        wanted = mm.DEFAULT_SINGLE_PHASE
+    p = plan(m, wanted)
     sys.modules.pop("firmware.meter_maps", None)
     try:
         delattr(firmware, "meter_maps")
     except AttributeError:
         pass
-    return p, units
+    return p

@@ -21,13 +21,18 @@ INPUT_REGISTERS = {
     0x000C: "power_l1",            # W
     0x000E: "power_l2",
     0x0010: "power_l3",
+    0x0018: "var_l1",              # var
+    0x001A: "var_l2",
+    0x001C: "var_l3",
     0x001E: "pf_l1",
     0x0020: "pf_l2",
     0x0022: "pf_l3",
     0x0034: "power_total",         # W
+    0x003C: "var_total",           # var
     0x003E: "pf_total",
     0x0046: "frequency",           # Hz
     0x0048: "energy_import_kwh",   # import kWh
+    0x004C: "energy_reactive_kvarh",  # import kvarh
     0x0156: "energy_total_kwh",    # total kWh
 }
 INPUT_SPACE = 0x0200  # reads must stay below this; unmapped registers read 0
@@ -55,6 +60,8 @@ class MeterModel:
         self.frequency = 50.0
         self.currents = [0.0, 0.0, 0.0]
         self.energy_wh = 0.0
+        self.energy_varh = 0.0
+        self.pf = 1.0  # power factor of the load (bench `meter` command)
         self.holding = {}
         for addr, v in HOLDING_DEFAULTS.items():
             w = _f32_words(v)
@@ -67,7 +74,9 @@ class MeterModel:
         if self.path and os.path.exists(self.path):
             try:
                 with open(self.path) as f:
-                    self.energy_wh = float(json.load(f).get("energy_wh", 0.0))
+                    d = json.load(f)
+                    self.energy_wh = float(d.get("energy_wh", 0.0))
+                    self.energy_varh = float(d.get("energy_varh", 0.0))
             except (OSError, ValueError):
                 pass
         self._saved = self.energy_wh
@@ -77,7 +86,7 @@ class MeterModel:
             return
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"energy_wh": self.energy_wh}, f)
+            json.dump({"energy_wh": self.energy_wh, "energy_varh": self.energy_varh}, f)
         os.replace(tmp, self.path)
         self._saved = self.energy_wh
 
@@ -87,9 +96,13 @@ class MeterModel:
         n = 3 if self.three_phase else 1
         self.currents = [float(amps) if i < n else 0.0 for i in range(3)]
         self.energy_wh += self.power_total() * dt / 3600.0
+        self.energy_varh += sum(self.var(i) for i in range(3)) * dt / 3600.0
 
     def power(self, i):
-        return self.voltage * self.currents[i]
+        return self.voltage * self.currents[i] * self.pf
+
+    def var(self, i):
+        return self.voltage * self.currents[i] * (1.0 - self.pf * self.pf) ** 0.5
 
     def power_total(self):
         return sum(self.power(i) for i in range(3))
@@ -100,7 +113,10 @@ class MeterModel:
             "voltage_l1": self.voltage, "voltage_l2": self.voltage, "voltage_l3": self.voltage,
             "current_l1": self.currents[0], "current_l2": self.currents[1], "current_l3": self.currents[2],
             "power_l1": self.power(0), "power_l2": self.power(1), "power_l3": self.power(2),
-            "pf_l1": 1.0, "pf_l2": 1.0, "pf_l3": 1.0, "pf_total": 1.0,
+            "pf_l1": self.pf, "pf_l2": self.pf, "pf_l3": self.pf, "pf_total": self.pf,
+            "var_l1": self.var(0), "var_l2": self.var(1), "var_l3": self.var(2),
+            "var_total": sum(self.var(i) for i in range(3)),
+            "energy_reactive_kvarh": self.energy_varh / 1000.0,
             "power_total": self.power_total(), "frequency": self.frequency,
             "energy_import_kwh": kwh, "energy_total_kwh": kwh,
         }

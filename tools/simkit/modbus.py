@@ -7,8 +7,11 @@ The slave owns no registers itself; it asks a `registers` object:
 which raise ModbusError(code) for illegal addresses/values.
 
 `tamper` (None or callable(response_bytes) -> bytes or None) lets a bench
-corrupt, delay-drop or truncate responses; `silent` makes the slave mute.
+corrupt, delay-drop or truncate responses; `silent` makes the slave mute;
+`set_fault(mode, every)` damages every `every`-th response: "crc" (last byte
+flipped), "short" (cut in half), "noise" (random bytes instead), None (off).
 """
+import os
 import struct
 
 ILLEGAL_FUNCTION = 1
@@ -52,6 +55,26 @@ class ModbusSlave:
         self._buf = bytearray()
         self.requests = 0
         self.bad_frames = 0
+        self.tampered = 0
+        self._fault = None
+        self._every = 1
+
+    def set_fault(self, mode, every=1):
+        if mode not in (None, "crc", "short", "noise"):
+            raise ValueError("unknown fault %r" % (mode,))
+        self._fault = mode
+        self._every = max(1, int(every))
+        self.tamper = self._damage if mode else None
+
+    def _damage(self, resp):
+        if self.requests % self._every:
+            return resp
+        self.tampered += 1
+        if self._fault == "crc":
+            return resp[:-1] + bytes([resp[-1] ^ 0x5A])
+        if self._fault == "short":
+            return resp[:len(resp) // 2]
+        return os.urandom(len(resp))
 
     def reset(self):
         """Drop a partial frame (the transport calls this after a line gap)."""
