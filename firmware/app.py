@@ -40,6 +40,8 @@ class App:
         self.journal = Journal(root + JOURNAL_FILE, JOURNAL_BYTES)
         self.txs = Transactions(self.cp, self.cfg, board, self.meter, self.journal, self.auth)
         self.station = Station(board, self.cfg, self.cp, self.ops, self.auth, self.txs)
+        self.meter.attach(self.station, self.txs, self.cp)
+        self.ops.triggers["MeterValues"] = self.meter.trigger
         self.supervisor = Supervisor(self.cfg, self.station)
         self.control = Control(board, self.station, self.supervisor)
         self.heap_peak = 0

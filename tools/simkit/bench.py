@@ -623,8 +623,15 @@ class Bench:
         return {"inputs": self.inputs()}
 
     def cmd_meter(self, req):
+        if "pf" in req:
+            self.advance()
+            self.model.pf = min(1.0, max(0.0, float(req["pf"])))
         return {"values": self.model.values(), "path": self.line.path, "unit": self.modbus.unit,
-                "requests": self.modbus.requests}
+                "requests": self.modbus.requests, "tampered": self.modbus.tampered}
+
+    def cmd_meter_fault(self, req):
+        """Damage every `every`-th meter reply: mode crc / short / noise, null = off."""
+        self.modbus.set_fault(req.get("mode"), req.get("every", 1))
 
     def cmd_reset(self, req):
         """Hard reset button: the firmware process is killed and restarted."""
@@ -664,5 +671,5 @@ class Bench:
         self.line.close()
 
 
-INPUT_CMDS = {"plug", "unplug", "ev", "ev_current", "rfid", "button", "grid", "sensor", "fail",
+INPUT_CMDS = {"plug", "unplug", "ev", "ev_current", "rfid", "button", "grid", "sensor", "fail", "meter_fault",
               "network", "power", "reset"}
