@@ -1,0 +1,187 @@
+"""firmware.metervalues / firmware.metering: sampledValue content (units, phases,
+deadband, the estimate while the meter is down) against the official OCPP 1.6
+MeterValues and StopTransaction schemas."""
+import json
+import os
+
+import jsonschema
+import ocpp
+import pytest
+
+from firmware import metervalues as MV
+from firmware.metering import Metering
+
+SCHEMAS = os.path.join(os.path.dirname(ocpp.__file__), "v16", "schemas")
+ALL = "Energy.Active.Import.Register,Energy.Reactive.Import.Register,Voltage,Current.Import," \
+      "Power.Active.Import,Power.Reactive.Import,Power.Factor,Frequency,Temperature,Current.Offered," \
+      "Power.Offered,SoC"
+
+
+def schema(name):
+    with open(os.path.join(SCHEMAS, name + ".json")) as f:
+        return json.load(f)
+
+
+class Cfg:
+    def __init__(self, variant="business", **kw):
+        self.variant = variant
+        self.v = {"Phase": "Three.Phase"}
+        self.v.update(kw)
+
+    def get(self, k):
+        return self.v[k]
+
+
+class Sensors:
+    def read(self, name):
+        assert name == "temperature_dc"
+        return 287
+
+
+class Relay:
+    def closed(self):
+        return True
+
+
+class Board:
+    meter_uart = None
+    sensors = Sensors()
+    relay = Relay()
+
+
+class Conn:
+    duty_wanted = 50
+
+    def offered_amps(self):
+        return 16
+
+
+class Station:
+    connector = Conn()
+
+
+def meter(phase="Three.Phase", variant="business", ok=True):
+    m = Metering.__new__(Metering)  # the real class without its Modbus master
+    m.board, m.cfg = Board(), Cfg(variant, Phase=phase)
+    m._phase = phase
+    m.station = Station()
+    m.ok, m.down, m.est_wh, m._wh, m._hb = ok, not ok, 12.7, 1000, None
+    m.values = {("Voltage", "L1"): 230.04, ("Voltage", "L2"): 231.0, ("Voltage", "L3"): 229.5,
+                ("Current.Import", "L1"): 16.004, ("Current.Import", "L2"): 15.5,
+                ("Current.Import", "L3"): 16.0, ("Power.Active.Import", None): 11000.4,
+                ("Power.Reactive.Import", None): -12.6, ("Power.Factor", None): 0.9876,
+                ("Frequency", None): 50.012, ("Energy.Reactive.Import.Register", None): 321.5,
+                ("Energy.Active.Import.Register", None): 1000.2}
+    return m
+
+
+def payload(mv, tx=None):
+    p = {"connectorId": 1 if tx else 0, "meterValue": [mv]}
+    if tx:
+        p["transactionId"] = tx
+    jsonschema.validate(p, schema("MeterValues"))
+    return p
+
+
+def by(mv):
+    return {(s["measurand"], s.get("phase")): s for s in mv["sampledValue"]}
+
+
+@pytest.mark.parametrize("phase", ["Single.Phase", "Three.Phase"])
+def test_every_measurand_with_unit_and_phase(phase):
+    mv = MV.sample(meter(phase), ALL, "Sample.Periodic", 1764000000, 1000)
+    payload(mv, 5)
+    s = by(mv)
+    n = 3 if phase == "Three.Phase" else 1
+    assert [k for k in s if k[0] == "Voltage"] == [("Voltage", p) for p in ("L1", "L2", "L3")[:n]]
+    assert [k for k in s if k[0] == "Current.Import"] == [("Current.Import", p) for p in ("L1", "L2", "L3")[:n]]
+    assert s[("Energy.Active.Import.Register", None)]["value"] == "1000"
+    assert s[("Energy.Active.Import.Register", None)]["unit"] == "Wh"
+    assert s[("Energy.Reactive.Import.Register", None)]["unit"] == "varh"
+    assert s[("Voltage", "L1")] == {"value": "230.0", "unit": "V", "phase": "L1",
+                                    "context": "Sample.Periodic", "measurand": "Voltage"}
+    assert s[("Current.Import", "L1")]["value"] == "16.00"
+    assert s[("Power.Active.Import", None)]["value"] == "11000"
+    assert s[("Power.Reactive.Import", None)] == {"value": "-13", "unit": "var", "context": "Sample.Periodic",
+                                                  "measurand": "Power.Reactive.Import"}
+    assert s[("Power.Factor", None)]["value"] == "0.988" and "unit" not in s[("Power.Factor", None)]
+    assert s[("Frequency", None)]["value"] == "50.01" and "unit" not in s[("Frequency", None)]
+    assert s[("Temperature", None)] == {"value": "28.7", "unit": "Celsius", "location": "Body",
+                                        "context": "Sample.Periodic", "measurand": "Temperature"}
+    assert s[("Current.Offered", None)]["value"] == "16"
+    assert s[("Power.Offered", None)]["value"] == str(round(16 * 230.04 * n))
+    assert ("SoC", None) not in s  # not measured by this charger
+    assert mv["timestamp"] == "2025-11-24T16:00:00Z"
+
+
+def test_deadband_leaves_out_unchanged_values_but_never_the_register():
+    m = meter()
+    last = {}
+    first = MV.sample(m, ALL, "Sample.Periodic", 0, 1000, last)
+    assert len(first["sampledValue"]) == len(MV.sample(m, ALL, "Sample.Periodic", 0, 1000)["sampledValue"])
+    m.values[("Voltage", "L2")] = 231.0 + 1.9           # below the 2 V threshold
+    m.values[("Current.Import", "L3")] = 16.0 + 0.25    # above 0.2 A
+    again = MV.sample(m, ALL, "Sample.Periodic", 2, 1000, last)
+    payload(again, 5)
+    assert set(by(again)) == {("Energy.Active.Import.Register", None), ("Current.Import", "L3")}
+
+
+def test_meter_down_sends_register_and_estimate_only_from_the_meter():
+    m = meter(ok=False)
+    mv = MV.sample(m, ALL, "Sample.Periodic", 0, 1000)
+    payload(mv, 5)
+    s = by(mv)
+    assert s[("Energy.Active.Import.Register", None)]["value"] == "1000"
+    assert s[("Energy.Active.Import.Interval", None)] == {
+        "value": "12", "unit": "Wh", "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Interval"}
+    # nothing the meter would have to say; the charger's own figures stay
+    assert {k[0] for k in s} == {"Energy.Active.Import.Register", "Energy.Active.Import.Interval",
+                                 "Temperature", "Current.Offered", "Power.Offered"}
+
+
+def test_estimate_from_last_voltage_and_current():
+    m = meter(phase="Single.Phase", ok=False)
+    m.est_wh = 0.0
+    m.values[("Current.Import", "L1")] = 10.0
+    m._estimate(3600 * 1000)  # one hour at the measured 10 A x 230.04 V
+    assert abs(m.est_wh - 2300.4) < 0.01
+    m.values[("Current.Import", "L1")] = 20.0  # more than offered: the offer caps it
+    m.est_wh = 0.0
+    m._estimate(3600 * 1000)
+    assert abs(m.est_wh - 230.04 * 16) < 0.01
+    m.values[("Current.Import", "L1")] = 0.0  # nothing measured: the offered current
+    m.est_wh = 0.0
+    m._estimate(1800 * 1000)
+    assert abs(m.est_wh - 230.04 * 16 / 2) < 0.01
+
+
+def test_home_plus_energy_is_session_energy():
+    m = meter(variant="homeplus")
+    assert m.energy({"base": 400}) == 600
+    assert m.energy(None) == 0       # no session yet
+    m._hb = 700
+    assert m.energy(None) == 300     # the last session's counter until the next one
+    assert meter().energy(None) == 1000
+
+
+def test_registers_only_keeps_the_register_and_drops_empty_entries():
+    m = meter(ok=False)
+    mv = MV.sample(m, ALL, "Sample.Clock", 0, 1000)
+    assert {s["measurand"] for s in MV.registers_only(mv)["sampledValue"]} == {
+        "Energy.Active.Import.Register", "Energy.Active.Import.Interval"}
+    assert MV.registers_only(MV.sample(meter(), "Voltage", "Sample.Clock", 0, 1000)) is None
+
+
+def test_stop_transaction_data_is_schema_valid():
+    m = meter()
+    m._tx = tx = {"ts": 100, "start": 900, "base": 900, "l": 1}
+    m._pend, m._pend_tx = [], None
+    m._begin = MV.sample(m, "Energy.Active.Import.Register,Voltage", "Transaction.Begin", 100, 900)
+    m._clock = [MV.sample(m, "Energy.Active.Import.Register", "Sample.Clock", 120, 950)]
+    m.cfg.v["StopTxnSampledData"] = "Energy.Active.Import.Register,Voltage"
+    data = m.tx_data(tx, 1000, 200)
+    stop = {"transactionId": 1, "meterStop": 1000, "timestamp": "2025-01-01T00:00:00Z", "transactionData": data}
+    jsonschema.validate(stop, schema("StopTransaction"))
+    assert [mv["sampledValue"][0]["context"] for mv in data] == ["Transaction.Begin", "Sample.Clock", "Transaction.End"]
+    assert by(data[-1])[("Energy.Active.Import.Register", None)]["value"] == "1000"
+    assert len([s for s in data[-1]["sampledValue"] if s["measurand"] == "Voltage"]) == 3
