@@ -1,7 +1,9 @@
 # The JOLT board (ESP32-S3). The only module that touches machine, network
 # and bluetooth. Pins and calibration constants: hal/esp32/pins.py.
-# Inputs are polled: wait_input() samples the pilot, services timed outputs
-# (lock motor pulse, buzzer, WiFi failover), then sleeps one poll period.
+# Inputs are polled: wait_input() sleeps one poll period, then services
+# timed outputs (lock motor pulse, buzzer, WiFi failover) and samples the
+# pilot. Nothing the supervisor calls every cycle allocates (wait_input()
+# returns a preallocated awaitable, not a coroutine; see Board.__next__).
 import asyncio
 import binascii
 import time
@@ -12,6 +14,7 @@ import network
 from hal.esp32 import pins
 
 POLL_MS = 10
+_STOP = StopIteration()  # ends the wait_input awaitable, preallocated
 _EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0  # ports with a 2000 epoch
 
 
@@ -75,6 +78,8 @@ class Pilot:
         self._lo = 0
 
     def set_duty(self, pct):
+        if pct == self._duty:
+            return  # unchanged (the supervisor sets it every cycle); None at start = the pin's +12 V
         self._duty = pct
         if pct is None or pct == 0 or pct >= 100:
             if self._pwm is not None:
@@ -97,10 +102,10 @@ class Pilot:
 
     def sample(self):
         """A burst over several PWM periods: max = positive plateau, min = negative."""
-        read = self._adc.read_uv
-        hi = lo = read()
+        adc = self._adc  # (a bound method held in a local would be allocated)
+        hi = lo = adc.read_uv()
         for _ in range(pins.PILOT_SAMPLES - 1):
-            v = read()
+            v = adc.read_uv()
             if v > hi:
                 hi = v
             elif v < lo:
@@ -141,9 +146,21 @@ class MeterUart:
         return self._uart.any() if self._uart is not None else 0
 
 
+def _hex(c):
+    """Value of one ASCII hex digit, -1 if it is none."""
+    if 48 <= c <= 57:
+        return c - 48
+    c |= 0x20
+    if 97 <= c <= 102:
+        return c - 87
+    return -1
+
+
 class Rfid:
     """ASCII serial reader: 0x02, 10 hex digits (version + 4-byte tag), 2 hex
-    digits XOR checksum, 0x03, repeated while the card is in the field."""
+    digits XOR checksum, 0x03, repeated while the card is in the field. The
+    repeats are checked in preallocated buffers: only a new presentation
+    makes a string."""
 
     REPEAT_MS = 600
 
@@ -154,9 +171,11 @@ class Rfid:
                                       timeout=0, rxbuf=128)
         except (ValueError, OSError):
             pass
+        self._rx = bytearray(32)
         self._frame = bytearray(14)
         self._n = 0
-        self._last = None
+        self._raw = bytearray(5)  # version + tag of the last card
+        self._last = None  # UID of the last card seen
         self._last_ms = 0
         self._ready = None
 
@@ -168,31 +187,45 @@ class Rfid:
             self._n += 1
         if self._n == 14 and b == 0x03:
             self._n = 0
-            body = bytes(self._frame[1:13])
-            try:
-                raw = binascii.unhexlify(body)
-            except ValueError:
-                return
+            f = self._frame
+            raw = self._raw
             x = 0
-            for c in raw[:5]:
-                x ^= c
-            if x != raw[5]:
-                return
-            uid = body[:10].decode().upper()
-            if uid != self._last or time.ticks_diff(now, self._last_ms) > self.REPEAT_MS:
-                self._ready = uid
-            self._last = uid
+            same = self._last is not None
+            for i in range(6):
+                hi = _hex(f[1 + 2 * i])
+                lo = _hex(f[2 + 2 * i])
+                if hi < 0 or lo < 0:
+                    return
+                v = hi << 4 | lo
+                if i < 5:
+                    x ^= v
+                    if v != raw[i]:
+                        same = False
+                elif x != v:
+                    return
+            if not same:
+                for i in range(5):
+                    raw[i] = _hex(f[1 + 2 * i]) << 4 | _hex(f[2 + 2 * i])
+                self._last = bytes(f[1:11]).decode().upper()
+                self._ready = self._last
+            elif time.ticks_diff(now, self._last_ms) > self.REPEAT_MS:
+                self._ready = self._last
             self._last_ms = now
 
     def poll(self):
-        if self._uart is None:
+        u = self._uart
+        if u is None:
             return None
         now = time.ticks_ms()
-        while self._uart.any():
-            data = self._uart.read(self._uart.any())
-            for b in data:
-                self._feed(b, now)
-        uid, self._ready = self._ready, None
+        buf = self._rx
+        while u.any():
+            n = u.readinto(buf) or 0
+            if not n:
+                break
+            for i in range(n):
+                self._feed(buf[i], now)
+        uid = self._ready
+        self._ready = None
         return uid
 
     def ok(self):
@@ -213,6 +246,7 @@ class Signal:
         self._buf = bytearray(3)
         self._buzz = machine.PWM(machine.Pin(pins.BUZZER), freq=pins.BUZZER_FREQ, duty_u16=0)
         self._until = None
+        self._state = None
 
     def show(self, name):
         self._buzz.duty_u16(32768)
@@ -224,6 +258,9 @@ class Signal:
             self._until = None
 
     def led(self, state):
+        if state == self._state:
+            return  # unchanged: no bitstream (interrupts off) every cycle
+        self._state = state
         r, g, b = _COLOURS.get(state, (20, 20, 20))
         self._buf[0] = g  # WS2812 wants GRB
         self._buf[1] = r
@@ -449,12 +486,32 @@ class Board:
         self.wdt = Wdt()
         self.ble = Ble()
         self.system = System()
+        self._ms = -1  # armed wait_input: its sleep, not yet started
         self.pilot.sample()
 
-    async def wait_input(self, ms):
-        await asyncio.sleep_ms(min(ms, POLL_MS))
+    def wait_input(self, ms):
+        """`await board.wait_input(ms)`: sleeps min(ms, POLL_MS), then
+        services the timed outputs and samples the pilot. Returns the board
+        as a preallocated awaitable (no coroutine per call): await it at once,
+        do not wrap it in create_task/wait_for."""
+        self._ms = min(ms, POLL_MS)
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        ms = self._ms
+        if ms >= 0:
+            # First step: asyncio's sleep_ms singleton queues the task at the
+            # deadline and yields.
+            self._ms = -1
+            return next(asyncio.sleep_ms(ms))
+        # Resumed after the sleep.
         now = time.ticks_ms()
         self.lock.service(now)
         self.signal.service(now)
         self.net.service(now)
         self.pilot.sample()
+        _STOP.__traceback__ = None
+        raise _STOP

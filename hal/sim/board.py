@@ -1,13 +1,25 @@
 # The bench board: the HAL the firmware uses when tools/sim.py runs it on the
-# MicroPython unix port (or CPython with --runtime cpython). Wiring comes from
-# environment variables the bench sets (docs/simulator.md):
+# MicroPython unix port (CPython with --runtime cpython: hal/sim/_cpy.py).
+# Wiring comes from environment variables the bench sets (docs/simulator.md):
 #   JOLT_HW          127.0.0.1:port of the bench's hardware link (JSON lines)
 #   JOLT_METER       pty path of the meter's RS-485 line (Modbus RTU)
 #   JOLT_NET         127.0.0.1:port of the bench's network proxy
 #   JOLT_RESET_CAUSE power / soft / watchdog / hard
 #   JOLT_UID         the board's unique id
-# Inputs are mirrored locally (reads are dict look-ups); outputs are sent to
-# the bench the moment they change.
+# Inputs are mirrored in a dict (reads are look-ups); outputs are sent to the
+# bench the moment they change.
+#
+# Heap discipline (the firmware runs in -X heapsize=128K; tools/bench/hal_heap.py
+# measures): every class and function costs heap on MicroPython (a class
+# ~0.4 KB), so one Board object plays every device whose method names do not
+# collide (board.pilot, rfid, signal, button, sensors, clock, net, wdt, ble,
+# system and meter_uart are the board itself); relay, lock, sd and flash are
+# _Part objects (one input key each). Rarely used code (network proxy, WiFi
+# and BLE outputs, reset, meter_uart.any) lives in hal/sim/_net.py and
+# hal/sim/_rare.py, imported on first use. Nothing the supervisor calls every
+# cycle allocates: wait_input() is a plain asyncio.sleep_ms() (no coroutine,
+# task or wait_for per call) that the link reader, one long-lived task,
+# brings forward when an input arrives.
 import asyncio
 import json
 import os
@@ -15,87 +27,113 @@ import socket
 import sys
 import time
 
+try:
+    from micropython import const
+except ImportError:  # CPython without tools/simkit/cpy_launch.py
+    const = int
+
 EXIT_RESET = 75  # process exit code meaning "reboot me" (system.reset())
 
 _MP = sys.implementation.name == "micropython"
-_EAGAIN = 11
-_EINPROGRESS = 115
-_ECONNREFUSED = 111
-_ENETUNREACH = 101
-_MAX_PENDING = 8192  # unsent output bytes before we fall back to a full resync
-_MAX_CARDS = 4
+_BUF = const(384)  # link receive buffer: the longest line (full snapshot) is < 230 bytes
+_MAX_PENDING = const(8192)  # unsent output bytes before we fall back to a full resync
+_MAX_CARDS = const(4)
+_SENSORS = {"temperature_dc": "temp", "ne_mv": "ne", "leak_ac_ua": "lac", "leak_dc_ua": "ldc",
+            "phase_ok": "phase", "supply_ok": "supply"}
 
 
-def _getenv(name, default=None):
-    v = os.getenv(name)
-    return default if v is None or v == "" else v
+class _Part:
+    """A part the bench reports through one input key: relay and lock (set()
+    sends the command when it changes from the last one sent, `cmd` before
+    the first; closed()/locked() read the feedback), sd and flash (ok(),
+    root; flash has no key: always there)."""
+
+    def __init__(self, board, key, cmd=None, root=None):
+        self._b = board
+        self._k = key
+        self._cmd = cmd
+        self._root = root
+
+    def set(self, on):
+        on = bool(on)
+        b = self._b
+        if on != b._outs.get(self._k, self._cmd):
+            b.out(self._k, on)
+
+    def closed(self):
+        return self._b.inp[self._k]
+
+    locked = closed
+
+    def ok(self):
+        return self._k is None or self._b.inp[self._k]
+
+    @property
+    def root(self):
+        return self._root if self.ok() else None
 
 
-def _addr(hostport):
-    if not hostport:
-        return None
-    host, port = hostport.rsplit(":", 1)
-    return socket.getaddrinfo(host, int(port))[0][-1]
-
-
-# Input mirror: the bench's last word on every input, with sane defaults for
-# a board running without a bench (plugged into nothing, healthy supply).
-def _defaults():
-    return {
-        "hi": 12000, "lo": 12000,          # pilot plateaus, mV
-        "relay": False, "lock": False,     # feedback contacts
-        "btn": False,                      # emergency button
-        "temp": 250, "ne": 0, "lac": 0, "ldc": 0, "phase": 1, "supply": 1,
-        "net": True, "rssi": -60,
-        "sd": True, "rfid_ok": True,
-    }
-
-
-class _Link:
-    """TCP link to the bench: newline-delimited JSON both ways."""
-
-    def __init__(self, hostport):
-        self.inp = _defaults()
-        self.ev = asyncio.Event()
+class Board:
+    def __init__(self):
+        # The bench's last word on every input, with sane defaults for a
+        # board running without a bench (plugged into nothing, healthy supply).
+        self.inp = {
+            "hi": 12000, "lo": 12000,          # pilot plateaus, mV
+            "relay": False, "lock": False,     # feedback contacts
+            "btn": False,                      # emergency button
+            "temp": 250, "ne": 0, "lac": 0, "ldc": 0, "phase": 1, "supply": 1,
+            "net": True, "rssi": -60,
+            "sd": True, "rfid_ok": True,
+        }
         self.cards = []
-        self.task = None
         self.sock = None
-        self._buf = bytearray(2048)
+        self._buf = bytearray(_BUF)
         self._mv = memoryview(self._buf)
         self._n = 0
-        self._pending = b""
-        self._outs = {}  # last value of every output, for a resync after overflow
-        self._resync = False
-        addr = _addr(hostport)
-        if addr is None:
+        self._pending = b""  # unsent output bytes
+        self._resync = False  # overflowed: resend the last value of every output
+        self._outs = {}  # last value of every stateful output (relay, lock, duty, led, wdt...)
+        self._task = None  # the link reader
+        self._flag = False  # an input arrived since the last wait_input
+        self._due = None  # deadline of the last wait_input (ticks_ms)
+        self._waiter = None  # the task that called it
+        self._fed = 0  # watchdog: last feed sent
+        self._offset = 0  # clock
+        self.relay = _Part(self, "relay", False)
+        self.lock = _Part(self, "lock")
+        self.sd = _Part(self, "sd", None, "../sd/")
+        self.flash = _Part(self, None, None, "")
+        self._f = None  # meter line
+        self.config = None
+        hw = os.getenv("JOLT_HW")
+        if not hw:
             return
+        hw = hw.rsplit(":", 1)
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.settimeout(5)
-        s.connect(addr)
+        s.connect(socket.getaddrinfo(hw[0], int(hw[1]))[0][-1])
         self.sock = s
-        self._write(json.dumps({"out": "hello", "v": {"uid": _getenv("JOLT_UID", ""),
-                                                      "impl": sys.implementation.name}}) + "\n")
+        self.out("hello", {"uid": os.getenv("JOLT_UID") or "", "impl": sys.implementation.name}, False)
         # Block (briefly, at boot) for the first input snapshot so the first
-        # reads are the bench's values, not defaults.
-        got = False
-        while not got:
-            n = self._recv_into()
-            if n <= 0:
-                raise OSError(_ECONNREFUSED)
-            got = self._parse() > 0
+        # reads are the bench's values, not defaults. recv() returns what
+        # arrived; a blocking readinto() would wait for the whole buffer.
+        while True:
+            if self._n >= _BUF:
+                self._n = 0  # a line longer than the buffer: drop it
+            data = s.recv(_BUF - self._n)
+            if not data:
+                raise OSError(111)  # ECONNREFUSED
+            self._buf[self._n:self._n + len(data)] = data
+            self._n += len(data)
+            if self._parse():
+                break
         s.setblocking(False)
 
-    def _recv_into(self):
-        # Blocking read at boot only. recv() returns what arrived; a blocking
-        # readinto() would wait for the whole buffer to fill.
-        if self._n >= len(self._buf):
-            self._n = 0  # a line longer than the buffer: drop it
-        data = self.sock.recv(len(self._buf) - self._n)
-        n = len(data)
-        self._buf[self._n:self._n + n] = data
-        self._n += n
-        return n
+    # The devices without a name clash are the board itself.
+    pilot = rfid = signal = button = sensors = clock = net = wdt = ble = system = meter_uart = property(
+        lambda b: b)
 
+    # ---- the link
     def _parse(self):
         """Handle every complete line in the buffer; return how many."""
         buf = self._buf
@@ -107,430 +145,219 @@ class _Link:
                 break
             if i > start:
                 try:
-                    self._handle(json.loads(self._mv[start:i] if _MP else bytes(self._mv[start:i])))
+                    msg = json.loads(self._mv[start:i] if _MP else bytes(buf[start:i]))
+                    d = msg.get("in")
+                    if d:
+                        inp = self.inp
+                        for k in d:
+                            if k in inp:
+                                inp[k] = d[k]
+                    card = msg.get("rfid")
+                    if card and len(self.cards) < _MAX_CARDS:
+                        self.cards.append(card)
                     count += 1
-                except ValueError:
+                except (ValueError, AttributeError, TypeError):
                     pass
             start = i + 1
         if start:
             rest = self._n - start
-            buf[0:rest] = buf[start:self._n]
+            if rest:
+                buf[0:rest] = buf[start:self._n]
             self._n = rest
+        if count:
+            self._flag = True
         return count
 
-    def _handle(self, msg):
-        d = msg.get("in")
-        if d:
-            inp = self.inp
-            for k in d:
-                if k in inp:
-                    inp[k] = d[k]
-        card = msg.get("rfid")
-        if card and len(self.cards) < _MAX_CARDS:
-            self.cards.append(card)
-        self.ev.set()
-
-    async def run(self):
-        if _MP:
-            stream = asyncio.StreamReader(self.sock)
-        else:
-            loop = asyncio.get_event_loop()
-        while True:
-            if self._n >= len(self._buf):
-                self._n = 0
-            mv = self._mv[self._n:]
-            if _MP:
-                n = await stream.readinto(mv)
+    def _reader(self):
+        # A plain generator run as a task (MicroPython asyncio): it parks on
+        # the socket through the IO queue like asyncio's own streams do, with
+        # no coroutine object per read.
+        s = self.sock
+        core = asyncio.core
+        k = 1
+        while k:
+            yield core._io_queue.queue_read(s)
+            n = self._n
+            if n >= _BUF:
+                n = self._n = 0
+            try:
+                k = s.readinto(self._mv[n:] if n else self._mv)
+            except OSError:
+                k = 0
+            if k is None:
+                k = 1
+                continue  # spurious wake-up
+            if k:
+                self._n = n + k
+                self._parse()
+                if self._pending or self._resync:
+                    self._flush()
             else:
-                n = await loop.sock_recv_into(self.sock, mv)
-            if not n:
                 # The bench went away: nothing will ever change again.
                 self.inp["net"] = False
-                self.ev.set()
-                return
-            self._n += n
-            self._parse()
-            if self._pending or self._resync:
-                self._flush()
+                self._flag = True
+            # Wake wait_input if the task is still parked in its sleep
+            # (data is set when it waits on anything else or was cancelled).
+            t = self._waiter
+            if (self._flag and t is not None and t.data is None and t.ph_key == self._due
+                    and time.ticks_diff(self._due, time.ticks_ms()) > 0):
+                self._waiter = None
+                self._flag = False  # consumed by that wait
+                q = core._task_queue
+                q.remove(t)
+                q.push(t)  # now
+
+    def wait_input(self, ms):
+        """`await board.wait_input(ms)`: returns when an input may have changed
+        or after ms milliseconds. It is asyncio.sleep_ms(ms) (a preallocated
+        awaitable, not a coroutine: do not wrap it in create_task/wait_for)
+        that the link reader brings forward when an input arrives."""
+        if self.sock is not None:
+            if self._task is None:
+                self._task = asyncio.create_task(self._reader())
+            if self._flag:  # an input arrived since the last wait
+                self._flag = False
+                ms = 0
+            self._waiter = asyncio.current_task()
+        g = asyncio.sleep_ms(ms)
+        self._due = getattr(g, "state", None)  # its deadline (ticks_ms)
+        return g
 
     # ---- outputs
-    def _write(self, data):
-        if not isinstance(data, bytes):
-            data = data.encode()
-        self._pending += data
-        self._flush()
+    def out(self, kind, value, state=True):
+        if state:
+            self._outs[kind] = value
+        if self.sock is not None:
+            self._pending += ('{"out": "%s", "v": %s}\n' % (kind, json.dumps(value))).encode()
+            self._flush()
 
     def _flush(self):
         if self._resync and not self._pending:
             self._resync = False
             for k in self._outs:
-                self._pending += (json.dumps({"out": k, "v": self._outs[k]}) + "\n").encode()
+                self._pending += ('{"out": "%s", "v": %s}\n' % (k, json.dumps(self._outs[k]))).encode()
+        p = self._pending
         try:
-            while self._pending:
-                n = self.sock.send(self._pending)
+            while p:
+                n = self.sock.send(p)
                 if not n:
                     break
-                self._pending = self._pending[n:]
+                p = p[n:]
         except OSError:
             pass  # EAGAIN: kept for the next flush; a dead bench: nothing to tell
-        if len(self._pending) > _MAX_PENDING:
-            self._pending = b""
+        if len(p) > _MAX_PENDING:
+            p = b""
             self._resync = True
+        self._pending = p
 
-    def out(self, kind, value, state=True):
-        if state:
-            self._outs[kind] = value
-        if self.sock is None:
-            return
-        self._write(json.dumps({"out": kind, "v": value}) + "\n")
-
-
-class Relay:
-    def __init__(self, link):
-        self._l = link
-        self._cmd = False
-
-    def set(self, closed):
-        closed = bool(closed)
-        if closed != self._cmd:
-            self._cmd = closed
-            self._l.out("relay", closed)
-
-    def closed(self):
-        return self._l.inp["relay"]
-
-
-class Lock:
-    def __init__(self, link):
-        self._l = link
-        self._cmd = None
-
-    def set(self, locked):
-        locked = bool(locked)
-        if locked != self._cmd:
-            self._cmd = locked
-            self._l.out("lock", locked)
-
-    def locked(self):
-        return self._l.inp["lock"]
-
-
-class Pilot:
-    def __init__(self, link):
-        self._l = link
-        self._duty = None
-
-    def set_duty(self, pct):
-        if pct != self._duty:
-            self._duty = pct
-            self._l.out("duty", pct)
-
-    def duty(self):
-        return self._duty
-
-    def high_mv(self):
-        return self._l.inp["hi"]
-
-    def low_mv(self):
-        return self._l.inp["lo"]
-
-
-class MeterUart:
-    """The meter's RS-485 line: a pty the bench's Modbus meter listens on. The
-    bench sets the tty to raw with VMIN=0/VTIME=0, so a read returns at once
-    with what is there (possibly nothing)."""
-
-    def __init__(self, path):
-        self._path = path
-        self._f = None
-        self._rx = bytearray(256)
-        self._rxn = 0
-        self.config = None
-
+    # ---- meter line: a pty the bench's Modbus meter listens on. The bench
+    # sets the tty to raw with VMIN=0/VTIME=0, so a read returns at once with
+    # what is there (possibly nothing). any(): _rare.
     def init(self, baud, bits=8, parity=0, stop=1):
         self.config = (baud, bits, parity, stop)
-        if self._f is None and self._path:
-            self._f = open(self._path, "r+b") if _MP else open(self._path, "r+b", buffering=0)
-        self._rxn = 0
+        path = os.getenv("JOLT_METER")
+        if self._f is None and path:
+            self._f = open(path, "r+b") if _MP else open(path, "r+b", buffering=0)
 
     def write(self, buf):
-        if self._f is None:
-            return 0
-        n = self._f.write(buf)
-        if not _MP:
-            self._f.flush()
-        return n
-
-    def _fill(self):
-        if self._f is None or self._rxn >= len(self._rx):
-            return
-        mv = memoryview(self._rx)[self._rxn:]
-        try:
-            n = self._f.readinto(mv)
-        except OSError:
-            n = 0
-        if n:
-            self._rxn += n
-
-    def any(self):
-        self._fill()
-        return self._rxn
+        return 0 if self._f is None else self._f.write(buf)
 
     def readinto(self, buf):
-        self._fill()
-        n = min(len(buf), self._rxn)
-        if n:
-            buf[0:n] = self._rx[0:n]
-            rest = self._rxn - n
-            self._rx[0:rest] = self._rx[n:self._rxn]
-            self._rxn = rest
-        return n
+        if self._f is None:
+            return 0
+        try:
+            return self._f.readinto(buf) or 0
+        except OSError:
+            return 0
 
+    # ---- pilot
+    def set_duty(self, pct):
+        if pct != self._outs.get("duty"):
+            self.out("duty", pct)
 
-class Rfid:
-    def __init__(self, link):
-        self._l = link
+    def duty(self):
+        return self._outs.get("duty")
 
+    def high_mv(self):
+        return self.inp["hi"]
+
+    def low_mv(self):
+        return self.inp["lo"]
+
+    # ---- rfid (ok() is the reader's health)
     def poll(self):
-        cards = self._l.cards
+        cards = self.cards
         if not cards:
             return None
         card = cards.pop(0)
-        return card.upper() if self._l.inp["rfid_ok"] else None
+        return card.upper() if self.inp["rfid_ok"] else None
 
     def ok(self):
-        return self._l.inp["rfid_ok"]
+        return self.inp["rfid_ok"]
 
-
-class Signal:
-    def __init__(self, link):
-        self._l = link
-        self._led = None
-
+    # ---- signal
     def show(self, name):
-        self._l.out("signal", name, False)
+        self.out("signal", name, False)
 
     def led(self, state):
-        if state != self._led:
-            self._led = state
-            self._l.out("led", state)
+        if state != self._outs.get("led"):
+            self.out("led", state)
 
-
-class Button:
-    def __init__(self, link):
-        self._l = link
-
+    # ---- button, sensors
     def pressed(self):
-        return self._l.inp["btn"]
-
-
-class Sensors:
-    _KEYS = {"temperature_dc": "temp", "ne_mv": "ne", "leak_ac_ua": "lac", "leak_dc_ua": "ldc",
-             "phase_ok": "phase", "supply_ok": "supply"}
-
-    def __init__(self, link):
-        self._l = link
+        return self.inp["btn"]
 
     def read(self, name):
-        return self._l.inp[self._KEYS[name]]
+        return self.inp[_SENSORS[name]]
 
-
-class Sd:
-    def __init__(self, link):
-        self._l = link
-
-    def ok(self):
-        return self._l.inp["sd"]
-
-    @property
-    def root(self):
-        return "../sd/" if self._l.inp["sd"] else None
-
-
-class Flash:
-    root = ""
-
-
-class Clock:
-    def __init__(self):
-        self._offset = 0
-
+    # ---- clock
     def now(self):
         return int(time.time()) + self._offset
 
     def set(self, epoch):
         self._offset = int(epoch) - int(time.time())
 
-
-class Net:
-    def __init__(self, link, proxy):
-        self._l = link
-        self._proxy = proxy
-        self.fallback = None
-        self.primary = None
-
+    # ---- net (open: hal/sim/_net.py)
     def up(self):
-        return self._l.inp["net"]
+        return self.inp["net"]
 
     def rssi(self):
-        return self._l.inp["rssi"]
+        return self.inp["rssi"]
 
-    def configure(self, ssid, password):
-        self.primary = (ssid, password)
-        self._l.out("wifi", {"ssid": ssid})
-
-    def configure_fallback(self, ssid, password, enabled):
-        self.fallback = (ssid, password, bool(enabled))
-        self._l.out("fallback", {"ssid": ssid, "enabled": bool(enabled)})
-
-    async def open(self, host, port, ssl_ctx=None, server_hostname=None):
-        if not self.up():
-            raise OSError(_ENETUNREACH)
-        if ssl_ctx is not None and not server_hostname:
-            server_hostname = host
-        if self._proxy is None:
-            return await asyncio.open_connection(host, port, ssl=ssl_ctx, server_hostname=server_hostname)
-        # Through the bench's proxy: a plain "CONNECT host port" line, an "OK"
-        # line back, then the bytes flow end to end (TLS included).
-        hello = ("CONNECT %s %d\n" % (host, port)).encode()
-        if _MP:
-            return await self._open_mp(hello, ssl_ctx, server_hostname)
-        return await self._open_cpy(hello, ssl_ctx, server_hostname)
-
-    async def _open_mp(self, hello, ssl_ctx, server_hostname):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        try:
-            s.connect(self._proxy)
-        except OSError as e:
-            if e.args[0] != _EINPROGRESS:
-                s.close()
-                raise
-        st = asyncio.StreamReader(s)
-        try:
-            st.write(hello)
-            await st.drain()
-            line = await st.readline()
-        except Exception:
-            s.close()
-            raise OSError(_ECONNREFUSED)
-        if not line.startswith(b"OK"):
-            s.close()
-            raise OSError(_ECONNREFUSED)
-        if ssl_ctx is None:
-            return st, st
-        ss = ssl_ctx.wrap_socket(s, server_hostname=server_hostname, do_handshake_on_connect=False)
-        ss.setblocking(False)
-        st = asyncio.StreamReader(ss)
-        return st, st
-
-    async def _open_cpy(self, hello, ssl_ctx, server_hostname):
-        r, w = await asyncio.open_connection(self._proxy[0], self._proxy[1])
-        try:
-            w.write(hello)
-            await w.drain()
-            line = await r.readline()
-        except Exception:
-            w.close()
-            raise OSError(_ECONNREFUSED)
-        if not line.startswith(b"OK"):
-            w.close()
-            raise OSError(_ECONNREFUSED)
-        if ssl_ctx is not None:
-            await w.start_tls(ssl_ctx, server_hostname=server_hostname)
-        return r, w
-
-
-class Wdt:
-    """The bench is the watchdog: it kills the process (reset cause
-    "watchdog") when no feed arrives within the timeout."""
-
-    def __init__(self, link):
-        self._l = link
-        self._ms = 0
-        self._last = 0
-
+    # ---- watchdog: the bench kills the process (reset cause "watchdog")
+    # when no feed arrives within the timeout.
     def start(self, timeout_ms):
-        self._ms = int(timeout_ms)
-        self._last = time.ticks_ms()
-        self._l.out("wdt", self._ms)
+        self._fed = time.ticks_ms()
+        self.out("wdt", int(timeout_ms))
 
     def feed(self):
-        if not self._ms:
-            return
-        now = time.ticks_ms()
-        if time.ticks_diff(now, self._last) >= self._ms // 4:
-            self._last = now
-            self._l.out("feed", None, False)
+        ms = self._outs.get("wdt")
+        if ms:
+            now = time.ticks_ms()
+            if time.ticks_diff(now, self._fed) >= ms >> 2:
+                self._fed = now
+                self.out("feed", None, False)
 
-
-class Ble:
-    def __init__(self, link):
-        self._l = link
-        self._cb = None
-        self.name = None
-
-    def advertise(self, name):
-        self.name = name
-        self._l.out("ble", name)
-
-    def stop(self):
-        self.name = None
-        self._l.out("ble", None)
-
-    def on_receive(self, callback):
-        self._cb = callback
-
-    def send(self, data):
-        pass
-
-
-class System:
-    def reset(self):
-        print("system: reset requested")
-        sys.exit(EXIT_RESET)
-
+    # ---- system (reset: _rare)
     def unique_id(self):
-        return _getenv("JOLT_UID", "SIM000000000")
+        return os.getenv("JOLT_UID") or "SIM000000000"
 
     def reset_cause(self):
-        return _getenv("JOLT_RESET_CAUSE", "power")
+        return os.getenv("JOLT_RESET_CAUSE") or "power"
+
+    # ---- rarely used: net.open (hal/sim/_net.py), net.configure,
+    # net.configure_fallback, ble.*, system.reset (hal/sim/_rare.py) are
+    # functions taking the board first, imported on first use.
+    def __getattr__(self, name):
+        if name[0] == "_":
+            raise AttributeError(name)
+        if name == "open":
+            from hal.sim import _net as m
+        else:
+            from hal.sim import _rare as m
+        f = getattr(m, name)  # AttributeError for anything else
+        return lambda *a, **kw: f(self, *a, **kw)
 
 
-class Board:
-    def __init__(self):
-        link = _Link(_getenv("JOLT_HW"))
-        self._link = link
-        self.relay = Relay(link)
-        self.lock = Lock(link)
-        self.pilot = Pilot(link)
-        self.meter_uart = MeterUart(_getenv("JOLT_METER"))
-        self.rfid = Rfid(link)
-        self.signal = Signal(link)
-        self.button = Button(link)
-        self.sensors = Sensors(link)
-        self.sd = Sd(link)
-        self.flash = Flash()
-        self.clock = Clock()
-        self.net = Net(link, _addr(_getenv("JOLT_NET")))
-        self.wdt = Wdt(link)
-        self.ble = Ble(link)
-        self.system = System()
-
-    async def wait_input(self, ms):
-        link = self._link
-        if link.sock is None:
-            await asyncio.sleep(ms / 1000)
-            return
-        if link.task is None:
-            link.task = asyncio.create_task(link.run())
-        ev = link.ev
-        if not ev.is_set():
-            try:
-                if _MP:
-                    await asyncio.wait_for_ms(ev.wait(), ms)
-                else:
-                    await asyncio.wait_for(ev.wait(), ms / 1000)
-            except asyncio.TimeoutError:
-                pass
-        ev.clear()
+if not _MP:
+    from hal.sim._cpy import Board  # noqa: F811 (CPython runtime: asyncio differences)

@@ -1,0 +1,54 @@
+# Rarely used parts of the bench board, imported on first use by
+# hal.sim.board.Board.__getattr__ (so they cost no heap until then): each
+# function takes the board first, board.net.configure(ssid, pw) is
+# configure(board, ssid, pw).
+import sys
+
+
+# ---- net
+def configure(b, ssid, password):
+    b.primary = (ssid, password)
+    b.out("wifi", {"ssid": ssid})
+
+
+def configure_fallback(b, ssid, password, enabled):
+    b.fallback = (ssid, password, bool(enabled))
+    b.out("fallback", {"ssid": ssid, "enabled": bool(enabled)})
+
+
+# ---- ble (commissioning, a later issue: advertising is reported to the bench)
+def advertise(b, name):
+    b.name = name
+    b.out("ble", name)
+
+
+def stop(b):
+    b.name = None
+    b.out("ble", None)
+
+
+def on_receive(b, callback):
+    b.ble_cb = callback
+
+
+def send(b, data):
+    pass
+
+
+# ---- system
+def reset(b):
+    print("system: reset requested")
+    sys.exit(75)  # hal.sim.board.EXIT_RESET
+
+
+# ---- meter line
+def any(b):
+    # 1 when the line has something to read (machine.UART.any() may also
+    # answer 1 for "at least one"); the Modbus master only uses readinto().
+    if b._f is None:
+        return 0
+    import select
+
+    p = select.poll()
+    p.register(b._f, select.POLLIN)
+    return 1 if p.poll(0) else 0
