@@ -63,7 +63,12 @@ class Transactions:
         self.on_start_result = None  # fn(tx, idTagInfo) set by the station
         self._wake = asyncio.Event()
         self.open_at_boot = None     # the transaction a power cut interrupted
+        cp.listen(self._on_session)
         self._load()
+
+    def _on_session(self, event):
+        if event == "accepted":
+            self._wake.set()  # replay the queue at once after (re)connecting
 
     def _load(self):
         state = None

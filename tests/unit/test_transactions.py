@@ -16,6 +16,9 @@ class FakeCP:
         self.sent = []
         self.next_id = 100
 
+    def listen(self, fn):
+        pass
+
     async def call(self, action, payload, timeout_ms=None):
         self.sent.append((action, json.loads(json.dumps(payload))))
         if action == "StartTransaction":
