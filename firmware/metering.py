@@ -30,6 +30,7 @@ class Metering:
         self.est_wh = 0.0        # energy estimated since the last good poll while it is down
         self._wh = None
         self._phase = None
+        self.three = False       # Phase is Three.Phase
         self.plan = None
         self.station = self.txs = self.cp = None
         self._tx = None          # transaction being reported
@@ -56,10 +57,6 @@ class Metering:
     def since_ok_ms(self):
         """ms since the last good poll (None: never answered)."""
         return None if self.last_ok_ms is None else time.ticks_diff(time.ticks_ms(), self.last_ok_ms)
-
-    @property
-    def three(self):
-        return self._phase == "Three.Phase"
 
     def offered_a(self):
         c = self.station.connector if self.station else None
@@ -95,6 +92,7 @@ class Metering:
     async def poll_once(self):
         if self._phase != self.cfg.get("Phase"):
             self._phase = self.cfg.get("Phase")
+            self.three = self._phase == "Three.Phase"
             self.plan = _load_plan(self.cfg.variant, self.three)
         try:
             vals = await self.master.poll(SLAVE, self.plan)

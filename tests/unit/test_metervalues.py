@@ -64,6 +64,7 @@ def meter(phase="Three.Phase", variant="business", ok=True):
     m = Metering.__new__(Metering)  # the real class without its Modbus master
     m.board, m.cfg = Board(), Cfg(variant, Phase=phase)
     m._phase = phase
+    m.three = phase == "Three.Phase"
     m.station = Station()
     m.ok, m.down, m.est_wh, m._wh, m._hb = ok, not ok, 12.7, 1000, None
     m.values = {("Voltage", "L1"): 230.04, ("Voltage", "L2"): 231.0, ("Voltage", "L3"): 229.5,
