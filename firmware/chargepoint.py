@@ -7,9 +7,8 @@ import time
 
 from lib import isotime, log, ocppj
 from lib import url as urlmod
-from lib.schema import SchemaError, validate
+from lib import transient
 from lib.ws import WSClosed, WSError, connect
-from firmware import ocpp_schemas
 
 CALL_TIMEOUT_MS = 30000
 BACKOFF_MIN_S = 1
@@ -155,16 +154,18 @@ class ChargePoint:
     async def _handle_call(self, ws, uid, action, payload):
         try:
             log.info("ocpp", "<- %s" % action)
-            schema = ocpp_schemas.schema(action)
+            # Validation code and schemas are loaded per request and dropped after.
+            schema = transient.load("firmware.ocpp_schemas").schema(action)
+            transient.drop("firmware.ocpp_schemas")
             handler = self._handlers.get(action)
             if schema is None:
                 raise CallError("NotImplemented", "unknown action " + action)
             if handler is None:
                 raise CallError("NotSupported", action + " not supported")
-            try:
-                validate(schema, payload)
-            except SchemaError as e:
-                raise CallError(e.code, e.description)
+            problem = transient.load("lib.schema").check(schema, payload)
+            transient.drop("lib.schema")
+            if problem is not None:
+                raise CallError(problem[0], problem[1])
             response = await handler(payload)
             await self._send(ws, ocppj.result(uid, response))
         except CallError as e:

@@ -74,3 +74,12 @@ def validate(schema, payload, prefix=""):
         for k in payload:
             if k not in names:
                 raise SchemaError("FormationViolation", "unexpected field " + prefix + str(k))
+
+
+def check(schema, payload):
+    """(code, description) of the first violation, or None."""
+    try:
+        validate(schema, payload)
+    except SchemaError as e:
+        return (e.code, e.description)
+    return None

@@ -20,9 +20,9 @@ sys.path.insert(0, ROOT)
 from tools.mpy_build import build  # noqa: E402
 
 MODULES = [
-    "lib.log", "lib.fsutil", "lib.isotime", "lib.url", "lib.ocppj", "lib.schema", "lib.ws",
+    "lib.log", "lib.fsutil", "lib.isotime", "lib.url", "lib.ocppj", "lib.ws",
     "lib.journal", "lib.modbus", "hal", "hal.sim.board", "firmware.params", "firmware.config",
-    "firmware.ocpp_schemas", "firmware.chargepoint", "firmware.operations", "firmware.metering",
+    "firmware.chargepoint", "firmware.operations", "firmware.metering",
     "firmware.idtags", "firmware.auth", "firmware.transactions", "firmware.pilot", "firmware.connector",
     "firmware.station", "firmware.faults", "firmware.supervisor", "firmware.control", "firmware.app",
 ]
