@@ -42,7 +42,8 @@ class App:
         self.station = Station(board, self.cfg, self.cp, self.ops, self.auth, self.txs)
         self.meter.attach(self.station, self.txs, self.cp)
         self.ops.triggers["MeterValues"] = self.meter.trigger
-        self.supervisor = Supervisor(self.cfg, self.station)
+        self.supervisor = Supervisor(self.cfg, self.station, self.meter)
+        self.ops.before_reset.append(self.supervisor.before_reset)
         self.control = Control(board, self.station, self.supervisor)
         self.heap_peak = 0
 

@@ -52,6 +52,7 @@ class Connector:
         self.fault = None           # (errorCode, vendorErrorCode, info) of the fault that decides, or None
         self.blocking = False       # that fault stops charging
         self.derate_a = None        # current limit from the supervisor (high temperature), None = none
+        self.weak = False           # WeakSignal active (supervisor): reported only while Available
         self.reservation = None     # dict from firmware.reservations when reserved
         self.hold_lock = False      # cable stays locked after an EV-side disconnect (guide)
         self.suspended_since = None
@@ -128,8 +129,8 @@ class Connector:
             st = "Reserved"
         else:
             st = "Available"
-        if code == "WeakSignal" and st != "Available":
-            code, vendor, info = "NoError", None, None  # the guide: WeakSignal only while Available
+        if code == "NoError" and self.weak and st == "Available":
+            code = "WeakSignal"  # the guide: WeakSignal only while Available, never Faulted
         return (st, code, vendor, info)
 
     def state_name(self):

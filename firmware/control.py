@@ -27,6 +27,7 @@ class Control:
         self._pwm_since = None
         self._status = None
         self.cycles = 0
+        supervisor.ctl = self
         station.apply_now = self.apply
 
     def read_pilot(self):

@@ -22,6 +22,7 @@ class Station:
         self.sent = {}                # connectorId -> last status tuple sent
         self._status_wake = asyncio.Event()
         self.lock_hold = False        # set by the supervisor (welded contactor keeps the cable locked)
+        self.cp_fault = None          # set by the supervisor: connector 0 status tuple of a charger-wide fault
         self.apply_now = None         # fn() from the control loop: drive outputs at once
         txs.on_start_result = self._start_result
         cp.listen(self._on_session)
@@ -93,12 +94,13 @@ class Station:
         conn = self.connector
         if cid == CONNECTOR_ID:
             return conn.status()
-        # Connector 0 is the charge point as a whole.
+        # Connector 0 is the charge point as a whole: its charger-wide faults
+        # (supervisor, docs/faults.md).
+        if self.cp_fault is not None and self.cp_fault[0] == "Faulted":
+            return self.cp_fault
         if not conn.operative and not conn.pending_inoperative:
             return ("Unavailable", "NoError", None, None)
-        if conn.blocking and conn.fault is not None and conn.fault[0] not in ("DiodeError", "VentError", "EVCommunicationError"):
-            return ("Faulted",) + tuple(conn.fault)
-        return ("Available", "NoError", None, None)
+        return self.cp_fault or ("Available", "NoError", None, None)
 
     def _on_session(self, event):
         if event == "accepted":

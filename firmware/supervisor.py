@@ -1,91 +1,347 @@
 # Fault supervisor: evaluates every fault condition of firmware/faults.py each
 # control cycle with its filter times, keeps the set of active faults, and tells
-# the connector which fault decides its state. It never awaits: it runs inside
-# the control step, so nothing else can delay it.
+# the connector (and connector 0) which fault decides the state. It never
+# awaits and allocates nothing in a cycle where no fault changes: it runs
+# inside the control step, so nothing else can delay it. docs/faults.md.
 import time
 
 from lib import log
 from firmware import faults as F
 
+LATCH_FILE = "faults.latch"
+
 
 class Supervisor:
-    def __init__(self, cfg, station):
+    def __init__(self, cfg, station, meter=None):
         self.cfg = cfg
         self.station = station
+        self.meter = meter
+        self.board = b = station.board
+        self.t = t = F.T
+        self.root = b.flash.root or ""
+        try:
+            import json
+            with open(self.root + "faults.json") as f:
+                t.update(json.load(f))
+        except (OSError, ValueError):
+            pass
         self.active = {}        # key -> row of the active fault
-        self._since = {}        # key -> ticks when the condition (or its absence) started
-        self._rows = {}
-        for row in F.FAULTS:
-            self._rows[row[0]] = row
-        self.ev_comm_reset_at = None
+        self._conds = [getattr(self, "c_" + r[0]) for r in F.FAULTS]
+        self._since = [None] * len(F.FAULTS)  # ticks when the condition (or its absence) started
+        self._vals = None       # meter values the grid figures come from
+        self.v_lo = self.v_hi = self.hz = self.amps = None
+        self._step = 0          # derating step
+        self._lock = [None, 0, 0]  # lock: wanted, retries, ticks of the last drive
+        self._evc = 0           # ticks of the EV communication reset cycle start
+        self.reset_failed = False
+        self.ctl = None         # firmware.control.Control: what the relay was told
+        self._dirty = False
+        self._unlatch = False   # manual reset pending
+        try:
+            with open(self.root + LATCH_FILE) as f:
+                for key in f.read().split():
+                    for r in F.FAULTS:
+                        if r[0] == key and r[4] & F.LATCH:
+                            self.active[key] = r
+                            self._dirty = True
+        except OSError:
+            pass
 
-    # Conditions: each returns True while the fault condition is present.
+    # --- conditions: each returns True while the fault condition is present ---
+
+    def c_ground(self, conn, io):
+        return io.sensors.read("ne_mv") > self.t["ne_mv"]
+
+    def c_switch(self, conn, io):
+        ctl = self.ctl
+        return io.relay.closed() != (ctl._relay if ctl is not None else conn.relay_wanted)
+
+    def c_button(self, conn, io):
+        return io.button.pressed()
+
+    def c_leak(self, conn, io):
+        s = io.sensors
+        return s.read("leak_ac_ua") >= self.t["leak_ac_ua"] or s.read("leak_dc_ua") >= self.t["leak_dc_ua"]
+
+    def c_i_max(self, conn, io):
+        return self.amps is not None and self.amps > self.t["i_max"]
+
+    def c_i_ev(self, conn, io):
+        a = self.amps
+        if a is None or not conn.relay_wanted:
+            return "i_ev" in self.active
+        off = conn.offered_amps() * 1000
+        tol = off // 10
+        if tol < self.t["i_tol"]:
+            tol = self.t["i_tol"]
+        return a > off + tol
+
+    def c_lock(self, conn, io):
+        # Lock feedback not following the command: drive the lock again every
+        # lock_retry_ms, lock_retries times, then it is a fault.
+        L = self._lock
+        want = conn.lock_wanted
+        if io.lock.locked() == want:
+            L[1] = 0
+            L[0] = None
+            return False
+        now = time.ticks_ms()
+        if L[0] != want:
+            L[0] = want
+            L[1] = 0
+            L[2] = now
+        elif L[1] < self.t["lock_retries"]:
+            if time.ticks_diff(now, L[2]) >= self.t["lock_retry_ms"]:
+                L[1] += 1
+                L[2] = now
+                log.warn("fault", "lock retry %d" % L[1])
+                io.lock.set(not want)
+                io.lock.set(want)
+        elif time.ticks_diff(now, L[2]) >= self.t["lock_retry_ms"]:
+            return True
+        return "lock" in self.active
+
+    def c_overheat(self, conn, io):
+        lim = self.t["t_resume"] if "overheat" in self.active else self.t["t_stop"]
+        return io.sensors.read("temperature_dc") > lim
+
     def c_diode(self, conn, io):
         return conn.diode_fault and conn.ev in "BC"
 
     def c_ev_comm(self, conn, io):
-        return conn.ev in ("E", "F", "?")
+        return conn.ev in "EF?"
+
+    def c_supply(self, conn, io):
+        return not io.sensors.read("supply_ok")
+
+    def _band(self, key, v, lo, hi, hyst):
+        if v is None:
+            return key in self.active
+        if key in self.active:
+            lo += hyst
+            hi -= hyst
+        return v < lo or v > hi
+
+    def c_ov(self, conn, io):
+        t = self.t
+        return self._band("ov", self.v_hi, 0, t["v_max"], t["v_hyst"])
+
+    def c_uv(self, conn, io):
+        t = self.t
+        return self._band("uv", self.v_lo, t["v_min"], 100000, t["v_hyst"])
+
+    def c_hz(self, conn, io):
+        t = self.t
+        hz = self.hz
+        nominal = 60000 if hz is not None and hz > 55000 else 50000
+        return self._band("hz", hz, nominal - t["hz_tol"], nominal + t["hz_tol"], t["hz_hyst"])
+
+    def c_vpr(self, conn, io):
+        return not io.sensors.read("phase_ok")
 
     def c_vent(self, conn, io):
         return conn.ev == "D"
 
+    def c_reset(self, conn, io):
+        return self.reset_failed
+
+    def c_meter(self, conn, io):
+        return self.meter is not None and not self.meter.ok
+
+    def c_derate(self, conn, io):
+        c = self.t["derate"]
+        temp = io.sensors.read("temperature_dc")
+        s = self._step
+        while 2 * s < len(c) and temp >= c[2 * s]:
+            s += 1
+        while s and temp < c[2 * s - 2] - self.t["derate_hyst"]:
+            s -= 1
+        if s != self._step:
+            self._step = s
+            conn.derate_a = c[2 * s - 1] if s else None
+        return s > 0
+
+    def c_reader(self, conn, io):
+        return not io.rfid.ok()
+
+    def c_sd(self, conn, io):
+        return not io.sd.ok()
+
+    def c_weak(self, conn, io):
+        lim = self.t["rssi_min"]
+        if "weak" in self.active:
+            lim += self.t["rssi_hyst"]
+        return io.net.rssi() < lim
+
+    # --- the cycle ------------------------------------------------------------
+
+    def _grid(self, vals):
+        """Voltage / frequency / current figures of a new meter reading (once
+        per poll, not per cycle). Single phase: L1 only."""
+        self._vals = vals
+        three = self.cfg.get("Phase") == "Three.Phase"
+        lo = hi = amps = hz = None
+        for k in vals:
+            name, ph = k
+            if ph is not None and (ph == "N" or len(ph) > 2 or (not three and ph != "L1")):
+                continue
+            v = vals[k]
+            if name == "Voltage":
+                v = int(v)
+                lo = v if lo is None or v < lo else lo
+                hi = v if hi is None or v > hi else hi
+            elif name == "Current.Import":
+                v = int(v * 1000)
+                amps = v if amps is None or v > amps else amps
+            elif name == "Frequency":
+                hz = int(v * 1000)
+        self.v_lo, self.v_hi, self.amps, self.hz = lo, hi, amps, hz
+
     def evaluate(self, conn, io):
         now = time.ticks_ms()
-        changed = False
-        for row in F.FAULTS:
-            key, flags = row[0], row[4]
-            present = getattr(self, "c_" + key)(conn, io)
-            active = key in self.active
-            if present == active:
-                self._since.pop(key, None)
+        m = self.meter
+        if m is not None:
+            if not m.ok:
+                if self._vals is not None:
+                    self._vals = None
+                    self.v_lo = self.v_hi = self.amps = self.hz = None  # unknown: nothing changes
+            elif m.values is not self._vals:
+                self._grid(m.values)
+        rows = F.FAULTS
+        since = self._since
+        active = self.active
+        changed = self._dirty
+        unlatch = False
+        for i in range(len(rows)):
+            row = rows[i]
+            key = row[0]
+            flags = row[4]
+            present = self._conds[i](conn, io)
+            on = key in active
+            if present == on:
+                since[i] = None
                 continue
-            if active and (flags & F.LATCH):
+            if on and (flags & F.LATCH) and not self._unlatch:
                 continue
-            if active and (flags & F.UNPLUG) and conn.ev != "A":
+            if on and (flags & F.UNPLUG) and conn.ev != "A":
                 continue
-            start = self._since.get(key)
+            start = since[i]
             if start is None:
-                start = self._since[key] = now
-            wait = row[5] if present else row[6]
-            if time.ticks_diff(now, start) < wait:
+                start = since[i] = now
+            if time.ticks_diff(now, start) < (row[5] if present else row[6]):
                 continue
-            self._since.pop(key, None)
+            since[i] = None
             changed = True
             if present:
-                self.active[key] = row
-                log.warn("fault", "%s raised" % row[1])
+                if flags & F.BLOCK:
+                    io.relay.set(False)  # the contactor first, everything else after
+                active[key] = row
+                if key == "ev_comm":
+                    self._evc = now
+                elif flags & F.LATCH:
+                    self._later(self._save)
+                elif key == "sd":
+                    log.set_sink(None)  # the log file lives on the SD card
+                elif key == "weak" and self.cfg.get("WiFiConnect"):
+                    io.net.configure_fallback(self.cfg.get("WiFiSsid"), self.cfg.get("WiFiPass"), True)
             else:
-                del self.active[key]
-                log.info("fault", "%s cleared" % row[1])
+                del active[key]
+                if flags & F.LATCH:
+                    self._later(self._save)
+                elif key == "button":
+                    unlatch = True  # the button cycle is a manual reset (next cycle)
+        self._unlatch = unlatch
         if changed:
-            self._publish(conn)
+            self._dirty = False
+            self._publish(conn, io)
         return changed
 
-    def _publish(self, conn):
-        worst = None
+    def _publish(self, conn, io):
+        worst = cpw = None
+        blocking = stop = hold = False
         for row in self.active.values():
-            if worst is None or row[3] > worst[3]:
+            f = row[4]
+            if f & F.BLOCK:
+                blocking = True
+            if f & F.STOP:
+                stop = True
+            if f & F.HOLD:
+                hold = True
+            if row[0] != "weak" and (worst is None or row[3] > worst[3]):
                 worst = row
-        if worst is None:
-            conn.set_fault(None, False)
-            return
-        blocking = False
-        stop = False
-        for row in self.active.values():
-            blocking = blocking or bool(row[4] & F.BLOCK)
-            stop = stop or bool(row[4] & F.STOP)
-        conn.set_fault((worst[1], worst[2], None), blocking)
+            if f & F.CP and (cpw is None or row[3] > cpw[3]):
+                cpw = row
+        if blocking:
+            io.relay.set(False)
+        st = self.station
+        st.lock_hold = hold
+        conn.weak = "weak" in self.active
+        conn.set_fault(None if worst is None else (worst[1], worst[2], worst[7]), blocking)
         if stop:
-            conn.stop("EmergencyStop" if "emergency" in self.active else "Other")
+            conn.stop("EmergencyStop" if "button" in self.active else "Other")
+        st.cp_fault = None if cpw is None else (
+            "Faulted" if cpw[4] & F.BLOCK else "Available", cpw[1], cpw[2], cpw[7])
+        st.poke_status()
+        log.warn("fault", "active: %s" % " ".join(self.active))
 
     def state_f(self):
-        for row in self.active.values():
-            if row[4] & F.STATE_F:
-                return True
+        """EV communication reset: after evc_wait_s with the error, the pilot
+        goes to state F for evc_f_ms, then the EV is evaluated again."""
+        if "ev_comm" not in self.active:
+            return False
+        el = time.ticks_diff(time.ticks_ms(), self._evc)
+        wait = self.t["evc_wait_s"] * 1000
+        if el < wait:
+            return False
+        if el < wait + self.t["evc_f_ms"]:
+            return True
+        self._evc = time.ticks_ms()
+        log.info("fault", "EV comm reset done")
         return False
 
-    def clear_latched(self):
-        """Manual reset: forget latched faults; present conditions raise them again."""
-        for key in list(self.active):
-            if self.active[key][4] & F.LATCH:
-                del self.active[key]
+    def _later(self, fn):
+        # Flash writes never run inside the control step.
+        import asyncio
+        c = self._run(fn)
+        try:
+            asyncio.create_task(c)
+        except RuntimeError:  # no event loop (host unit tests)
+            c.close()
+            fn()
+
+    async def _run(self, fn):
+        fn()
+
+    def _save(self):
+        keys = [k for k in self.active if self.active[k][4] & F.LATCH]
+        try:
+            if keys:
+                with open(self.root + LATCH_FILE, "w") as f:
+                    f.write(" ".join(keys))
+            else:
+                import os
+                os.remove(self.root + LATCH_FILE)
+        except OSError:
+            pass
+
+    def manual_reset(self):
+        """Latched faults whose condition is gone clear at the next cycle."""
+        log.info("fault", "manual reset")
+        self._unlatch = True
+
+    async def before_reset(self, kind):
+        """Reset.req hook: a Hard Reset is a manual reset of latched faults. If
+        the controller is still running reset_wait_s later, the reset failed:
+        ResetFailure, and the watchdog (not fed) resets it instead."""
+        import asyncio
+        if kind == "Hard":
+            self.manual_reset()
+        await asyncio.sleep(0)
+        asyncio.create_task(self._reset_check())
+
+    async def _reset_check(self):
+        import asyncio
+        await asyncio.sleep(self.t["reset_wait_s"])
+        self.reset_failed = True
+        log.error("fault", "reset failed: watchdog reset")
+        self.board.wdt.start(1000)

@@ -1,0 +1,274 @@
+"""Fault supervisor on CPython with hal.mock: the table's invariants, filter
+times, latching and the manual reset, severity, and the ResetFailure fallback.
+(Behaviour on the wire: tests/integration/test_faults.py.)"""
+import asyncio
+import types
+
+import pytest
+
+import firmware.supervisor as S
+from firmware import faults as F
+from firmware.connector import Connector, TX
+from hal.mock.board import Board
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000
+
+    def ticks_ms(self):
+        return self.now
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+
+class Cfg(dict):
+    def get(self, k):
+        return dict.get(self, k)
+
+
+class Station:
+    """The connector's context and what the supervisor sets on the station."""
+
+    def __init__(self, board):
+        self.board = board
+        self.lock_hold = False
+        self.cp_fault = None
+        self.stops = []
+        self.pokes = 0
+
+    def tx_energy_allowed(self, tx):
+        return True
+
+    def lock_forced(self):
+        return self.lock_hold
+
+    def relay_off_now(self):
+        self.board.relay.set(False)
+
+    def stop_tx(self, conn, tx, reason):
+        self.stops.append(reason)
+
+    def start_tx(self, conn, session):
+        return {"l": 1}
+
+    def poke_status(self):
+        self.pokes += 1
+
+    def signal(self, name):
+        pass
+
+    def authorize(self, *a):
+        pass
+
+    def reservation_used(self, conn):
+        pass
+
+
+@pytest.fixture
+def rig(tmp_path, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(S, "time", clock)
+    monkeypatch.setattr(F, "T", dict(F.T))
+    board = Board(flash_root=str(tmp_path) + "/", sd_root=str(tmp_path) + "/sd/")
+    board.sensors.set("supply_ok", 1)
+    board.sensors.set("phase_ok", 1)
+    board.sensors.set("temperature_dc", 250)
+    cfg = Cfg(MaxCurrentLimit=32, Phase="Single.Phase", StopTransactionOnEVSideDisconnect=True,
+              UnlockConnectorOnEVSideDisconnect=True, FreeMode=False, WiFiConnect=False)
+    st = Station(board)
+    conn = Connector(1, cfg, st)
+    meter = types.SimpleNamespace(ok=True, values={("Voltage", None): 230.0, ("Frequency", None): 50.0,
+                                                   ("Current.Import", None): 0.0})
+    sup = S.Supervisor(cfg, st, meter)
+    r = types.SimpleNamespace(clock=clock, board=board, st=st, conn=conn, sup=sup, meter=meter, cfg=cfg)
+
+    def step(ms=20):
+        clock.now += ms
+        sup.evaluate(conn, board)
+        conn.compute_outputs(board.lock.locked(), sup.state_f())
+
+    def hold(ms):
+        # a condition seen at one cycle, still there ms later
+        step()
+        step(ms)
+
+    r.step = step
+    r.hold = hold
+    return r
+
+
+def charging(r):
+    r.conn.on_ev("B", True)
+    r.conn.on_authorized("TAG1", {"status": "Accepted"}, "start")
+    assert r.conn.phase == TX
+    r.conn.on_ev("C", True)
+    r.board.lock.set(True)
+    r.step()
+    assert r.conn.relay_wanted
+    r.board.relay.set(True)
+
+
+def test_table_rows_are_well_formed_and_blocking_rows_outrank_reporting_rows():
+    keys = [r[0] for r in F.FAULTS]
+    assert len(set(keys)) == len(keys)
+    for row in F.FAULTS:
+        assert len(row) == 8 and hasattr(S.Supervisor, "c_" + row[0])
+        assert row[7] is None or len(row[7]) <= 50
+    blocking = [r[3] for r in F.FAULTS if r[4] & F.BLOCK]
+    reporting = [r[3] for r in F.FAULTS if not r[4] & F.BLOCK]
+    assert min(blocking) > max(reporting)
+    assert len(set(r[3] for r in F.FAULTS)) == len(F.FAULTS)
+
+
+def test_documented_production_thresholds():
+    t = F.T
+    assert (t["ne_mv"], t["t_stop"], t["v_min"], t["v_max"], t["i_max"]) == (8000, 800, 184, 276, 32000)
+    assert (t["leak_ac_ua"], t["leak_dc_ua"], t["evc_wait_s"], t["lock_retries"]) == (30000, 6000, 30, 3)
+
+
+def test_contactor_opens_in_the_cycle_that_raises_a_blocking_fault(rig):
+    charging(rig)
+    rig.board.sensors.set("ne_mv", 9000)
+    rig.step()
+    assert rig.board.relay.command is False
+    assert rig.conn.status()[:2] == ("Faulted", "GroundFailure")
+    assert rig.st.stops == ["Other"]
+    assert rig.st.cp_fault[:2] == ("Faulted", "GroundFailure")
+
+
+def test_filter_time_must_elapse_before_raising_and_clearing(rig):
+    charging(rig)
+    rig.board.sensors.set("phase_ok", 0)
+    rig.step(20)
+    assert "vpr" not in rig.sup.active
+    rig.step(400)
+    assert "vpr" not in rig.sup.active
+    rig.step(120)
+    assert "vpr" in rig.sup.active and not rig.conn.relay_wanted
+    rig.board.sensors.set("phase_ok", 1)
+    rig.step(1000)
+    rig.board.sensors.set("phase_ok", 0)  # a relapse restarts the clear filter
+    rig.step(20)
+    rig.board.sensors.set("phase_ok", 1)
+    rig.step(20)
+    rig.step(1990)
+    assert "vpr" in rig.sup.active
+    rig.step(20)
+    assert "vpr" not in rig.sup.active and rig.conn.relay_wanted
+    assert rig.st.stops == []
+
+
+def test_latched_fault_needs_a_manual_reset_and_survives_a_reboot(rig, tmp_path):
+    rig.board.sensors.set("ne_mv", 9000)
+    rig.step()
+    rig.board.sensors.set("ne_mv", 0)
+    for _ in range(50):
+        rig.step(100)
+    assert "ground" in rig.sup.active
+    assert (tmp_path / S.LATCH_FILE).read_text() == "ground"
+    again = S.Supervisor(rig.cfg, rig.st, rig.meter)  # reboot
+    assert "ground" in again.active
+    rig.sup.manual_reset()
+    rig.step()
+    assert rig.sup.active == {}
+    assert not (tmp_path / S.LATCH_FILE).exists()
+
+
+def test_button_cycle_is_a_manual_reset_only_for_conditions_that_are_gone(rig):
+    rig.board.sensors.set("ne_mv", 9000)
+    rig.step()
+    rig.board.button.set(True)
+    rig.step()
+    assert rig.conn.status()[1] == "GroundFailure"  # the most severe decides
+    rig.board.button.set(False)
+    rig.hold(600)
+    rig.step()
+    assert list(rig.sup.active) == ["ground"]
+    rig.board.sensors.set("ne_mv", 0)
+    rig.board.button.set(True)
+    rig.step()
+    rig.board.button.set(False)
+    rig.hold(600)
+    rig.step()
+    assert rig.sup.active == {}
+    assert rig.conn.status()[:2] == ("Available", "NoError")
+
+
+def test_clearing_the_worst_fault_shows_the_next(rig):
+    rig.board.sensors.set("supply_ok", 0)
+    rig.board.button.set(True)
+    rig.step()
+    assert rig.conn.status()[2] == "EmergencyButton"
+    rig.board.button.set(False)
+    rig.hold(600)
+    assert rig.conn.status()[:3] == ("Faulted", "OtherError", "PowerFailure")
+
+
+def test_derating_curve_with_hysteresis(rig):
+    charging(rig)
+    for temp, amps in ((590, None), (600, 24), (640, 24), (650, 16), (760, 6), (730, 6), (719, 10),
+                       (575, 24), (569, None)):
+        rig.board.sensors.set("temperature_dc", temp)
+        rig.step()
+        assert rig.conn.derate_a == amps, temp
+    assert rig.conn.relay_wanted
+
+
+def test_voltage_band_hysteresis_and_meter_values_only_once_per_poll(rig):
+    charging(rig)
+    rig.meter.values = {("Voltage", None): 183.0}
+    rig.hold(1000)
+    assert "uv" in rig.sup.active
+    rig.meter.values = {("Voltage", None): 188.0}  # inside, within the 6 V hysteresis
+    rig.step(5000)
+    assert "uv" in rig.sup.active
+    rig.meter.values = {("Voltage", None): 191.0}
+    rig.hold(2980)
+    assert "uv" in rig.sup.active
+    rig.step(20)
+    assert "uv" not in rig.sup.active
+
+
+def test_meter_down_keeps_charging_and_freezes_grid_faults(rig):
+    charging(rig)
+    rig.meter.ok = False
+    rig.hold(5000)
+    assert rig.conn.status()[:3] == ("Charging", "PowerMeterFailure", "ModBusComsFailure")
+    assert rig.conn.relay_wanted
+
+
+def test_weak_signal_never_replaces_another_state(rig):
+    rig.board.net.set_rssi(-95)
+    rig.hold(5000)
+    assert rig.conn.status()[:2] == ("Available", "WeakSignal")
+    rig.conn.on_ev("B", True)
+    assert rig.conn.status()[:2] == ("Preparing", "NoError")
+
+
+def test_lock_is_driven_again_three_times_then_reported(rig):
+    rig.board.lock.jam(True)
+    rig.conn.on_ev("B", True)
+    rig.conn.on_authorized("TAG1", {"status": "Accepted"}, "start")
+    rig.step()
+    rig.step()
+    for _ in range(3):
+        rig.step(500)
+        assert "lock" not in rig.sup.active
+    rig.step(500)
+    assert rig.conn.status()[:2] == ("Faulted", "ConnectorLockFailure")
+    assert rig.board.lock.history == [False, True] * 3  # driven again three times
+
+
+def test_reset_failure_reported_then_watchdog(rig):
+    rig.sup.t["reset_wait_s"] = 0.01
+
+    async def go():
+        await rig.sup.before_reset("Soft")
+        await asyncio.sleep(0.05)
+
+    asyncio.run(go())
+    assert rig.board.wdt.timeout_ms == 1000
+    rig.step()
+    assert rig.st.cp_fault == ("Available", "ResetFailure", None, None)
