@@ -203,18 +203,30 @@ class ChargePoint:
         return scheme, host, port, path + "/" + self.cfg.get("OcppChargerId")
 
     def _ssl_context(self):
+        """TLS client context trusting the CA installed on the board (ca.pem,
+        PEM or DER). MicroPython's ssl takes DER, so PEM is decoded here; with
+        several PEM blocks each is loaded in turn (one root CA is expected)."""
+        import binascii
         import ssl
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.verify_mode = ssl.CERT_REQUIRED
-        path = self.board.flash.root + "ca.pem"
-        with open(path, "rb") as f:
-            ctx.load_verify_locations(cadata=f.read())
+        with open(self.board.flash.root + "ca.pem", "rb") as f:
+            data = f.read()
+        if b"-----BEGIN" not in data:
+            ctx.load_verify_locations(cadata=data)
+            return ctx
+        for block in data.split(b"-----BEGIN CERTIFICATE-----")[1:]:
+            body = block.split(b"-----END")[0]
+            ctx.load_verify_locations(cadata=binascii.a2b_base64(body.replace(b"\n", b"").replace(b"\r", b"")))
         return ctx
 
-    async def _connect(self):
-        scheme, host, port, path = self.target()
-        ssl_ctx = self._ssl_context() if scheme == "wss" else None
+    async def _connect(self, target):
+        scheme, host, port, path = target
+        try:
+            ssl_ctx = self._ssl_context() if scheme == "wss" else None
+        except (OSError, ValueError) as e:
+            raise OSError("no usable CA certificate (ca.pem): %r" % (e,))
         key = self.cfg.get("AuthorizationKey")
         auth = (self.cfg.get("OcppChargerId"), key) if key else None
         timeout_ms = max(5, self.cfg.get("ConnectionTimeOut")) * 1000
@@ -234,11 +246,13 @@ class ChargePoint:
                 self._net_was_down = False
                 backoff = BACKOFF_MIN_S
             try:
-                ws = await self._connect()
+                target = self.target()
             except ValueError as e:
                 log.error("ocpp", "invalid OcppServerAddress %r: %s" % (self.cfg.get("OcppServerAddress"), e))
                 await self._sleep_unless_net_change(BACKOFF_MAX_S)
                 continue
+            try:
+                ws = await self._connect(target)
             except Exception as e:
                 log.warn("ocpp", "connect failed: %r; retry in %d s" % (e, backoff))
                 await self._sleep_unless_net_change(backoff)
