@@ -63,13 +63,25 @@ class App:
             version.FIRMWARE, self.cfg.get("OcppChargerId"), self.cfg.variant,
             self.board.system.reset_cause()))
         # The control loop first: the outputs are in a safe state before anything talks.
-        asyncio.create_task(self.control.run())
-        asyncio.create_task(self.meter.run())
-        asyncio.create_task(self.station.run_status())
+        asyncio.create_task(_forever("control", self.control.run))
+        asyncio.create_task(_forever("meter", self.meter.run))
+        asyncio.create_task(_forever("status", self.station.run_status))
         asyncio.create_task(self.station.recover())
-        asyncio.create_task(self.txs.run())
-        asyncio.create_task(self._heap_monitor())
-        await self.cp.run()
+        asyncio.create_task(_forever("txqueue", self.txs.run))
+        asyncio.create_task(_forever("heap", self._heap_monitor))
+        await _forever("ocpp", self.cp.run)
+
+
+async def _forever(name, fn):
+    """A long-running task never dies for good: an exception (a MemoryError on a
+    fragmented heap, a bug) is logged, the heap collected, and the task restarted."""
+    while True:
+        try:
+            await fn()
+        except Exception as e:
+            log.error("app", "task %s failed: %r; restarting" % (name, e))
+            gc.collect()
+            await asyncio.sleep(1)
 
 
 def run():
