@@ -164,3 +164,37 @@ def test_configuration_survives_reboot(tmp_path, csms):
         rig2.wait_call("BootNotification", since_t=t0)
         res = rig2.call("GetConfiguration", {"key": ["MeterValueSampleInterval"]})
         assert res["configurationKey"][0]["value"] == "17"
+
+
+def test_invalid_server_address_is_logged_not_a_crash_loop(tmp_path, csms):
+    rig = Rig(tmp_path, csms, config={"OcppServerAddress": "ws://127.0.0.1/ocpp"})  # no port
+    with rig.bench:
+        time.sleep(3)
+        st = rig.status()
+        assert st["boots"] == 1 and st["running"]
+        log = rig.firmware_log(200)
+        assert "invalid OcppServerAddress" in log and "Traceback" not in log
+        # The board still works locally.
+        rig.plug()
+        rig.wait_bench(lambda s: s["led"] == "Preparing", what="Preparing LED")
+
+
+def test_a_hanging_central_system_does_not_block_the_charger(tmp_path, csms):
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts the TCP connection, never answers the handshake
+    url = "ws://127.0.0.1:%d/ocpp" % silent.getsockname()[1]
+    try:
+        rig = Rig(tmp_path, csms, config={"OcppServerAddress": url, "ConnectionTimeOut": "5"})
+        with rig.bench:
+            rig.plug()
+            rig.wait_bench(lambda s: s["led"] == "Preparing", timeout=5, what="Preparing LED while connecting")
+            deadline = time.monotonic() + 20
+            while "connect failed" not in rig.firmware_log(200) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert "connect failed" in rig.firmware_log(200)
+            assert rig.status()["boots"] == 1
+    finally:
+        silent.close()
