@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Smallest MicroPython heap the firmware works in, and its live peak.
+
+Runs one representative scenario on the bench against the strict central
+system (boot, heartbeat, a charging session with meter values, a stop, a
+CALLERROR-provoking request) with `micropython -X heapsize=N`, and searches the
+smallest N (in 8 KiB steps) for which it passes. Also reports the live-heap
+peak (gc.mem_alloc() after gc.collect(), logged by the firmware every 5 s) seen
+with a generous heap.
+
+    .venv/bin/python tools/bench/heap_min.py [--low 128] [--high 320]
+"""
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from tools.csms import CsmsThread  # noqa: E402
+from tools.simkit.client import BenchProcess  # noqa: E402
+
+
+def scenario(heap_k, keep_log=False):
+    """True if the scenario passes with heapsize=heap_k KiB; (ok, live peak)."""
+    tmp = tempfile.mkdtemp(prefix="heap%d-" % heap_k)
+    try:
+        with CsmsThread(tags={"TAG1": "Accepted"}, heartbeat_interval=2) as cs:
+            bench = BenchProcess(os.path.join(tmp, "state"), cs.url, "CP1", heapsize="%dK" % heap_k,
+                                 config={"MeterValueSampleInterval": "1"})
+            with bench:
+                try:
+                    cs.wait_message("StatusNotification", timeout=20,
+                                    where=lambda p: p["connectorId"] == 1 and p["status"] == "Available")
+                    cs.wait_message("Heartbeat", timeout=6)
+                    bench.cmd({"cmd": "plug"})
+                    bench.cmd({"cmd": "rfid", "id": "TAG1"})
+                    cs.wait_message("StartTransaction", timeout=10)
+                    bench.cmd({"cmd": "ev", "state": "C"})
+                    bench.wait_event("relay", lambda v: v is True, timeout=10)
+                    bench.cmd({"cmd": "ev_current", "amps": 16})
+                    cs.wait_message("MeterValues", timeout=10)
+                    rep = cs.send_raw("CP1", '[2,"x1","Reset",{"type":"Later"}]', wait_reply_timeout=5)
+                    assert rep is not None and rep["type"] == 4
+                    bench.cmd({"cmd": "rfid", "id": "TAG1"})
+                    cs.wait_message("StopTransaction", timeout=10)
+                    time.sleep(5.5)  # one more heap sample
+                    ok = bench.status()["boots"] == 1 and not cs.violations
+                except (AssertionError, Exception):
+                    ok = False
+                log = "\n".join(bench.log(2000))
+        peaks = [int(m) for m in re.findall(r"live peak (\d+)", log)]
+        return ok and "MemoryError" not in log, (max(peaks) if peaks else None)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--low", type=int, default=128, help="KiB")
+    ap.add_argument("--high", type=int, default=320, help="KiB")
+    a = ap.parse_args()
+    ok, peak = scenario(2048)
+    print("heap_min live_peak_with_2M_heap: %s bytes (scenario %s)" % (peak, "passed" if ok else "FAILED"))
+    if not ok:
+        sys.exit(1)
+    lo, hi = a.low, a.high
+    if scenario(hi)[0] is False:
+        print("heap_min smallest_heap: above %d KiB" % hi)
+        return
+    if scenario(lo)[0]:
+        hi = lo
+    while hi - lo > 8:
+        mid = (lo + hi) // 16 * 8
+        if scenario(mid)[0]:
+            hi = mid
+        else:
+            lo = mid
+    print("heap_min smallest_heap: %d KiB (micropython -X heapsize, unix port, 64-bit)" % hi)
+
+
+if __name__ == "__main__":
+    main()
