@@ -34,6 +34,10 @@ import time
 import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+from tools.simkit.client import free_port  # noqa: E402
+
 DEV_TAGS = "04E91C2A,DEADBEEF:Blocked"
 DEV_HEARTBEAT = 10
 
@@ -41,14 +45,6 @@ DEV_HEARTBEAT = 10
 def venv_python():
     exe = os.path.join(ROOT, ".venv", "bin", "python")
     return exe if os.path.exists(exe) else sys.executable
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Timeline:
