@@ -2,12 +2,14 @@
 
 The master is asyncio-based: while it waits for reply bytes it sleeps on the
 loop (`poll_ms` steps) and never blocks it. Buffers are allocated once per
-master; the CRC table is built once, on first use.
+master; the CRC table is built once, on first use. A request (or a whole poll)
+runs in one coroutine; a poll allocates only the float values it decodes.
 
     m = ModbusMaster(board.meter_uart, baud=9600, parity=PARITY_EVEN)
     regs = await m.read_registers(1, FC_READ_INPUT, 0x0000, 6)
     p = plan(meter_map, (("Voltage", "L1"), ("Frequency", None)))
     values = await m.poll(1, p)          # {("Voltage", "L1"): 230.1, ...}
+    await m.poll(1, p, values)           # the same dict, refilled
 
 A register map (generic; the charger's maps live in firmware/meter_maps.py):
     (model, word_order, max_regs, max_gap, entries)
@@ -31,24 +33,20 @@ PARITY_NONE = const(0)
 PARITY_ODD = const(1)
 PARITY_EVEN = const(2)
 
-_U16 = const(0)
+# types: index in "u16i16u32i32f32" // 3
 _I16 = const(1)
 _U32 = const(2)
 _I32 = const(3)
 _F32 = const(4)
-_TYPES = ("u16", "i16", "u32", "i32", "f32")
 
-# _receive results besides a frame offset (>= 0)
 _TIMEOUT = const(-1)
 _BAD = const(-2)
+_WAIT = const(-3)
 
 _BUF = const(256)  # the largest RTU frame is 256 bytes
 _CHUNK = const(64)
 
-_EXC_NAMES = (None, "ILLEGAL_FUNCTION", "ILLEGAL_DATA_ADDRESS", "ILLEGAL_DATA_VALUE",
-              "SERVER_DEVICE_FAILURE", "ACKNOWLEDGE", "SERVER_DEVICE_BUSY", None,
-              "MEMORY_PARITY_ERROR", None, "GATEWAY_PATH_UNAVAILABLE",
-              "GATEWAY_TARGET_FAILED_TO_RESPOND")
+_sleep_ms = getattr(asyncio, "sleep_ms", None) or (lambda ms: asyncio.sleep(ms / 1000))
 
 
 class ModbusError(Exception):
@@ -72,18 +70,25 @@ class ModbusException(ModbusError):
     """An exception response (function code | 0x80). `code`, `name`."""
 
     def __init__(self, code):
-        name = _EXC_NAMES[code] if 0 <= code < len(_EXC_NAMES) else None
+        # one constant, split only when a slave answers with an exception
+        n = ("- ILLEGAL_FUNCTION ILLEGAL_DATA_ADDRESS ILLEGAL_DATA_VALUE SERVER_DEVICE_FAILURE"
+             " ACKNOWLEDGE SERVER_DEVICE_BUSY - MEMORY_PARITY_ERROR - GATEWAY_PATH_UNAVAILABLE"
+             " GATEWAY_TARGET_FAILED_TO_RESPOND").split()
+        n = n[code] if 0 <= code < len(n) else "-"
         self.code = code
-        self.name = name or "EXCEPTION_%d" % code
+        self.name = "EXCEPTION_%d" % code if n == "-" else n
         super().__init__(code, self.name)
 
 
 _table = None
 
 
-def _crc_table():
+def crc16(buf, start=0, end=-1):
+    """CRC-16/MODBUS of buf[start:end] (poly 0xA001 reflected, init 0xFFFF).
+    On the wire the low byte goes first; a frame with its CRC gives 0."""
     global _table
-    if _table is None:
+    t = _table
+    if t is None:
         t = array("H", bytes(512))
         for i in range(256):
             c = i
@@ -91,13 +96,6 @@ def _crc_table():
                 c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
             t[i] = c
         _table = t
-    return _table
-
-
-def crc16(buf, start=0, end=-1):
-    """CRC-16/MODBUS of buf[start:end] (poly 0xA001 reflected, init 0xFFFF).
-    On the wire the low byte goes first."""
-    t = _table or _crc_table()
     if end < 0:
         end = len(buf)
     crc = 0xFFFF
@@ -106,32 +104,11 @@ def crc16(buf, start=0, end=-1):
     return crc
 
 
-def _crc_ok(buf, start, length):
-    c = crc16(buf, start, start + length - 2)
-    return buf[start + length - 2] == (c & 0xFF) and buf[start + length - 1] == (c >> 8)
-
-
 class Plan:
-    """The requests that read a set of measurands (see `plan`).
-    requests: tuple of (fc, start, count, items), items: ((key, offset, type, scale), ...);
-    missing: the wanted keys the map does not have."""
-
-    def __init__(self, model, big_words, requests, missing):
-        self.model = model
-        self.big_words = big_words
-        self.requests = requests
-        self.missing = missing
-
-    @property
-    def frames(self):
-        return len(self.requests)
-
-    @property
-    def registers(self):
-        n = 0
-        for r in self.requests:
-            n += r[2]
-        return n
+    """The requests that read a set of measurands (see `plan`): model,
+    big_words, requests: ((fc, start, count, items), ...) with items
+    ((key, offset, type, scale), ...); missing: the wanted keys the map does
+    not have; frames, registers: its cost."""
 
 
 def plan(meter_map, wanted, max_regs=125, max_gap=None):
@@ -159,24 +136,31 @@ def plan(meter_map, wanted, max_regs=125, max_gap=None):
     chosen.sort(key=lambda e: (e[3], e[2]))
     requests = []
     cur = None  # [fc, start, end, items]
-    for e in chosen:
-        typ = _TYPES.index(e[4])
-        width = 2 if typ >= _U32 else 1
-        reg = e[2]
-        if (cur is None or e[3] != cur[0] or reg + width - cur[1] > limit
-                or reg - cur[2] > gap):
-            if cur is not None:
-                requests.append((cur[0], cur[1], cur[2] - cur[1], tuple(cur[3])))
-            cur = [e[3], reg, reg + width, []]
-        cur[2] = max(cur[2], reg + width)
+    regs = 0
+    for e in chosen + [None]:
+        if e is not None:
+            typ = "u16i16u32i32f32".find(e[4]) // 3
+            reg = e[2]
+            end = reg + (2 if typ >= _U32 else 1)
+        if cur is not None and (e is None or e[3] != cur[0] or end - cur[1] > limit
+                                or reg - cur[2] > gap):
+            requests.append((cur[0], cur[1], cur[2] - cur[1], tuple(cur[3])))
+            regs += cur[2] - cur[1]
+            cur = None
+        if e is None:
+            break
+        if cur is None:
+            cur = [e[3], reg, end, []]
+        cur[2] = max(cur[2], end)
         cur[3].append(((e[0], e[1]), reg - cur[1], typ, e[5]))
-    if cur is not None:
-        requests.append((cur[0], cur[1], cur[2] - cur[1], tuple(cur[3])))
-    return Plan(model, order != "CDAB", tuple(requests), tuple(missing))
-
-
-def _sleep_ms_fallback(ms):
-    return asyncio.sleep(ms / 1000)
+    p = Plan()
+    p.model = model
+    p.big_words = order != "CDAB"
+    p.requests = tuple(requests)
+    p.missing = tuple(missing)
+    p.frames = len(requests)
+    p.registers = regs
+    return p
 
 
 class ModbusMaster:
@@ -196,15 +180,15 @@ class ModbusMaster:
         self.retries = retries
         self.turnaround_ms = turnaround_ms
         self.poll_ms = poll_ms
-        self._tx = bytearray(_BUF)
-        self._txmv = memoryview(self._tx)
+        self._tx = bytearray(8)   # a read or fc 6 request, exactly
         self._rx = bytearray(_BUF)
         self._chunk = bytearray(_CHUNK)
-        self._word = bytearray(4)
+        self._f = array("f", (0.0,))  # float32 decoding without a tuple
         self._last_us = time.ticks_us()
+        self._m = 0               # bytes received in rx
+        self._dl = 0              # ticks_us deadline of the reply
+        self._reason = "crc"      # of the last damaged reply
         self._busy = False
-        self._reason = "crc"
-        self._sleep_ms = getattr(asyncio, "sleep_ms", None) or _sleep_ms_fallback
         self.stats = {}
         self.reset_stats()
         self.set_line(baud, parity, stop, configure)
@@ -224,245 +208,237 @@ class ModbusMaster:
                   "exceptions", "ignored", "stale"):
             s[k] = 0
 
-    # -- public requests -------------------------------------------------
+    # -- public requests (each returns the coroutine to await) --------------
 
-    async def read_registers(self, slave, fc, start, count):
+    def read_registers(self, slave, fc, start, count):
         """fc 3 (holding) or 4 (input): a list of `count` register values."""
-        off = await self._read(slave, fc, start, count)
-        rx = self._rx
-        p = off + 3
-        return [(rx[p + 2 * i] << 8) | rx[p + 2 * i + 1] for i in range(count)]
+        return self._io(slave, ((fc, start, count, None),), None, None, True)
 
-    async def write_register(self, slave, address, value):
+    def write_register(self, slave, address, value):
         """fc 6. slave 0 broadcasts (no reply)."""
-        _check_write(slave, (value,))
-        await self._transaction(slave, FC_WRITE_SINGLE, address, value, None, 8)
+        return self._io(slave, ((FC_WRITE_SINGLE, address, value, None),), (value,), None, True)
 
-    async def write_registers(self, slave, start, values):
+    def write_registers(self, slave, start, values):
         """fc 16 with 1..123 values. slave 0 broadcasts (no reply)."""
-        n = len(values)
-        if not 1 <= n <= 123:
-            raise ValueError("count")
-        _check_write(slave, values)
-        await self._transaction(slave, FC_WRITE_MULTIPLE, start, n, values, 8)
+        return self._io(slave, ((FC_WRITE_MULTIPLE, start, len(values), None),), values, None, True)
 
-    async def poll(self, slave, p):
-        """Run a Plan: {(name, phase): value} with types and scales applied."""
-        out = {}
-        rx = self._rx
-        for fc, start, count, items in p.requests:
-            base = await self._read(slave, fc, start, count) + 3
-            for key, reg, typ, scale in items:
-                i = base + 2 * reg
-                if typ <= _I16:
-                    v = (rx[i] << 8) | rx[i + 1]
-                    if typ == _I16 and v & 0x8000:
-                        v -= 0x10000
-                else:
-                    w = self._word
-                    if p.big_words:
-                        w[0] = rx[i]
-                        w[1] = rx[i + 1]
-                        w[2] = rx[i + 2]
-                        w[3] = rx[i + 3]
-                    else:
-                        w[0] = rx[i + 2]
-                        w[1] = rx[i + 3]
-                        w[2] = rx[i]
-                        w[3] = rx[i + 1]
-                    if typ == _F32:
-                        v = struct.unpack(">f", w)[0]
-                    else:
-                        v = _int32(w, typ == _I32)
-                if scale != 1:
-                    v = v * scale
-                out[key] = v
-        return out
+    def poll(self, slave, p, out=None):
+        """Run a Plan: {(name, phase): value} with types and scales applied,
+        into `out` when given (a dict reused from poll to poll allocates
+        nothing but the values)."""
+        return self._io(slave, p.requests, None, {} if out is None else out, p.big_words)
 
-    # -- transactions ----------------------------------------------------
+    # -- the transaction -------------------------------------------------
+    # The coroutine only waits; the work is done by plain methods, so the
+    # coroutine a poll allocates stays small.
 
-    def _read(self, slave, fc, start, count):
-        # plain function returning the coroutine: one generator less per request
-        if fc != FC_READ_HOLDING and fc != FC_READ_INPUT:
-            raise ValueError("fc")
-        if not 1 <= count <= 125:
-            raise ValueError("count")
-        if slave < 1 or slave > 247:
-            raise ValueError("slave")
-        return self._transaction(slave, fc, start, count, None, 5 + 2 * count)
-
-    async def _transaction(self, slave, fc, a, b, values, reply_len):
-        """Send slave, fc, a, b (16 bits each) [, byte count, values] + CRC;
-        return the offset in _rx of the matching reply.
-        Raises ModbusException/Timeout/FrameError."""
+    async def _io(self, slave, reqs, values, out, big):
+        """Run requests (fc, a, b, items) one after the other: send slave, fc,
+        a, b (16 bits each) [, byte count, values] + CRC, wait for the matching
+        reply (retrying damaged ones and timeouts), decode `items` into `out`.
+        Raises ModbusException/Timeout/FrameError, ValueError on bad arguments."""
         # one transaction at a time on the line (a flag: asyncio.Lock costs
         # ~600 bytes of heap per use on MicroPython)
         while self._busy:
-            await self._sleep_ms(self.poll_ms)
+            await _sleep_ms(self.poll_ms)
         self._busy = True
         try:
-            tx = self._tx
-            tx[0] = slave
-            tx[1] = fc
-            _put16(tx, 2, a)
-            _put16(tx, 4, b)
-            n = 6
-            if values is not None:
-                tx[6] = 2 * b
-                for i in range(b):
-                    _put16(tx, 7 + 2 * i, values[i])
-                n = 7 + 2 * b
-            c = crc16(tx, 0, n)
-            tx[n] = c & 0xFF
-            tx[n + 1] = c >> 8
-            n += 2
-            st = self.stats
-            result = _TIMEOUT
-            for _ in range(1 + self.retries):
-                # flush stale input, then 3.5 character times of silence
-                while True:
-                    now = time.ticks_us()
-                    if self._drain():
-                        self._last_us = now
-                    rem = self.t35_us - time.ticks_diff(now, self._last_us)
-                    if rem <= 0:
+            for q in reqs:
+                tx = self._frame(slave, q[0], q[1], q[2], values)
+                r = _TIMEOUT
+                n = self.retries
+                while n >= 0:
+                    n -= 1
+                    # flush stale input, then 3.5 character times of silence
+                    while True:
+                        r = self._quiet(None)
+                        if r <= 0:
+                            break
+                        await _sleep_ms((r + 999) // 1000)
+                    self._quiet(tx)
+                    if slave == 0:
+                        await _sleep_ms(self.turnaround_ms)
+                        r = 0
                         break
-                    await self._sleep_ms((rem + 999) // 1000)
-                self.uart.write(self._txmv[:n])
-                st["frames"] += 1
-                st["tx_bytes"] += n
-                # the request may still be shifting out when write() returns
-                self._last_us = time.ticks_add(time.ticks_us(), n * self.char_us)
-                if slave == 0:
-                    await self._sleep_ms(self.turnaround_ms)
-                    return -1
-                result = await self._receive(slave, fc, reply_len, n)
-                if result >= 0:
-                    rx = self._rx
-                    if rx[result + 1] & 0x80:
-                        st["exceptions"] += 1
-                        raise ModbusException(rx[result + 2])
-                    if fc == FC_WRITE_SINGLE or fc == FC_WRITE_MULTIPLE:
-                        for i in range(2, 6):
-                            if rx[result + i] != tx[i]:
-                                st["errors"] += 1
-                                raise ModbusFrameError("echo")
-                    return result
-            if result == _TIMEOUT:
-                raise ModbusTimeout("slave %d fc %d" % (slave, fc))
-            raise ModbusFrameError(self._reason)
+                    while True:
+                        r = self._recv(tx)
+                        if r != _WAIT:
+                            break
+                        await _sleep_ms(self.poll_ms)
+                    if r >= 0:
+                        break
+                if r == _TIMEOUT:
+                    raise ModbusTimeout("slave %d fc %d" % (slave, q[0]))
+                if r < 0:
+                    raise ModbusFrameError(self._reason)
+                if values is None:
+                    out = self._decode(r + 3, q, out, big)
+            return out
         finally:
             self._busy = False
 
-    def _drain(self):
-        """Discard pending input; returns the bytes discarded."""
-        total = 0
-        for _ in range(32):
-            k = self.uart.readinto(self._chunk)
-            if not k:
-                break
-            total += k
-        if total:
-            self.stats["rx_bytes"] += total
-            self.stats["stale"] += total
-        return total
+    def _frame(self, slave, fc, a, b, values):
+        """Check the arguments, build the request in the tx buffer (fc 16: a
+        new one) with its CRC."""
+        tx = self._tx
+        if values is None:
+            if fc != FC_READ_HOLDING and fc != FC_READ_INPUT or not 1 <= b <= 125 \
+                    or not 1 <= slave <= 247:
+                raise ValueError
+        else:
+            if not 0 <= slave <= 247 or fc == FC_WRITE_MULTIPLE and not 1 <= b <= 123:
+                raise ValueError
+            for v in values:
+                if not 0 <= v <= 0xFFFF:
+                    raise ValueError
+            if fc == FC_WRITE_MULTIPLE:
+                tx = bytearray(9 + 2 * b)
+                tx[6] = 2 * b
+                for i in range(b):
+                    struct.pack_into(">H", tx, 7 + 2 * i, values[i])
+        struct.pack_into(">BBHH", tx, 0, slave, fc, a, b)
+        n = len(tx)
+        c = crc16(tx, 0, n - 2)
+        tx[n - 2] = c & 0xFF
+        tx[n - 1] = c >> 8
+        return tx
 
-    async def _receive(self, slave, fc, length, tx_len):
+    def _quiet(self, tx):
+        """tx None: discard pending input, return the us of silence still
+        needed before sending. Else send tx and start the reply timeout."""
+        uart = self.uart
+        st = self.stats
+        now = time.ticks_us()
+        if tx is None:
+            k = 0
+            for _ in range(32):
+                c = uart.readinto(self._rx)
+                if not c:
+                    break
+                k += c
+            if k:
+                st["rx_bytes"] += k
+                st["stale"] += k
+                self._last_us = now
+            return self.t35_us - time.ticks_diff(now, self._last_us)
+        n = len(tx)
+        uart.write(tx)
+        st["frames"] += 1
+        st["tx_bytes"] += n
+        # the request may still be shifting out when write() returns
+        self._last_us = time.ticks_add(time.ticks_us(), n * self.char_us)
+        self._m = 0
+        self._dl = time.ticks_add(now, n * self.char_us + self.timeout_ms * 1000)
+
+    def _recv(self, tx):
+        """One receive step for the request tx: bytes land in rx via the chunk
+        buffer. Returns the offset of a valid reply, _BAD (our slave's reply,
+        damaged: retry), _TIMEOUT or _WAIT."""
+        slave = tx[0]
+        fc = tx[1]
+        write = fc > FC_READ_INPUT
+        b = (tx[4] << 8) | tx[5]
         uart = self.uart
         rx = self._rx
         chunk = self._chunk
         st = self.stats
-        n = 0
-        t0 = time.ticks_us()
-        last = t0
-        window = tx_len * self.char_us + self.timeout_ms * 1000
-        while True:
-            k = uart.readinto(chunk)
-            now = time.ticks_us()
-            if k:
-                st["rx_bytes"] += k
-                room = _BUF - n
-                if k > room:
-                    k = room
-                for i in range(k):
-                    rx[n + i] = chunk[i]
-                n += k
-                last = now
-                self._last_us = now
-                off = self._find(n, slave, fc, length)
-                if off >= 0:
-                    return off
-                if n < _BUF:
+        m = self._m
+        length = 8 if write else 5 + 2 * b
+        bc = -1 if write else 2 * b
+        k = uart.readinto(chunk)
+        now = time.ticks_us()
+        if k:
+            st["rx_bytes"] += k
+            if k > _BUF - m:
+                k = _BUF - m
+            for i in range(k):
+                rx[m + i] = chunk[i]
+            m += k
+            self._m = m
+            self._last_us = now
+            # a complete valid reply from `slave` to `fc` (bytes before it are line noise)?
+            for i in range(m - 4):
+                if rx[i] != slave:
                     continue
-            if n and (n >= _BUF or time.ticks_diff(now, last) >= self.t35_us):
-                # a frame ended (silence) and it is not a valid reply to us
-                if rx[0] == slave and rx[1] & 0x7F == fc:
-                    return self._bad(n, length)
-                if n >= 4 and _crc_ok(rx, 0, n):
+                f = rx[i + 1]
+                if f == fc:
+                    if bc >= 0 and rx[i + 2] != bc:
+                        continue
+                    if i + length <= m and crc16(rx, i, i + length) == 0:
+                        break
+                elif f == fc | 0x80 and crc16(rx, i, i + 5) == 0:
+                    break
+            else:
+                i = -1
+            if i >= 0:
+                if rx[i + 1] & 0x80:
+                    st["exceptions"] += 1
+                    raise ModbusException(rx[i + 2])
+                if write:
+                    for k in range(2, 6):
+                        if rx[i + k] != tx[k]:
+                            st["errors"] += 1
+                            raise ModbusFrameError("echo")
+                return i
+            if m < _BUF:
+                return _WAIT
+        timeout = time.ticks_diff(now, self._dl) >= 0
+        silent = m >= _BUF or time.ticks_diff(now, self._last_us) >= self.t35_us
+        if m and (silent or timeout):
+            # a frame ended (silence) and it is not a valid reply to us
+            if rx[0] == slave and rx[1] & 0x7F == fc:
+                # our slave's reply, damaged: classify, count, ask for a retry
+                st["errors"] += 1
+                if rx[1] & 0x80:
+                    r = "short" if m < 5 else "crc"
+                elif m >= 3 and rx[1] <= FC_READ_INPUT and rx[2] != bc:
+                    r = "length"
+                elif m < length:
+                    r = "short"
+                else:
+                    r = "crc"
+                if r == "crc":
+                    st["crc_errors"] += 1
+                self._reason = r
+                return _BAD
+            if silent:
+                if m >= 4 and crc16(rx, 0, m) == 0:
                     st["ignored"] += 1  # another station's or another function's frame
                 else:
                     st["errors"] += 1
                     st["crc_errors"] += 1
-                n = 0
-            if time.ticks_diff(now, t0) >= window:
-                if n and rx[0] == slave and rx[1] & 0x7F == fc:
-                    return self._bad(n, length)
-                st["timeouts"] += 1
-                return _TIMEOUT
-            await self._sleep_ms(self.poll_ms)
+                self._m = 0
+        if timeout:
+            st["timeouts"] += 1
+            return _TIMEOUT
+        return _WAIT
 
-    def _bad(self, n, length):
-        """Our slave's reply, damaged: classify, count, ask for a retry."""
+    def _decode(self, base, q, out, big):
+        """The reply at rx[base:] to request q (fc, start, count, items): a
+        list of the registers (items None), or the items decoded into out."""
         rx = self._rx
-        st = self.stats
-        st["errors"] += 1
-        if rx[1] & 0x80:
-            reason = "short" if n < 5 else "crc"
-        elif n >= 3 and rx[1] <= FC_READ_INPUT and rx[2] != length - 5:
-            reason = "length"
-        elif n < length:
-            reason = "short"
-        else:
-            reason = "crc"
-        if reason == "crc":
-            st["crc_errors"] += 1
-        self._reason = reason
-        return _BAD
-
-    def _find(self, n, slave, fc, length):
-        """Offset of a complete valid reply from `slave` to `fc` in _rx[:n]
-        (bytes before it are line noise), or -1."""
-        rx = self._rx
-        bc = length - 5 if fc <= FC_READ_INPUT else -1
-        for i in range(n - 4):
-            if rx[i] != slave:
-                continue
-            f = rx[i + 1]
-            if f == fc:
-                if bc >= 0 and rx[i + 2] != bc:
-                    continue
-                if i + length <= n and _crc_ok(rx, i, length):
-                    return i
-            elif f == fc | 0x80 and _crc_ok(rx, i, 5):
-                return i
-        return -1
-
-
-def _check_write(slave, values):
-    if not 0 <= slave <= 247:
-        raise ValueError("slave")
-    for v in values:
-        if not 0 <= v <= 0xFFFF:
-            raise ValueError("value")
-
-
-def _put16(buf, i, v):
-    buf[i] = (v >> 8) & 0xFF
-    buf[i + 1] = v & 0xFF
-
-
-def _int32(w, signed):
-    v = (w[0] << 24) | (w[1] << 16) | (w[2] << 8) | w[3]
-    if signed and w[0] & 0x80:
-        v -= 0x100000000
-    return v
+        items = q[3]
+        if items is None:
+            return [(rx[base + 2 * i] << 8) | rx[base + 2 * i + 1] for i in range(q[2])]
+        for key, reg, typ, scale in items:
+            i = base + 2 * reg
+            v = (rx[i] << 8) | rx[i + 1]
+            if typ >= _U32:
+                w = (rx[i + 2] << 8) | rx[i + 3]
+                if not big:
+                    v, w = w, v
+                if typ == _F32:
+                    f = self._f
+                    # the two halves of a float32, native little-endian order
+                    struct.pack_into("<HH", f, 0, w, v)
+                    v = f[0]
+                else:
+                    v = (v << 16) | w
+                    if typ == _I32 and v & 0x80000000:
+                        v -= 0x100000000
+            elif typ == _I16 and v & 0x8000:
+                v -= 0x10000
+            if scale != 1:
+                v = v * scale
+            out[key] = v
+        return out

@@ -39,9 +39,10 @@ def frame(body):
 
 
 class FastUart:
-    # Answers each known request at once from a table built before timing.
+    # Answers each known request at once from a table built before timing;
+    # allocates nothing itself (its share is measured and reported anyway).
     def __init__(self, replies):
-        self.replies = replies
+        self.replies = list(replies.items())
         self.pending = b""
         self.pos = 0
 
@@ -49,18 +50,23 @@ class FastUart:
         pass
 
     def write(self, buf):
-        self.pending = self.replies[bytes(buf)]
+        for req, rep in self.replies:
+            if req == buf:
+                self.pending = rep
         self.pos = 0
         return len(buf)
 
     def readinto(self, buf):
-        n = len(self.pending) - self.pos
+        pos = self.pos
+        n = len(self.pending) - pos
         if n <= 0:
             return 0
         if n > len(buf):
             n = len(buf)
-        buf[0:n] = self.pending[self.pos:self.pos + n]
-        self.pos += n
+        src = self.pending
+        for i in range(n):
+            buf[i] = src[pos + i]
+        self.pos = pos + n
         return n
 
     def any(self):
@@ -80,9 +86,12 @@ def main():
     m.char_us = 0  # no wire: no transmission time, no inter-frame silence
     m.t35_us = 0
 
+    out = {}
+
     async def run(n):
+        # as firmware/metering.py polls: into a dict kept from poll to poll
         for _ in range(n):
-            await m.poll(1, p)
+            await m.poll(1, p, out)
 
     asyncio.run(run(1))
     one = dict(m.stats)
