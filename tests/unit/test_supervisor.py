@@ -235,7 +235,7 @@ def test_meter_down_keeps_charging_and_freezes_grid_faults(rig):
     charging(rig)
     rig.meter.ok = False
     rig.hold(5000)
-    assert rig.conn.status()[:3] == ("Charging", "PowerMeterFailure", "ModBusComsFailure")
+    assert rig.conn.status()[:3] == ("Charging", "OtherError", "ModBusComsFailure")
     assert rig.conn.relay_wanted
 
 
