@@ -41,5 +41,17 @@ def schema(action):
     return json.loads(text)
 
 
+def check(action, payload, handled):
+    """(CALLERROR code, description) for a request we cannot take, or None."""
+    s = schema(action)
+    if s is None:
+        return ("NotImplemented", "unknown action " + action)
+    if not handled:
+        return ("NotSupported", action + " not supported")
+    from lib import schema as validation
+
+    return validation.check(s, payload)
+
+
 def actions():
     return list(_REQUESTS)

@@ -5,8 +5,6 @@ import asyncio
 from lib import log
 from firmware.chargepoint import CallError
 
-RESET_DELAY_S = 1
-
 
 class Operations:
     def __init__(self, cp, cfg, board):
@@ -14,14 +12,15 @@ class Operations:
         self.cfg = cfg
         self.board = board
         self.before_reset = []  # async fn(kind) hooks: stop transactions etc.
-        self.triggers = {}      # requestedMessage -> async fn(connector_id) registered by other modules
+        self.triggers = {       # requestedMessage -> async fn(connector_id) registered by other modules
+            "BootNotification": lambda c: cp.boot_notification(),
+            "Heartbeat": lambda c: cp.heartbeat(),
+        }
         cp.on("GetConfiguration", self.get_configuration)
         cp.on("ChangeConfiguration", self.change_configuration)
         cp.on("DataTransfer", self.data_transfer)
         cp.on("TriggerMessage", self.trigger_message)
         cp.on("Reset", self.reset)
-        self.triggers["BootNotification"] = lambda c: cp.boot_notification()
-        self.triggers["Heartbeat"] = lambda c: cp.heartbeat()
 
     async def get_configuration(self, p):
         known, unknown = self.cfg.get_configuration(p.get("key"))
@@ -32,7 +31,7 @@ class Operations:
 
     async def change_configuration(self, p):
         status = self.cfg.set(p["key"], p["value"])
-        log.info("config", "ChangeConfiguration %s -> %s" % (p["key"], status))
+        log.info("config", "%s -> %s" % (p["key"], status))
         return {"status": status}
 
     async def data_transfer(self, p):
@@ -47,28 +46,23 @@ class Operations:
         fn = self.triggers.get(what)
         if fn is None:
             return {"status": "NotImplemented"}
-        # The triggered message must follow our answer, so it runs as its own task.
-        asyncio.create_task(self._run_trigger(what, fn, connector))
+        asyncio.create_task(self._later(what, (fn,), connector))
         return {"status": "Accepted"}
-
-    async def _run_trigger(self, what, fn, connector):
-        await asyncio.sleep(0.05)
-        try:
-            await fn(connector)
-        except Exception as e:
-            log.warn("ocpp", "triggered %s failed: %r" % (what, e))
 
     async def reset(self, p):
-        asyncio.create_task(self._do_reset(p["type"]))
+        asyncio.create_task(self._later("reset hook", self.before_reset, p["type"]))
         return {"status": "Accepted"}
 
-    async def _do_reset(self, kind):
+    async def _later(self, what, fns, arg):
+        # Runs as its own task: the triggered message or the reset must follow
+        # our answer to the request.
         await asyncio.sleep(0.05)
-        for hook in self.before_reset:
+        for fn in fns:
             try:
-                await hook(kind)
+                await fn(arg)
             except Exception as e:
-                log.error("app", "reset hook failed: %r" % (e,))
-        log.info("app", "%s reset" % kind)
-        await asyncio.sleep(RESET_DELAY_S)
-        self.board.system.reset()
+                log.error("ocpp", "%s failed: %r" % (what, e))
+        if fns is self.before_reset:
+            log.info("app", "%s reset" % arg)
+            await asyncio.sleep(1)
+            self.board.system.reset()

@@ -2,13 +2,7 @@
 # is dropped, never raised, when it fails.
 import time
 
-DEBUG = 10
-INFO = 20
-WARN = 30
-ERROR = 40
-_NAMES = {DEBUG: "DBG", INFO: "INF", WARN: "WRN", ERROR: "ERR"}
-
-level = INFO
+level = 20  # 10 debug, 20 info, 30 warn, 40 error
 _sink = None
 
 
@@ -18,29 +12,29 @@ def set_sink(fobj):
 
 
 def _emit(lvl, tag, msg):
+    global _sink
     if lvl < level:
         return
-    line = "%d %s %s: %s" % (time.ticks_ms(), _NAMES[lvl], tag, msg)
-    print(line)
-    global _sink
+    line = "%d %s %s: %s\n" % (time.ticks_ms(), "DBGINFWRNERR"[lvl // 10 * 3 - 3:lvl // 10 * 3], tag, msg)
+    print(line, end="")
     if _sink is not None:
         try:
-            _sink.write(line + "\n")
+            _sink.write(line)
         except Exception:
             _sink = None
 
 
 def debug(tag, msg):
-    _emit(DEBUG, tag, msg)
+    _emit(10, tag, msg)
 
 
 def info(tag, msg):
-    _emit(INFO, tag, msg)
+    _emit(20, tag, msg)
 
 
 def warn(tag, msg):
-    _emit(WARN, tag, msg)
+    _emit(30, tag, msg)
 
 
 def error(tag, msg):
-    _emit(ERROR, tag, msg)
+    _emit(40, tag, msg)

@@ -1,21 +1,16 @@
 # OCPP-J (JSON over WebSocket) message framing: [2,id,action,payload] CALL,
 # [3,id,payload] CALLRESULT, [4,id,code,description,details] CALLERROR.
+# Error codes are those of OCPP-J 1.6 section 4.2.3 (the spelling
+# "OccurenceConstraintViolation" is the spec's).
 import json
 import os
 import binascii
+from micropython import const
 
 CALL = 2
 RESULT = 3
 ERROR = 4
-
-# Error codes of OCPP-J 1.6 section 4.2.3 (the spelling "Occurence" is the spec's).
-ERROR_CODES = (
-    "NotImplemented", "NotSupported", "InternalError", "ProtocolError", "SecurityError",
-    "FormationViolation", "PropertyConstraintViolation", "OccurenceConstraintViolation",
-    "TypeConstraintViolation", "GenericError",
-)
-
-MAX_ID_LEN = 36
+_MAX_ID_LEN = const(36)
 
 
 class FrameError(Exception):
@@ -56,52 +51,45 @@ def error(uid, code, description="", details=None):
     return json.dumps([ERROR, uid, code, description[:255], details if details is not None else {}])
 
 
-def _salvage_id(text):
-    # Best effort: a broken message that still starts like [2,"id" gets its answer.
-    i = text.find('"')
-    if i < 0:
-        return None
-    j = text.find('"', i + 1)
-    if j < 0 or j - i - 1 > MAX_ID_LEN:
-        return None
-    head = text[:i].replace(" ", "").replace("\t", "").replace("\n", "").replace("\r", "")
-    if head not in ("[2,", "[3,", "[4,"):
-        return None
-    return text[i + 1:j]
-
-
 def parse(text):
     """Decode one OCPP-J message.
 
     Returns (kind, uid, action, payload) for CALL, (kind, uid, None, payload) for
     CALLRESULT and (kind, uid, code, (description, details)) for CALLERROR.
     Raises FrameError with the CALLERROR code to answer for a broken message."""
+    fv = "FormationViolation"
     try:
         msg = json.loads(text)
     except ValueError:
-        raise FrameError("FormationViolation", "message is not valid JSON", _salvage_id(text))
+        # Best effort: a broken message that still starts like [2,"id" gets its answer.
+        uid = None
+        i = text.find('"')
+        j = text.find('"', i + 1)
+        if 0 <= i < j <= i + 1 + _MAX_ID_LEN and text[:i].replace(" ", "").replace("\t", "").replace(
+                "\n", "").replace("\r", "") in ("[2,", "[3,", "[4,"):
+            uid = text[i + 1:j]
+        raise FrameError(fv, "message is not valid JSON", uid)
     if not isinstance(msg, list) or len(msg) < 3:
-        raise FrameError("FormationViolation", "message is not an OCPP-J array", None)
+        raise FrameError(fv, "not an OCPP-J array")
     kind, uid = msg[0], msg[1]
-    if not isinstance(uid, str) or not uid or len(uid) > MAX_ID_LEN:
-        raise FrameError("FormationViolation", "bad message id", None)
+    n = len(msg)
+    if not isinstance(uid, str) or not uid or len(uid) > _MAX_ID_LEN:
+        raise FrameError(fv, "bad message id")
     if kind == CALL:
-        if len(msg) != 4:
-            raise FrameError("FormationViolation", "CALL must have 4 elements", uid)
+        if n != 4:
+            raise FrameError(fv, "CALL must have 4 elements", uid)
         action, payload = msg[2], msg[3]
         if not isinstance(action, str) or not action:
-            raise FrameError("FormationViolation", "action must be a string", uid)
+            raise FrameError(fv, "action must be a string", uid)
         if not isinstance(payload, dict):
-            raise FrameError("FormationViolation", "payload must be an object", uid)
+            raise FrameError(fv, "payload must be an object", uid)
         return CALL, uid, action, payload
     if kind == RESULT:
-        if len(msg) != 3 or not isinstance(msg[2], dict):
-            raise FrameError("FormationViolation", "bad CALLRESULT", None)
+        if n != 3 or not isinstance(msg[2], dict):
+            raise FrameError(fv, "bad CALLRESULT")
         return RESULT, uid, None, msg[2]
     if kind == ERROR:
-        if len(msg) < 4 or not isinstance(msg[2], str):
-            raise FrameError("FormationViolation", "bad CALLERROR", None)
-        desc = msg[3] if isinstance(msg[3], str) else ""
-        details = msg[4] if len(msg) > 4 else {}
-        return ERROR, uid, msg[2], (desc, details)
-    raise FrameError("FormationViolation", "unknown message type", None)
+        if n < 4 or not isinstance(msg[2], str):
+            raise FrameError(fv, "bad CALLERROR")
+        return ERROR, uid, msg[2], (msg[3] if isinstance(msg[3], str) else "", msg[4] if n > 4 else {})
+    raise FrameError(fv, "unknown message type")

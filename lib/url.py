@@ -6,42 +6,39 @@ def parse(url):
     """Return (scheme, host, port, path) or raise ValueError with the reason."""
     if not isinstance(url, str) or not url:
         raise ValueError("empty URL")
-    if url.startswith("ws://"):
-        scheme, rest = "ws", url[5:]
-    elif url.startswith("wss://"):
-        scheme, rest = "wss", url[6:]
-    else:
+    i = url.find("://")
+    scheme = url[:i]
+    if scheme not in ("ws", "wss"):
         raise ValueError("scheme must be ws:// or wss://")
+    rest = url[i + 3:]
     if url.endswith("/"):
-        raise ValueError("trailing slash not allowed")
+        raise ValueError("trailing slash")
     slash = rest.find("/")
-    hostport = rest if slash < 0 else rest[:slash]
-    path = "" if slash < 0 else rest[slash:]
+    if slash < 0:
+        slash = len(rest)
+    hostport = rest[:slash]
+    path = rest[slash:]
     if "@" in hostport or "?" in url or "#" in url or " " in url:
         raise ValueError("credentials, query and fragment not allowed")
+    colon = hostport.rfind(":")
+    host = hostport[:colon]
     if hostport.startswith("["):
         end = hostport.find("]")
         if end < 0:
             raise ValueError("bad IPv6 literal")
-        host, after = hostport[1:end], hostport[end + 1:]
-        if not after.startswith(":"):
+        if colon != end + 1:
             raise ValueError("port is mandatory")
-        portstr = after[1:]
-    else:
-        colon = hostport.rfind(":")
-        if colon < 0:
-            raise ValueError("port is mandatory")
-        host, portstr = hostport[:colon], hostport[colon + 1:]
+        host = hostport[1:end]
+    if colon < 0:
+        raise ValueError("port is mandatory")
     if not host:
         raise ValueError("host missing")
-    if not portstr.isdigit():
-        raise ValueError("port must be a number")
-    port = int(portstr)
-    if port < 1 or port > 65535:
-        raise ValueError("port out of range")
+    port = hostport[colon + 1:]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("bad port")
     if "//" in path:
         raise ValueError("empty path segment")
-    return scheme, host, port, path
+    return scheme, host, int(port), path
 
 
 def charger_url(server, charger_id):

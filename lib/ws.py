@@ -1,22 +1,22 @@
 # Minimal RFC 6455 WebSocket client (text messages only) for MicroPython asyncio.
 # It also runs on CPython asyncio so that it can be unit-tested on the host.
 # Client role only: outgoing frames are masked, incoming ones must not be.
+# Kept small on purpose (every function and string costs heap on the device):
+# helpers are inlined and error texts are short.
 import asyncio
 import binascii
 import hashlib
 import os
 import time
+from micropython import const
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_MAX_HEADER = 4096
-_CHUNK = 256
-
-OP_CONT = 0
 OP_TEXT = 1
-OP_BINARY = 2
-OP_CLOSE = 8
-OP_PING = 9
-OP_PONG = 10
+_OP_CLOSE = const(8)
+_OP_PING = const(9)
+_OP_PONG = const(10)
+# Reads in chunks instead of readline() so that a server sending an endless
+# line cannot make us allocate more than _MAX_HEADER bytes.
+_MAX_HEADER = const(4096)
 
 
 class WSError(Exception):
@@ -32,57 +32,20 @@ class WSClosed(Exception):
         self.reason = reason
 
 
-def _b64(data):
-    return binascii.b2a_base64(data)[:-1]
-
-
-def _utf8(text):
-    # MicroPython keeps str as UTF-8 and exposes those bytes through
-    # memoryview without copying, which saves one message-sized buffer per
-    # send; CPython has no such view and needs encode().
-    try:
-        return memoryview(text)
-    except TypeError:
-        return text.encode()
-
-
-def _is_eof(exc):
-    # MicroPython raises EOFError; CPython raises asyncio.IncompleteReadError,
-    # which MicroPython does not define, so it is recognised by name.
-    return isinstance(exc, EOFError) or type(exc).__name__ == "IncompleteReadError"
-
-
-def _valid_close_code(code):
-    # Codes a peer may put on the wire (RFC 6455 7.4); 1005/1006/1015 are
-    # reserved for local reporting only.
-    if 1000 <= code <= 1003 or 1007 <= code <= 1014:
-        return True
-    return 3000 <= code <= 4999
-
-
 def _frame(opcode, payload):
     # Header, mask key and masked payload in one buffer so each frame costs a
     # single allocation and a single write (frames from concurrent tasks never
     # interleave on the wire).
     n = len(payload)
-    if n < 126:
-        hlen = 2
-    elif n < 65536:
-        hlen = 4
-    else:
-        hlen = 10
+    hlen = 2 if n < 126 else 4 if n < 65536 else 10
     buf = bytearray(hlen + 4 + n)
     buf[0] = 0x80 | opcode
-    if n < 126:
+    if hlen == 2:
         buf[1] = 0x80 | n
-    elif n < 65536:
-        buf[1] = 0x80 | 126
-        buf[2] = n >> 8
-        buf[3] = n & 0xFF
     else:
-        buf[1] = 0x80 | 127
-        for i in range(8):
-            buf[9 - i] = (n >> (8 * i)) & 0xFF
+        buf[1] = 0xFE if hlen == 4 else 0xFF
+        for i in range(hlen - 2):
+            buf[hlen - 1 - i] = (n >> (8 * i)) & 0xFF
     key = os.urandom(4)
     buf[hlen:hlen + 4] = key
     k0, k1, k2, k3 = key[0], key[1], key[2], key[3]
@@ -137,39 +100,44 @@ class WebSocket:
             raise
 
     async def _handshake(self, host, port, path, subprotocol, auth):
-        key = _b64(os.urandom(16))
+        key = binascii.b2a_base64(os.urandom(16))[:-1]
         if ":" in host and not host.startswith("["):
-            hosthdr = "[%s]:%d" % (host, port)
-        else:
-            hosthdr = "%s:%d" % (host, port)
-        lines = [
-            "GET %s HTTP/1.1" % (path or "/"),
-            "Host: " + hosthdr,
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            "Sec-WebSocket-Key: " + key.decode(),
-            "Sec-WebSocket-Version: 13",
-        ]
+            host = "[%s]" % host
+        req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n") % (path or "/", host, port, key.decode())
         if subprotocol:
-            lines.append("Sec-WebSocket-Protocol: " + subprotocol)
+            req += "Sec-WebSocket-Protocol: %s\r\n" % subprotocol
         if auth is not None:
             user, password = auth
             if isinstance(user, str):
                 user = user.encode()
             if isinstance(password, str):
                 password = password.encode()
-            lines.append("Authorization: Basic " + _b64(user + b":" + password).decode())
-        lines.append("")
-        lines.append("")
-        self._w.write("\r\n".join(lines).encode())
+            req += "Authorization: Basic %s\r\n" % binascii.b2a_base64(user + b":" + password)[:-1].decode()
+        self._w.write((req + "\r\n").encode())
+        req = None
         await self._w.drain()
 
-        head = await self._read_head()
+        head = b""
+        while True:
+            try:
+                chunk = await self._r.read(256)
+            except EOFError:  # CPython's IncompleteReadError is one too
+                chunk = b""
+            if not chunk:
+                raise WSError("eof in handshake")
+            head += chunk
+            end = head.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(head) > _MAX_HEADER:
+                raise WSError("response header too large")
+        self._pending = head[end + 4:]
         try:
-            text = head.decode()
+            rows = head[:end].decode().split("\r\n")
         except UnicodeError:
             raise WSError("bad response encoding")
-        rows = text.split("\r\n")
+        head = None
         status = rows[0].split(" ")
         if len(status) < 2 or not status[0].startswith("HTTP/1.1"):
             raise WSError("bad status line")
@@ -186,20 +154,22 @@ class WebSocket:
             value = row[colon + 1:].strip()
             if name in hdrs:
                 # Repeated headers are combined as HTTP allows.
-                hdrs[name] = hdrs[name] + ", " + value
-            else:
-                hdrs[name] = value
-        if hdrs.get("upgrade", "").lower() != "websocket":
+                value = hdrs[name] + ", " + value
+            hdrs[name] = value
+        get = hdrs.get
+        if get("upgrade", "").lower() != "websocket":
             raise WSError("no Upgrade: websocket")
-        tokens = [t.strip().lower() for t in hdrs.get("connection", "").split(",")]
-        if "upgrade" not in tokens:
+        for t in get("connection", "").split(","):
+            if t.strip().lower() == "upgrade":
+                break
+        else:
             raise WSError("no Connection: Upgrade")
-        expect = _b64(hashlib.sha1(key + _GUID).digest()).decode()
-        if hdrs.get("sec-websocket-accept", "") != expect:
+        expect = binascii.b2a_base64(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())[:-1]
+        if get("sec-websocket-accept", "") != expect.decode():
             raise WSError("bad Sec-WebSocket-Accept")
-        if hdrs.get("sec-websocket-extensions"):
+        if get("sec-websocket-extensions"):
             raise WSError("unrequested extension")
-        agreed = hdrs.get("sec-websocket-protocol")
+        agreed = get("sec-websocket-protocol")
         if subprotocol:
             if agreed != subprotocol:
                 raise WSError("subprotocol not agreed")
@@ -207,83 +177,57 @@ class WebSocket:
             raise WSError("unrequested subprotocol")
         self.subprotocol = agreed
 
-    async def _read_head(self):
-        # Reads in chunks instead of readline() so that a server sending an
-        # endless line cannot make us allocate more than _MAX_HEADER bytes.
-        head = b""
-        scan = 0
-        while True:
-            try:
-                chunk = await self._r.read(_CHUNK)
-            except Exception as e:
-                if _is_eof(e):
-                    chunk = b""
-                else:
-                    raise
-            if not chunk:
-                raise WSError("eof in handshake")
-            head += chunk
-            end = head.find(b"\r\n\r\n", scan)
-            if end >= 0:
-                self._pending = head[end + 4:]
-                return head[:end]
-            if len(head) > _MAX_HEADER:
-                raise WSError("response header too large")
-            scan = len(head) - 3 if len(head) > 3 else 0
-
     # ------------------------------------------------------------------ reading
 
-    async def _read_exact(self, n):
-        if n == 0:
-            return b""
+    async def _read(self, n):
         pend = self._pending
-        if pend:
-            if len(pend) >= n:
+        if len(pend) >= n:
+            if n:
                 self._pending = pend[n:]
                 return pend[:n]
-            self._pending = b""
+            return b""
+        self._pending = b""
         r = self._r
         try:
             if hasattr(r, "readinto"):
                 # MicroPython stream: fill one buffer in place; readexactly
                 # there concatenates chunks, costing a copy per chunk.
                 buf = bytearray(n)
-                mv = memoryview(buf)
                 got = len(pend)
-                if got:
-                    buf[:got] = pend
+                buf[:got] = pend
+                mv = memoryview(buf)
                 while got < n:
                     k = await r.readinto(mv[got:])
                     if k is None:
                         # TLS record not complete yet.
                         continue
-                    if k == 0:
+                    if not k:
                         raise EOFError
                     got += k
                 return buf
             data = await r.readexactly(n - len(pend))
             return pend + data if pend else data
-        except Exception as e:
-            if _is_eof(e):
-                await self._lost("eof")
-            if isinstance(e, OSError):
-                await self._lost("read error")
-            raise
+        # MicroPython raises EOFError; CPython's IncompleteReadError is one.
+        except EOFError:
+            await self._fail(1006, "eof")
+        except OSError:
+            await self._fail(1006, "read error")
 
-    async def _lost(self, why):
-        if self.closed:
-            # Our own close() pulled the socket from under a pending recv():
-            # report that close, not a network failure.
-            raise WSClosed(self.close_code, self.close_reason)
+    async def _fail(self, code, why, reply=None):
+        # Ends the link and raises WSClosed(code, why). 1006: the link is lost,
+        # nothing is sent. Otherwise a protocol violation by the server (tell
+        # it why) or its close frame (reply: the (code, reason) echoed).
+        if code == 1006:
+            if self.closed:
+                # Our own close() pulled the socket from under a pending
+                # recv(): report that close, not a network failure.
+                code = self.close_code
+                why = self.close_reason
+        else:
+            await self._send_close(*(reply or (code, why)))
+            self.close_code = code
+            self.close_reason = why
         await self._abort()
-        raise WSClosed(1006, why)
-
-    async def _fail(self, code, why):
-        # Protocol violation by the server: tell it why, then drop the link.
-        await self._send_close(code, why)
-        await self._abort()
-        self.close_code = code
-        self.close_reason = why
         raise WSClosed(code, why)
 
     async def recv(self):
@@ -293,121 +237,92 @@ class WebSocket:
             raise WSClosed(self.close_code or 1006, self.close_reason)
         msg = None
         while True:
-            hdr = await self._read_exact(2)
+            hdr = await self._read(2)
             self.last_rx = time.ticks_ms()
             b0 = hdr[0]
-            b1 = hdr[1]
+            n = hdr[1]
             fin = b0 & 0x80
-            opcode = b0 & 0x0F
+            op = b0 & 0x0F
             if b0 & 0x70:
                 await self._fail(1002, "reserved bits set")
-            if b1 & 0x80:
+            if n & 0x80:
                 await self._fail(1002, "masked frame from server")
-            n = b1 & 0x7F
-            if opcode >= OP_CLOSE:
-                if opcode > OP_PONG:
-                    await self._fail(1002, "unknown opcode")
-                if not fin or n > 125:
-                    await self._fail(1002, "bad control frame")
-            elif opcode > OP_BINARY:
+            n &= 0x7F
+            if op > _OP_PONG or 2 < op < _OP_CLOSE:
                 await self._fail(1002, "unknown opcode")
-            if n == 126:
-                ext = await self._read_exact(2)
-                n = (ext[0] << 8) | ext[1]
-            elif n == 127:
-                ext = await self._read_exact(8)
-                if ext[0] & 0x80:
+            if op >= _OP_CLOSE and (not fin or n > 125):
+                await self._fail(1002, "bad control frame")
+            if n >= 126:
+                ext = await self._read(2 if n == 126 else 8)
+                if n == 127 and ext[0] & 0x80:
                     await self._fail(1002, "bad length")
-                n = 0
-                for i in range(8):
-                    n = (n << 8) | ext[i]
+                n = int.from_bytes(ext, "big")
 
-            if opcode >= OP_CLOSE:
-                payload = await self._read_exact(n)
-                if opcode == OP_PING:
+            if op >= _OP_CLOSE:
+                data = await self._read(n)
+                if op == _OP_PING:
                     if not self._close_sent:
-                        try:
-                            await self._send_frame(OP_PONG, payload)
-                        except OSError:
-                            await self._lost("write error")
-                elif opcode == OP_PONG:
+                        await self.send(data, _OP_PONG)
+                elif op == _OP_PONG:
                     self.last_pong = time.ticks_ms()
                 else:
-                    await self._on_close(payload)
+                    code = 1005
+                    why = ""
+                    if n:
+                        code = (data[0] << 8) | data[1] if n > 1 else 0
+                        # Codes a peer may put on the wire (RFC 6455 7.4);
+                        # 1005/1006/1015 are reserved for local reporting only.
+                        if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+                            await self._fail(1002, "bad close payload" if n == 1 else "bad close code")
+                        try:
+                            why = str(data[2:], "utf-8")
+                        except UnicodeError:
+                            await self._fail(1007, "bad close reason")
+                    # Echo the code as RFC 6455 5.5.1 asks; 1005 means "none
+                    # given" and must not be sent, so the reply is empty then.
+                    await self._fail(code, why, (code if n else None, ""))
                 continue
 
-            if opcode == OP_BINARY:
+            if op == 2:
                 await self._fail(1003, "binary not supported")
-            if opcode == OP_TEXT:
+            if op:
                 if msg is not None:
                     await self._fail(1002, "expected continuation")
                 # Checked before reading so an oversize frame never gets buffered.
                 if n > self.max_message:
                     await self._fail(1009, "message too big")
-                payload = await self._read_exact(n)
-                if fin:
-                    return await self._decode(payload)
-                msg = bytearray(payload)
+                data = await self._read(n)
+                if not fin:
+                    msg = bytearray(data)
+                    continue
             else:
                 if msg is None:
                     await self._fail(1002, "unexpected continuation")
                 if len(msg) + n > self.max_message:
                     await self._fail(1009, "message too big")
-                msg.extend(await self._read_exact(n))
-                if fin:
-                    return await self._decode(msg)
-
-    async def _decode(self, data):
-        try:
-            return str(data, "utf-8")
-        except UnicodeError:
-            await self._fail(1007, "invalid utf-8")
-
-    async def _on_close(self, payload):
-        if len(payload) == 1:
-            await self._fail(1002, "bad close payload")
-        code = 1005
-        reason = ""
-        if len(payload) >= 2:
-            code = (payload[0] << 8) | payload[1]
-            if not _valid_close_code(code):
-                await self._fail(1002, "bad close code")
+                msg.extend(await self._read(n))
+                if not fin:
+                    continue
+                data = msg
             try:
-                reason = str(payload[2:], "utf-8")
+                return str(data, "utf-8")
             except UnicodeError:
-                await self._fail(1007, "bad close reason")
-        # Echo the code as RFC 6455 5.5.1 asks; 1005 means "none given" and
-        # must not be sent, so the reply is empty then.
-        await self._send_close(code if code != 1005 else None, "")
-        await self._abort()
-        self.close_code = code
-        self.close_reason = reason
-        raise WSClosed(code, reason)
+                await self._fail(1007, "invalid utf-8")
 
     # ------------------------------------------------------------------ writing
-
-    async def _send_frame(self, opcode, payload):
-        frame = _frame(opcode, payload)
-        await self._wlock.acquire()
-        try:
-            self._w.write(frame)
-            await self._w.drain()
-        finally:
-            self._wlock.release()
 
     async def _send_close(self, code, reason):
         # Never raises: used on paths that are already tearing the link down.
         if self._close_sent:
             return
         self._close_sent = True
-        if code is None:
-            payload = b""
-        else:
+        payload = b""
+        if code is not None:
             while len(reason.encode()) > 123:
                 reason = reason[:-1]
             payload = bytes((code >> 8, code & 0xFF)) + reason.encode()
         try:
-            await self._send_frame(OP_CLOSE, payload)
+            await self.send(payload, _OP_CLOSE)
         except Exception:
             pass
 
@@ -429,26 +344,30 @@ class WebSocket:
         except Exception:
             pass
 
-    async def send(self, text):
-        if self.closed or self._close_sent:
+    async def send(self, text, opcode=OP_TEXT):
+        if isinstance(text, str):
+            # MicroPython keeps str as UTF-8 and exposes those bytes through
+            # memoryview without copying, which saves one message-sized buffer
+            # per send; CPython has no such view and needs encode().
+            try:
+                text = memoryview(text)
+            except TypeError:
+                text = text.encode()
+        if opcode == _OP_PING and len(text) > 125:
+            raise ValueError("ping payload > 125 bytes")
+        # _send_close() marks the close as sent before it sends it.
+        if self.closed or self._close_sent and opcode != _OP_CLOSE:
             raise WSClosed(self.close_code or 1006, self.close_reason)
-        data = _utf8(text) if isinstance(text, str) else text
+        frame = _frame(opcode, text)
         try:
-            await self._send_frame(OP_TEXT, data)
+            async with self._wlock:
+                self._w.write(frame)
+                await self._w.drain()
         except OSError:
-            await self._lost("write error")
+            await self._fail(1006, "write error")
 
     async def ping(self, payload=b""):
-        if isinstance(payload, str):
-            payload = payload.encode()
-        if len(payload) > 125:
-            raise ValueError("ping payload > 125 bytes")
-        if self.closed or self._close_sent:
-            raise WSClosed(self.close_code or 1006, self.close_reason)
-        try:
-            await self._send_frame(OP_PING, payload)
-        except OSError:
-            await self._lost("write error")
+        await self.send(payload, _OP_PING)
 
     async def close(self, code=1000, reason=""):
         # The server's close reply is not awaited: another task may be blocked
@@ -462,34 +381,29 @@ class WebSocket:
 
 async def connect(open_fn, scheme, host, port, path, subprotocol="ocpp1.6", auth=None,
                   ssl_ctx=None, timeout_ms=10000, max_message=16384):
-    if scheme == "wss":
-        if ssl_ctx is None:
-            # The link's open() treats None as plain TCP; refuse rather than
-            # silently downgrade.
-            raise WSError("wss needs an ssl context")
-        ctx = ssl_ctx
-        sni = host
-    elif scheme == "ws":
-        ctx = None
-        sni = None
-    else:
+    sni = host
+    if scheme == "ws":
+        ssl_ctx = sni = None
+    elif scheme != "wss":
         raise WSError("bad scheme")
+    elif ssl_ctx is None:
+        # The link's open() treats None as plain TCP; refuse rather than
+        # silently downgrade.
+        raise WSError("wss needs an ssl context")
     box = [None]
 
     async def run():
-        reader, writer = await open_fn(host, port, ctx, sni)
-        ws = WebSocket(reader, writer, max_message)
-        box[0] = ws
+        reader, writer = await open_fn(host, port, ssl_ctx, sni)
+        ws = box[0] = WebSocket(reader, writer, max_message)
         await ws._handshake(host, port, path, subprotocol, auth)
         return ws
 
     try:
         return await asyncio.wait_for(run(), timeout_ms / 1000)
-    except asyncio.TimeoutError:
+    except Exception as e:
         if box[0] is not None:
             await box[0]._abort()
-        raise WSError("connect timeout")
-    except Exception:
-        if box[0] is not None:
-            await box[0]._abort()
+        # Checked by type, not order: on CPython TimeoutError is an OSError.
+        if isinstance(e, asyncio.TimeoutError):
+            raise WSError("connect timeout")
         raise
