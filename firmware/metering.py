@@ -7,9 +7,12 @@ import asyncio
 import sys
 import time
 
-from lib import log
+from lib import isotime, log, transient
 from lib.modbus import ModbusError, ModbusMaster, PARITY_EVEN, plan
-from firmware import metervalues as MV
+
+# firmware.metervalues builds the MeterValues content: needed once per sample
+# (seconds to minutes apart), not per poll, so it is loaded for that and dropped.
+_MV = "firmware.metervalues"
 
 POLL_MS = 1000
 SLAVE = 1
@@ -24,6 +27,8 @@ class Metering:
         self.cfg = cfg
         self.master = ModbusMaster(board.meter_uart, baud=9600, parity=PARITY_EVEN)
         self.values = {}         # last good poll {(name, phase): value}, kept while the meter is down
+        self._spare = None       # polled into, then swapped with values: a new object each good
+                                 # poll (the supervisor's cue), no new dict (None: make one)
         self.ok = False          # the meter answered the last poll (fault supervisor: ModBusComsFailure)
         self.down = False        # it did not: polled and unanswered (values estimated)
         self.last_ok_ms = None   # ticks_ms of the last good poll, None: never
@@ -94,14 +99,16 @@ class Metering:
             self._phase = self.cfg.get("Phase")
             self.three = self._phase == "Three.Phase"
             self.plan = _load_plan(self.cfg.variant, self.three)
+            self._spare = None  # the dicts hold the old plan's keys: start afresh
         try:
-            vals = await self.master.poll(SLAVE, self.plan)
+            vals = await self.master.poll(SLAVE, self.plan, self._spare)
         except ModbusError as e:
             if self.ok:
                 log.warn("meter", "down: %r" % (e,))
             self.ok = False
             self.down = True
             return False
+        self._spare = {} if self._spare is None else self.values
         self.values = vals
         self.est_wh = 0.0  # the register wins
         wh = vals.get(ENERGY)
@@ -162,11 +169,14 @@ class Metering:
         p = self._pend
         i = 0
         while i < len(p):
-            # held back a cycle (constrained link): only the energy register is kept
-            if MV.registers_only(p[i]) is None:
-                p.pop(i)
-            else:
+            # held back a cycle (constrained link): only the energy register
+            # (and estimate) is kept; entries with nothing left are dropped
+            sv = [s for s in p[i]["sampledValue"] if s["measurand"].startswith("Energy.Active.Import")]
+            if sv:
+                p[i]["sampledValue"] = sv
                 i += 1
+            else:
+                p.pop(i)
         tx = self._current_tx()
         if tx is not self._tx:
             self._tx = tx
@@ -176,8 +186,8 @@ class Metering:
                 self._hb = tx["base"]
                 self._last = {}
                 self._next = time.ticks_add(now, cfg.get("MeterValueSampleInterval") * 1000)
-                self._begin = MV.sample(self, cfg.get("StopTxnSampledData"), "Transaction.Begin",
-                                        tx["ts"], tx["start"])
+                self._begin = self._sample(cfg.get("StopTxnSampledData"), "Transaction.Begin",
+                                           tx["ts"], tx["start"])
         elif self._hb is None and self._wh is not None:
             self._hb = self._wh
         iv = cfg.get("MeterValueSampleInterval")
@@ -185,23 +195,30 @@ class Metering:
             self._next = time.ticks_add(self._next, iv * 1000)
             if time.ticks_diff(now, self._next) >= 0:
                 self._next = time.ticks_add(now, iv * 1000)
-            self._add(tx, MV.sample(self, cfg.get("MeterValuesSampledData"), "Sample.Periodic",
-                                    self.board.clock.now(), self.energy(tx), self._last))
+            self._add(tx, self._sample(cfg.get("MeterValuesSampledData"), "Sample.Periodic",
+                                       self.board.clock.now(), self.energy(tx), self._last))
         ci = cfg.get("ClockAlignedDataInterval")
         if ci > 0:
             slot = self.board.clock.now() // ci
             if self._slot is not None and slot == self._slot + 1:
                 ts = slot * ci
-                self._add(tx, MV.sample(self, cfg.get("MeterValuesAlignedData"), "Sample.Clock",
-                                        ts, self.energy(tx)))
+                self._add(tx, self._sample(cfg.get("MeterValuesAlignedData"), "Sample.Clock",
+                                           ts, self.energy(tx)))
                 if tx is not None:
-                    mv = MV.sample(self, cfg.get("StopTxnAlignedData"), "Sample.Clock", ts, self.energy(tx))
+                    mv = self._sample(cfg.get("StopTxnAlignedData"), "Sample.Clock", ts, self.energy(tx))
                     if mv is not None:
                         if len(self._clock) >= STOP_CLOCK:
                             self._clock.pop(0)
                         self._clock.append(mv)
             self._slot = slot  # a clock jump resynchronises without a reading
         self._flush(False)
+
+    def _sample(self, csl, ctx, ts, energy, last=None):
+        """metervalues.sample(), its module loaded for the call only."""
+        try:
+            return transient.load(_MV).sample(self, csl, ctx, ts, energy, last)
+        finally:
+            transient.drop(_MV)
 
     def _add(self, tx, mv):
         if mv is None:
@@ -236,8 +253,8 @@ class Metering:
     async def trigger(self, cid):
         """TriggerMessage MeterValues: MeterValuesSampledData now (context Trigger)."""
         tx = self._current_tx()
-        mv = MV.sample(self, self.cfg.get("MeterValuesSampledData"), "Trigger",
-                       self.board.clock.now(), self.energy(tx))
+        mv = self._sample(self.cfg.get("MeterValuesSampledData"), "Trigger",
+                          self.board.clock.now(), self.energy(tx))
         if mv is not None:
             p = {"connectorId": 1 if cid is None else cid, "meterValue": [mv]}
             tid = self.txs.transaction_id(tx) if tx is not None else None
@@ -255,14 +272,14 @@ class Metering:
         out = []
         b = self._begin if self._tx is tx else None
         csl = self.cfg.get("StopTxnSampledData")
-        if b is None and MV.EAIR in csl.split(","):
-            b = {"timestamp": MV.isotime.format(tx["ts"]), "sampledValue": [
-                {"value": str(tx["start"]), "context": "Transaction.Begin", "measurand": MV.EAIR, "unit": "Wh"}]}
+        if b is None and ENERGY[0] in csl.split(","):
+            b = {"timestamp": isotime.format(tx["ts"]), "sampledValue": [
+                {"value": str(tx["start"]), "context": "Transaction.Begin", "measurand": ENERGY[0], "unit": "Wh"}]}
         if b is not None:
             out.append(b)
         if self._tx is tx:
             out += self._clock
-        e = MV.sample(self, csl, "Transaction.End", now, stop_wh)
+        e = self._sample(csl, "Transaction.End", now, stop_wh)
         if e is not None:
             out.append(e)
         self._tx = None
