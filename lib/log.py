@@ -11,11 +11,11 @@ def set_sink(fobj):
     _sink = fobj
 
 
-def _emit(lvl, tag, msg):
+def _emit(lvl, name, tag, msg):
     global _sink
     if lvl < level:
         return
-    line = "%d %s %s: %s\n" % (time.ticks_ms(), "DBGINFWRNERR"[lvl // 10 * 3 - 3:lvl // 10 * 3], tag, msg)
+    line = "%d %s %s: %s\n" % (time.ticks_ms(), name, tag, msg)
     print(line, end="")
     if _sink is not None:
         try:
@@ -25,16 +25,16 @@ def _emit(lvl, tag, msg):
 
 
 def debug(tag, msg):
-    _emit(10, tag, msg)
+    _emit(10, "DBG", tag, msg)
 
 
 def info(tag, msg):
-    _emit(20, tag, msg)
+    _emit(20, "INF", tag, msg)
 
 
 def warn(tag, msg):
-    _emit(30, tag, msg)
+    _emit(30, "WRN", tag, msg)
 
 
 def error(tag, msg):
-    _emit(40, tag, msg)
+    _emit(40, "ERR", tag, msg)

@@ -131,12 +131,12 @@ class WebSocket:
             if end >= 0:
                 break
             if len(head) > _MAX_HEADER:
-                raise WSError("response header too large")
+                raise WSError("header too large")
         self._pending = head[end + 4:]
         try:
             rows = head[:end].decode().split("\r\n")
         except UnicodeError:
-            raise WSError("bad response encoding")
+            raise WSError("bad encoding")
         head = None
         status = rows[0].split(" ")
         if len(status) < 2 or not status[0].startswith("HTTP/1.1"):
@@ -158,23 +158,21 @@ class WebSocket:
             hdrs[name] = value
         get = hdrs.get
         if get("upgrade", "").lower() != "websocket":
-            raise WSError("no Upgrade: websocket")
+            raise WSError("bad Upgrade")
         for t in get("connection", "").split(","):
             if t.strip().lower() == "upgrade":
                 break
         else:
-            raise WSError("no Connection: Upgrade")
+            raise WSError("bad Connection")
         expect = binascii.b2a_base64(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())[:-1]
         if get("sec-websocket-accept", "") != expect.decode():
-            raise WSError("bad Sec-WebSocket-Accept")
+            raise WSError("bad Accept")
         if get("sec-websocket-extensions"):
-            raise WSError("unrequested extension")
+            raise WSError("bad extension")
         agreed = get("sec-websocket-protocol")
-        if subprotocol:
-            if agreed != subprotocol:
-                raise WSError("subprotocol not agreed")
-        elif agreed:
-            raise WSError("unrequested subprotocol")
+        # None requested: none may be agreed either.
+        if (agreed or None) != (subprotocol or None):
+            raise WSError("bad subprotocol")
         self.subprotocol = agreed
 
     # ------------------------------------------------------------------ reading
