@@ -89,3 +89,12 @@ def test_nested_and_length_rules():
     with pytest.raises(SchemaError) as e:
         validate(ocpp_schemas.schema("SendLocalList"), bad_list)
     assert "localAuthorizationList[0].idTagInfo.status" in e.value.description
+
+
+def test_check_gives_the_callerror_to_answer():
+    # What ChargePoint answers, loaded per request (firmware/chargepoint.py).
+    assert ocpp_schemas.check("Authorize", {}, True)[0] == "NotImplemented"
+    assert ocpp_schemas.check("Reset", {"type": "Hard"}, False)[0] == "NotSupported"
+    assert ocpp_schemas.check("Reset", {"type": "Hard"}, True) is None
+    assert ocpp_schemas.check("Reset", {"type": "Warm"}, True)[0] == "PropertyConstraintViolation"
+    assert ocpp_schemas.check("Reset", {}, True)[0] == "ProtocolError"
