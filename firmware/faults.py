@@ -33,6 +33,7 @@ FAULTS = (
     ("vent", "VentError", None, 40, BLOCK, 0, 200, None),
     ("reset", "ResetFailure", None, 25, CP, 0, 0, None),
     ("meter", "OtherError", "ModBusComsFailure", 20, CP, 5000, 2000, "energy estimated"),
+    ("meter_read", "PowerMeterFailure", None, 19, CP, 5000, 2000, "energy estimated"),
     ("derate", "HighTemperature", None, 15, CP, 0, 0, "derated"),
     ("reader", "ReaderFailure", None, 12, CP, 1000, 1000, None),
     ("sd", "OtherError", "SDCardFailure", 10, CP, 1000, 1000, None),

@@ -8,7 +8,7 @@ import sys
 import time
 
 from lib import isotime, log, transient
-from lib.modbus import ModbusError, ModbusMaster, PARITY_EVEN, plan
+from lib.modbus import ModbusError, ModbusException, ModbusMaster, PARITY_EVEN, plan
 
 # firmware.metervalues builds the MeterValues content: needed once per sample
 # (seconds to minutes apart), not per poll, so it is loaded for that and dropped.
@@ -31,6 +31,7 @@ class Metering:
                                  # poll (the supervisor's cue), no new dict (None: make one)
         self.ok = False          # the meter answered the last poll (fault supervisor: ModBusComsFailure)
         self.down = False        # it did not: polled and unanswered (values estimated)
+        self.refused = False     # it answers, but with Modbus exceptions (PowerMeterFailure)
         self.last_ok_ms = None   # ticks_ms of the last good poll, None: never
         self.est_wh = 0.0        # energy estimated since the last good poll while it is down
         self._wh = None
@@ -107,6 +108,7 @@ class Metering:
                 log.warn("meter", "down: %r" % (e,))
             self.ok = False
             self.down = True
+            self.refused = isinstance(e, ModbusException)
             return False
         self._spare = {} if self._spare is None else self.values
         self.values = vals
@@ -122,6 +124,7 @@ class Metering:
             log.info("meter", "up, %s Wh" % self._wh)
         self.ok = True
         self.down = False
+        self.refused = False
         self.last_ok_ms = time.ticks_ms()
         return True
 

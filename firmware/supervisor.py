@@ -146,7 +146,12 @@ class Supervisor:
         return self.reset_failed
 
     def c_meter(self, conn, io):
-        return self.meter is not None and not self.meter.ok
+        # Silent meter: communication lost (OtherError/ModBusComsFailure).
+        return self.meter is not None and not self.meter.ok and not self.meter.refused
+
+    def c_meter_read(self, conn, io):
+        # The meter answers but cannot be read (exception replies): PowerMeterFailure.
+        return self.meter is not None and not self.meter.ok and self.meter.refused
 
     def c_derate(self, conn, io):
         c = self.t["derate"]

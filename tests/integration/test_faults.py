@@ -365,6 +365,20 @@ def test_power_meter_failure_keeps_charging(tmp_path, csms):
         no_stop(rig, t0)
 
 
+def test_meter_answering_with_exceptions_is_power_meter_failure(tmp_path, csms):
+    with Rig(tmp_path, csms) as rig:
+        charging(rig)
+        t0 = time.monotonic()
+        rig.cmd(cmd="meter_fault", mode="exception")
+        st = reported(rig, t0, "Charging", "PowerMeterFailure", None)
+        assert st["info"]
+        assert rig.status()["relay"] is True
+        t1 = time.monotonic()
+        rig.cmd(cmd="meter_fault", mode=None)
+        back(rig, t1)
+        no_stop(rig, t0)
+
+
 def test_sd_card_failure_keeps_charging(tmp_path, csms):
     with Rig(tmp_path, csms) as rig:
         charging(rig)

@@ -79,7 +79,7 @@ def rig(tmp_path, monkeypatch):
               UnlockConnectorOnEVSideDisconnect=True, FreeMode=False, WiFiConnect=False)
     st = Station(board)
     conn = Connector(1, cfg, st)
-    meter = types.SimpleNamespace(ok=True, values={("Voltage", None): 230.0, ("Frequency", None): 50.0,
+    meter = types.SimpleNamespace(ok=True, refused=False, values={("Voltage", None): 230.0, ("Frequency", None): 50.0,
                                                    ("Current.Import", None): 0.0})
     sup = S.Supervisor(cfg, st, meter)
     r = types.SimpleNamespace(clock=clock, board=board, st=st, conn=conn, sup=sup, meter=meter, cfg=cfg)

@@ -60,7 +60,7 @@ class ModbusSlave:
         self._every = 1
 
     def set_fault(self, mode, every=1):
-        if mode not in (None, "crc", "short", "noise"):
+        if mode not in (None, "crc", "short", "noise", "exception"):
             raise ValueError("unknown fault %r" % (mode,))
         self._fault = mode
         self._every = max(1, int(every))
@@ -74,6 +74,8 @@ class ModbusSlave:
             return resp[:-1] + bytes([resp[-1] ^ 0x5A])
         if self._fault == "short":
             return resp[:len(resp) // 2]
+        if self._fault == "exception":  # a meter that answers but cannot read: device failure
+            return with_crc(bytes([resp[0], resp[1] | 0x80, 4]))
         return os.urandom(len(resp))
 
     def reset(self):
