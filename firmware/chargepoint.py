@@ -151,8 +151,7 @@ class ChargePoint:
             log.info("ocpp", "<- " + action)
             # Validation code and schemas are loaded per request and dropped after.
             problem = transient.load("firmware.ocpp_schemas").check(action, payload, action in self._handlers)
-            transient.drop("firmware.ocpp_schemas")
-            transient.drop("lib.schema")
+            transient.drop("firmware.ocpp_schemas")  # it drops lib.schema itself
             if problem is not None:
                 raise CallError(problem[0], problem[1])
             await self._send(ws, ocppj.result(uid, await self._handlers[action](payload)))

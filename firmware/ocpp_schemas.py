@@ -48,9 +48,11 @@ def check(action, payload, handled):
         return ("NotImplemented", "unknown action " + action)
     if not handled:
         return ("NotSupported", action + " not supported")
-    from lib import schema as validation
+    from lib import schema as validation, transient
 
-    return validation.check(s, payload)
+    problem = validation.check(s, payload)
+    transient.drop("lib.schema")
+    return problem
 
 
 def actions():
