@@ -3,6 +3,7 @@
 import asyncio
 
 from lib import log
+from firmware import version
 from firmware.chargepoint import CallError
 
 
@@ -35,7 +36,9 @@ class Operations:
         return {"status": status}
 
     async def data_transfer(self, p):
-        # No vendor extensions are defined for this controller yet.
+        # Our vendor id is known, but no vendor messages are defined yet.
+        if p["vendorId"] == version.VENDOR:
+            return {"status": "UnknownMessageId"}
         return {"status": "UnknownVendorId"}
 
     async def trigger_message(self, p):

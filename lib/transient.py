@@ -10,7 +10,8 @@ def load(name):
 
 
 def drop(name):
-    sys.modules.pop(name, None)
+    if name in sys.modules:  # MicroPython's dict.pop(k, default) raises on a missing key here
+        del sys.modules[name]
     dot = name.rfind(".")
     if dot > 0:
         parent = sys.modules.get(name[:dot])
