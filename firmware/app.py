@@ -86,4 +86,8 @@ async def _forever(name, fn):
 
 def run():
     board = hal.load()
-    asyncio.run(App(board).main())
+    app = App(board)
+    # Collect early and often: short pauses, and less fragmentation on a small heap.
+    gc.collect()
+    gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())
+    asyncio.run(app.main())
