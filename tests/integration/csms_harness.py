@@ -1,6 +1,6 @@
 """Helpers for integration tests that run the firmware against the strict CSMS.
 
-    from csms_harness import strict_csms    # (or tests.integration.csms_harness)
+    from tests.integration.csms_harness import strict_csms
 
     def test_boot(bench_factory):
         with strict_csms(tags={"04E91C2A": "Accepted"}) as cs:
@@ -13,14 +13,9 @@ checks the CSMS itself); everything else fails the test with a dump of the
 recent traffic.
 """
 import contextlib
-import os
-import sys
 
-_TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tools")
-if _TOOLS not in sys.path:
-    sys.path.insert(0, _TOOLS)
-
-from csms import DROP, CallErrorReceived, CallErrorReply, CallTimeout, CsmsThread, Delayed  # noqa: E402,F401
+# One module object for the CSMS everywhere (tests compare DROP etc. by identity).
+from tools.csms import DROP, CallErrorReceived, CallErrorReply, CallTimeout, CsmsThread, Delayed  # noqa: F401
 
 
 def assert_no_violations(cs, allow=()):
