@@ -66,6 +66,10 @@ class Operations:
             except Exception as e:
                 log.error("ocpp", "%s failed: %r" % (what, e))
         if fns is self.before_reset:
-            log.info("app", "%s reset" % arg)
-            await asyncio.sleep(1)
-            self.board.system.reset()
+            # ResetRetries more attempts if the first one does not take; past
+            # that the supervisor reports ResetFailure and lets the watchdog bite.
+            for attempt in range(1 + self.cfg.get("ResetRetries")):
+                log.info("app", "%s reset" % arg)
+                await asyncio.sleep(1)
+                self.board.system.reset()
+                log.error("app", "reset attempt %d failed" % (attempt + 1))

@@ -346,7 +346,7 @@ class Supervisor:
 
     async def _reset_check(self):
         import asyncio
-        await asyncio.sleep(self.t["reset_wait_s"])
+        await asyncio.sleep(self.t["reset_wait_s"] + self.cfg.get("ResetRetries"))
         self.reset_failed = True
         log.error("fault", "reset failed: watchdog reset")
         self.board.wdt.start(1000)

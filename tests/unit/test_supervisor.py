@@ -76,7 +76,8 @@ def rig(tmp_path, monkeypatch):
     board.sensors.set("phase_ok", 1)
     board.sensors.set("temperature_dc", 250)
     cfg = Cfg(MaxCurrentLimit=32, Phase="Single.Phase", StopTransactionOnEVSideDisconnect=True,
-              UnlockConnectorOnEVSideDisconnect=True, FreeMode=False, WiFiConnect=False)
+              UnlockConnectorOnEVSideDisconnect=True, FreeMode=False, WiFiConnect=False,
+              ResetRetries=0)
     st = Station(board)
     conn = Connector(1, cfg, st)
     meter = types.SimpleNamespace(ok=True, refused=False, values={("Voltage", None): 230.0, ("Frequency", None): 50.0,
@@ -272,3 +273,24 @@ def test_reset_failure_reported_then_watchdog(rig):
     assert rig.board.wdt.timeout_ms == 1000
     rig.step()
     assert rig.st.cp_fault == ("Available", "ResetFailure", None, None)
+
+
+def test_reset_is_attempted_reset_retries_more_times(tmp_path):
+    """Operations: a Reset that does not take is tried ResetRetries more times."""
+    from firmware.operations import Operations
+
+    class CP:
+        def on(self, action, fn):
+            pass
+
+    board = Board(flash_root=str(tmp_path) + "/")
+    board.system.reset = lambda: setattr(board.system, "resets", board.system.resets + 1)  # never takes
+    cfg = Cfg(ResetRetries=2)
+    ops = Operations(CP(), cfg, board)
+
+    async def go():
+        await ops.reset({"type": "Soft"})
+        await asyncio.sleep(3.5)
+
+    asyncio.run(go())
+    assert board.system.resets == 3
