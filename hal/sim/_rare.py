@@ -38,6 +38,9 @@ def send(b, data):
 # ---- system
 def reset(b):
     print("system: reset requested")
+    if not b.inp.get("rst", True):
+        print("system: reset did not take")  # bench `fail reset`: a reset circuit fault
+        return
     sys.exit(75)  # hal.sim.board.EXIT_RESET
 
 

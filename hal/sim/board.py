@@ -84,6 +84,7 @@ class Board:
             "temp": 250, "ne": 0, "lac": 0, "ldc": 0, "phase": 1, "supply": 1,
             "net": True, "rssi": -60,
             "sd": True, "rfid_ok": True,
+            "rst": True,                       # False: system.reset() does not take (bench `fail reset`)
         }
         self.cards = []
         self.sock = None

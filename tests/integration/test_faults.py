@@ -379,6 +379,19 @@ def test_meter_answering_with_exceptions_is_power_meter_failure(tmp_path, csms):
         no_stop(rig, t0)
 
 
+def test_reset_failure_is_reported_then_the_watchdog_reboots(tmp_path, csms):
+    with Rig(tmp_path, csms) as rig:
+        rig.cmd(cmd="fail", part="reset", active=True)
+        t0 = time.monotonic()
+        assert rig.call("Reset", {"type": "Soft"})["status"] == "Accepted"
+        st = rig.wait_status(0, "Available", since_t=t0, timeout=20,
+                             where=lambda p: p["errorCode"] == "ResetFailure")
+        assert st["errorCode"] == "ResetFailure"
+        rig.bench.wait_event("exit", lambda v: "watchdog" in str(v), timeout=10)
+        rig.cmd(cmd="fail", part="reset", active=False)
+        csms.wait_message("BootNotification", since_t=t0, timeout=30)
+
+
 def test_sd_card_failure_keeps_charging(tmp_path, csms):
     with Rig(tmp_path, csms) as rig:
         charging(rig)

@@ -28,7 +28,7 @@ SENSORS = {  # control name -> (HAL input key, scale to HAL units)
     "leakage_dc_ma": ("ldc", 1000),
     "rssi": ("rssi", 1),              # dBm
 }
-PARTS = ("meter", "relay_weld", "relay_open", "lock", "rfid_reader", "sd_card", "ev_comm", "diode")
+PARTS = ("meter", "relay_weld", "relay_open", "lock", "rfid_reader", "sd_card", "ev_comm", "diode", "reset")
 EVENT_RING = 100000
 LOG_RING = 2000
 
@@ -190,6 +190,7 @@ class Bench:
             "ldc": self.sensors["ldc"], "phase": 0 if self.phase_reversal else 1,
             "supply": 1 if self.voltage > 50 else 0, "net": self.net_up, "rssi": self.sensors["rssi"],
             "sd": "sd_card" not in self.fails, "rfid_ok": "rfid_reader" not in self.fails,
+            "rst": "reset" not in self.fails,
         }
 
     def update_parts(self):
