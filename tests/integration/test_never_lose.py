@@ -30,6 +30,17 @@ def cache_tag1(rig):
     rig.wait_status(1, "Available", since_t=t1)
 
 
+def charge_offline(rig):
+    """TAG1 known from the cache, the link down: a charge starts locally."""
+    cache_tag1(rig)
+    go_offline(rig)
+    rig.plug()
+    rig.card("TAG1")
+    rig.wait_bench(lambda s: s["lock"] and s["duty"], what="offline start")
+    rig.ev("C")
+    rig.wait_relay(True)
+
+
 def test_stop_while_offline_is_delivered_after_reconnect_without_stale_status(tmp_path, csms):
     with Rig(tmp_path, csms) as rig:
         charging(rig)
@@ -51,13 +62,7 @@ def test_stop_while_offline_is_delivered_after_reconnect_without_stale_status(tm
 
 def test_transaction_started_offline_gets_its_id_when_back_online(tmp_path, csms):
     with Rig(tmp_path, csms) as rig:
-        cache_tag1(rig)
-        go_offline(rig)
-        rig.plug()
-        rig.card("TAG1")
-        rig.wait_bench(lambda s: s["lock"] and s["duty"], what="offline start")
-        rig.ev("C")
-        rig.wait_relay(True)
+        charge_offline(rig)
         rig.card("TAG1")
         rig.wait_relay(False)
         t_up = time.monotonic()
@@ -122,13 +127,7 @@ def test_power_loss_restart_starts_a_new_transaction_when_the_ev_is_still_there(
 
 def test_power_cut_while_offline_loses_nothing(tmp_path, csms):
     with Rig(tmp_path, csms) as rig:
-        cache_tag1(rig)
-        go_offline(rig)
-        rig.plug()
-        rig.card("TAG1")
-        rig.wait_bench(lambda s: s["lock"] and s["duty"], what="offline start")
-        rig.ev("C")
-        rig.wait_relay(True)
+        charge_offline(rig)
         rig.cmd(cmd="power", on=False)
         rig.cmd(cmd="power", on=True)
         time.sleep(2)
