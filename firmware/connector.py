@@ -57,7 +57,6 @@ class Connector:
         self.hold_lock = False      # cable stays locked after an EV-side disconnect (guide)
         self.suspended_since = None
         self.authorizing = None     # card whose authorization is under way
-        self.last_status = None
         self.relay_wanted = False
         self.lock_wanted = False
         self.duty_wanted = None

@@ -4,7 +4,6 @@
 # (MeterValueSampleInterval), clock-aligned (ClockAlignedDataInterval) and the
 # StopTransaction transactionData. docs/metering.md.
 import asyncio
-import sys
 import time
 
 from lib import isotime, log, transient
@@ -59,10 +58,6 @@ class Metering:
     def register_wh(self):
         """Last cumulative import register the meter reported (Wh; never decreases)."""
         return self._wh or 0
-
-    def since_ok_ms(self):
-        """ms since the last good poll (None: never answered)."""
-        return None if self.last_ok_ms is None else time.ticks_diff(time.ticks_ms(), self.last_ok_ms)
 
     def offered_a(self):
         c = self.station.connector if self.station else None
@@ -294,8 +289,7 @@ def _load_plan(variant, three):
     """The poll plan for this variant's meter and the Phase setting. The
     register maps are only needed to make the plan, so the module is dropped
     again afterwards (its tables would otherwise stay on the heap for good)."""
-    import firmware
-    from firmware import meter_maps as mm
+    mm = transient.load("firmware.meter_maps")
 
     if three or variant != "homeplus":
         m = mm.SDM630
@@ -306,9 +300,5 @@ def _load_plan(variant, three):
         m = mm.SDM120
         wanted = mm.DEFAULT_SINGLE_PHASE
     p = plan(m, wanted)
-    sys.modules.pop("firmware.meter_maps", None)
-    try:
-        delattr(firmware, "meter_maps")
-    except AttributeError:
-        pass
+    transient.drop("firmware.meter_maps")
     return p

@@ -33,13 +33,3 @@ def duty_for(amps):
         return round(amps / 0.6, 1)
     return min(96.0, round(amps / 2.5 + 64, 1))
 
-
-def amps_for(duty):
-    """Current an EV may draw for a duty cycle; 0 when not oscillating."""
-    if duty is None or duty < 8:
-        return 0
-    if duty < 10:
-        return 6
-    if duty <= 85:
-        return duty * 0.6
-    return min(80, (duty - 64) * 2.5)

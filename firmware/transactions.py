@@ -21,30 +21,6 @@ K_METER = 3
 K_MAP = 4      # local id -> transactionId; also the commit of the StartTransaction answer
 
 
-class MemoryStore:
-    """In-RAM stand-in with the journal's interface (unit tests)."""
-
-    def __init__(self):
-        self._recs = []
-        self._seq = 0
-
-    def append(self, data, kind=0):
-        self._seq += 1
-        self._recs.append((self._seq, kind, data if isinstance(data, bytes) else data.encode()))
-        return self._seq
-
-    def ack(self, seq):
-        self._recs = [r for r in self._recs if r[0] != seq]
-
-    drop = ack
-
-    def first(self):
-        return self._recs[0] if self._recs else None
-
-    def pending(self):
-        return list(self._recs)
-
-
 class Transactions:
     def __init__(self, cp, cfg, board, meter, store, auth):
         self.cp = cp
@@ -170,12 +146,6 @@ class Transactions:
     def transaction_id(self, tx):
         """transactionId known for a live transaction (None until StartTransaction is answered)."""
         return self.id_map.get(tx["l"])
-
-    def find_by_id(self, transaction_id):
-        for local, tx in self.by_local.items():
-            if self.id_map.get(local) == transaction_id:
-                return tx
-        return None
 
     # --- power-loss bookkeeping ----------------------------------------------
 

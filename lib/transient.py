@@ -10,7 +10,7 @@ def load(name):
 
 
 def drop(name):
-    if name in sys.modules:  # MicroPython's dict.pop(k, default) raises on a missing key here
+    if name in sys.modules:
         del sys.modules[name]
     dot = name.rfind(".")
     if dot > 0:
