@@ -53,17 +53,17 @@ class TagStore:
             info["parentIdTag"] = parent
         return info
 
-    def put(self, id_tag, info, save=True):
+    def put(self, id_tag, info):
         expiry = info.get("expiryDate")
         exp = isotime.parse(expiry) if isinstance(expiry, str) else None
         entry = [info.get("status", "Invalid"), exp or 0, info.get("parentIdTag"), self.clock.now()]
-        if self._tags.get(id_tag) == entry:
-            return
-        if id_tag not in self._tags and len(self._tags) >= self.max_entries:
+        old = self._tags.get(id_tag)
+        if old is not None and old[:3] == entry[:3]:
+            return  # nothing new: no flash write (the last-use time is not worth one)
+        if old is None and len(self._tags) >= self.max_entries:
             self._evict()
         self._tags[id_tag] = entry
-        if save:
-            self._save()
+        self._save()
 
     def _evict(self):
         # Cache policy (OCPP 3.5.1): drop expired/invalid entries first, then the least recently used.
@@ -77,18 +77,6 @@ class TagStore:
         if victim is not None:
             del self._tags[victim]
 
-    def remove(self, id_tag, save=True):
-        if self._tags.pop(id_tag, None) is not None and save:
-            self._save()
-
-    def clear(self, version=None):
+    def clear(self):
         self._tags = {}
-        if version is not None:
-            self.version = version
         self._save()
-
-    def save(self):
-        self._save()
-
-    def __len__(self):
-        return len(self._tags)

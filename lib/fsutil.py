@@ -35,30 +35,6 @@ def read(path):
     return None
 
 
-def exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def makedirs(path):
-    if not path:
-        return
-    cur = ""
-    for part in path.split("/"):
-        if not part:
-            cur = "/"
-            continue
-        cur = cur + part if cur.endswith("/") or not cur else cur + "/" + part
-        if not exists(cur):
-            try:
-                os.mkdir(cur)
-            except OSError:
-                pass
-
-
 def _sync():
     s = getattr(os, "sync", None)
     if s:
