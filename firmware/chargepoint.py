@@ -74,8 +74,9 @@ class ChargePoint:
 
     # --- outgoing -----------------------------------------------------------
 
-    async def call(self, action, payload, timeout_ms=_CALL_TIMEOUT_MS):
-        """Send a CALL and return the CALLRESULT payload.
+    async def call(self, action, payload, timeout_ms=_CALL_TIMEOUT_MS, uid=None):
+        """Send a CALL and return the CALLRESULT payload. uid: the UniqueId of a
+        resent transaction message (never reused on one connection); None: a new one.
 
         Raises NotConnected (not online / not accepted), CallError (CALLERROR
         from the central system) or asyncio.TimeoutError."""
@@ -85,7 +86,8 @@ class ChargePoint:
             ws = self._ws
             if ws is None:
                 raise NotConnected()
-            uid = ocppj.new_id()
+            if uid is None:
+                uid = ocppj.new_id()
             self._wait_uid = uid
             self._wait_action = action
             self._reply = None

@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 
-from lib import fsutil, isotime, log
+from lib import fsutil, isotime, log, ocppj
 from lib.journal import JournalFull
 from firmware.chargepoint import CallError, NotConnected
 
@@ -184,7 +184,9 @@ class Transactions:
     # --- the ordered message queue ---------------------------------------------
 
     def _queue(self, kind, action, payload, local):
-        data = json.dumps({"a": action, "p": payload, "l": local})
+        # "u": the message's UniqueId, kept with it so that a resend after a lost
+        # answer (link or power cut) lets the central system see it is the same one.
+        data = json.dumps({"a": action, "p": payload, "l": local, "u": ocppj.new_id()})
         while True:
             try:
                 self.store.append(data, kind)
@@ -249,8 +251,11 @@ class Transactions:
         attempts = max(1, self.cfg.get("TransactionMessageAttempts"))
         interval = self.cfg.get("TransactionMessageRetryInterval")
         for attempt in range(1, attempts + 1):
+            # The first attempt on a connection reuses the UniqueId; a retry on the
+            # same connection must not (OCPP-J), so it gets a new one.
+            uid = rec.get("u") if attempt == 1 else None
             try:
-                res = await self.cp.call(action, payload, CALL_TIMEOUT_MS)
+                res = await self.cp.call(action, payload, CALL_TIMEOUT_MS, uid)
             except NotConnected:
                 return  # not an attempt: delivered after reconnect
             except (CallError, asyncio.TimeoutError) as e:

@@ -97,6 +97,9 @@ CHARGER_ACTIONS = (
 CSMS_ACTIONS = tuple(
     sorted(a.value for a in Action if a.value not in CHARGER_ACTIONS or a.value == "DataTransfer")
 )
+# Transaction-related messages: a resend under the same UniqueId is answered
+# again, not processed twice (docs/never-lose.md).
+TX_ACTIONS = ("StartTransaction", "StopTransaction", "MeterValues")
 
 
 class _Drop:
@@ -451,6 +454,7 @@ class CentralSystem:
         self.errors = []  # CSMS-side problems (e.g. an override answer failing the schema)
         self.connections = []
         self.transactions = {}  # transactionId -> {"cp", "start": payload, "stop": payload|None}
+        self.tx_replies = {}  # (cp_id, UniqueId) -> our CALLRESULT to a transaction message (resends)
         self.registration = {}  # cp_id -> last BootNotification status we answered
         self.chargers = {}  # cp_id -> OcppChargePoint (open connections)
         self.listeners = []  # fn(kind, record) with kind "message" | "violation" | "connection" | "error"
@@ -714,13 +718,15 @@ class CentralSystem:
                 if cp.state.outstanding and cp.state.outstanding[0] == uid:
                     cp.state.outstanding = None
                 if parsed[0] == 3 and len(parsed) > 2 and isinstance(parsed[2], dict):
-                    self._after_answer(cp, action, req, parsed[2])
+                    self._after_answer(cp, uid, action, req, parsed[2])
         return self._record(cp_id, "out", text, parsed, action)
 
-    def _after_answer(self, cp, action, req, resp):
+    def _after_answer(self, cp, uid, action, req, resp):
         err = _schema_error(action, 3, resp)
         if err is not None:
             self._note_error(cp.id, "CSMS answer %s.conf fails the schema: %s" % (action, _cause(err)))
+        if action in TX_ACTIONS:
+            self.tx_replies[(cp.id, uid)] = resp
         if action == "BootNotification":
             self.registration[cp.id] = resp.get("status")
             interval = resp.get("interval")
@@ -780,6 +786,12 @@ class CentralSystem:
         if err is not None:
             self._violation(cp.id, "schema", "%s: %s: %s" % (action, _error_code(err), _cause(err)), rec["raw"], action)
             return await self._send_error(cp, uid, _error_code(err), err.description, {"cause": _cause(err)})
+        done = self.tx_replies.get((cp.id, uid)) if action in TX_ACTIONS else None
+        if done is not None:
+            # A resend of a transaction message we already processed (its answer was
+            # lost with the connection or a power cut): answer it again, process it once.
+            rec["resent"] = True
+            return await cp._send(json.dumps([3, uid, done], separators=(",", ":")))
         reply = self._override(cp.id, action, payload)
         if inspect.isawaitable(reply):
             reply = await reply

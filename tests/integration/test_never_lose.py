@@ -12,6 +12,12 @@ def wire(csms, action):
     return [m for m in csms.messages if m["dir"] == "in" and m["type"] == 2 and m["action"] == action]
 
 
+def processed(csms, action):
+    """The CALLs the central system acted on: a resend of a transaction message
+    under its UniqueId (answer lost in a cut) is answered again, not processed."""
+    return [m for m in wire(csms, action) if not m.get("resent")]
+
+
 def go_offline(rig):
     rig.cmd(cmd="network", up=False)
     deadline = time.monotonic() + 10
@@ -185,6 +191,29 @@ def test_unanswered_transaction_message_is_retried(tmp_path, csms):
         assert len(wire(csms, "StartTransaction")) == 2
 
 
+def test_a_message_whose_answer_was_lost_is_resent_under_its_uniqueid(tmp_path, csms):
+    """The link drops before the StartTransaction answer arrives: after the
+    reconnect the charger resends it under the same UniqueId (so a central
+    system can tell it is not a second transaction) and uses the answer."""
+    csms.set_response("StartTransaction", [DROP, None])
+    with Rig(tmp_path, csms) as rig:
+        rig.plug()
+        rig.card("TAG1")
+        rig.wait_call("StartTransaction")
+        go_offline(rig)
+        rig.cmd(cmd="network", up=True)
+        deadline = time.monotonic() + 30
+        while len(wire(csms, "StartTransaction")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first, again = wire(csms, "StartTransaction")
+        assert again["id"] == first["id"] and again["payload"] == first["payload"]
+        rig.ev("C")
+        rig.card("TAG1")
+        rig.wait_call("StopTransaction")
+    answer = [m for m in csms.messages if m["dir"] == "out" and m["id"] == again["id"]]
+    assert wire(csms, "StopTransaction")[0]["payload"]["transactionId"] == answer[-1]["payload"]["transactionId"]
+
+
 def test_chaos_sessions_with_network_and_power_cuts(tmp_path, csms):
     """Seeded random sessions with cuts; at the end every transaction the
     charger started reached the central system exactly once with exactly one
@@ -236,8 +265,8 @@ def test_chaos_sessions_with_network_and_power_cuts(tmp_path, csms):
             time.sleep(3)
         events, _ = rig.bench.events(0)
 
-    starts = wire(csms, "StartTransaction")
-    stops = wire(csms, "StopTransaction")
+    starts = processed(csms, "StartTransaction")
+    stops = processed(csms, "StopTransaction")
     answers = {m["id"]: m["payload"] for m in csms.messages if m["dir"] == "out" and m["action"] == "StartTransaction"}
     keys = [(m["payload"]["timestamp"], m["payload"]["meterStart"]) for m in starts]
     assert len(keys) == len(set(keys)), "a StartTransaction was delivered twice"

@@ -182,6 +182,25 @@ def test_transactions_incrementing_ids_and_stop():
     assert cs.transactions[8]["cp"] == "CP1"
 
 
+def test_resent_transaction_message_is_answered_again_not_processed_twice():
+    """A charger that lost the answer resends under the same UniqueId on a new
+    connection: same transactionId, one transaction; a new UniqueId is a new one."""
+    async def body(cs):
+        start = {"connectorId": 1, "idTag": "AA11", "meterStart": 10, "timestamp": TS}
+        async with client(cs) as ws:
+            r1 = await rpc(ws, "s1", "StartTransaction", start)
+        async with client(cs) as ws:
+            r2 = await rpc(ws, "s1", "StartTransaction", start)
+            r3 = await rpc(ws, "s3", "StartTransaction", start)
+        assert r1[2]["transactionId"] == r2[2]["transactionId"] == 1
+        assert r3[2]["transactionId"] == 2
+
+    cs = run(body, tags={"AA11": "Accepted"})
+    assert cs.violations == [] and sorted(cs.transactions) == [1, 2]
+    ins = [m for m in cs.messages if m["dir"] == "in" and m["action"] == "StartTransaction"]
+    assert [bool(m.get("resent")) for m in ins] == [False, True, False]
+
+
 def test_schema_invalid_call_is_violation_and_callerror():
     async def body(cs):
         async with client(cs) as ws:
