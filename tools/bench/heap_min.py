@@ -9,11 +9,19 @@ peak (gc.mem_alloc() after gc.collect(), logged by the firmware every 5 s) seen
 with a generous heap.
 
     .venv/bin/python tools/bench/heap_min.py [--low 128] [--high 320]
+
+--suite K runs the whole integration test suite with the firmware in a K KiB
+heap instead (about 8 minutes when it passes, more when it does not) and
+reports whether it passed and the highest live peak any test's firmware logged:
+
+    .venv/bin/python tools/bench/heap_min.py --suite 256
 """
 import argparse
+import glob
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,11 +66,36 @@ def scenario(heap_k, keep_log=False):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def suite(heap_k):
+    """The integration tests with heapsize=heap_k KiB: (passed, failures, live peak)."""
+    tmp = tempfile.mkdtemp(prefix="heapsuite%d-" % heap_k)
+    try:
+        env = dict(os.environ, JOLT_TEST_HEAP="%dK" % heap_k)
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            "--basetemp", os.path.join(tmp, "t"), "tests/integration"],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        summary = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+        peak = None
+        for path in glob.glob(os.path.join(tmp, "t", "*", "*bench.log")):
+            with open(path, errors="replace") as f:
+                for m in re.findall(r"live peak (\d+)", f.read()):
+                    peak = max(peak or 0, int(m))
+        return r.returncode == 0, summary, peak
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--low", type=int, default=128, help="KiB")
     ap.add_argument("--high", type=int, default=320, help="KiB")
+    ap.add_argument("--suite", type=int, metavar="KIB", help="run the integration tests in this heap")
     a = ap.parse_args()
+    if a.suite:
+        ok, summary, peak = suite(a.suite)
+        print("heap_min integration_suite heapsize=%dK: %s (%s)" % (a.suite, "passed" if ok else "FAILED", summary))
+        print("heap_min integration_suite live_peak: %s bytes" % peak)
+        sys.exit(0 if ok else 1)
     ok, peak = scenario(2048)
     print("heap_min live_peak_with_2M_heap: %s bytes (scenario %s)" % (peak, "passed" if ok else "FAILED"))
     if not ok:
