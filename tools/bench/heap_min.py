@@ -67,7 +67,7 @@ def scenario(heap_k, keep_log=False):
 
 
 def suite(heap_k):
-    """The integration tests with heapsize=heap_k KiB: (passed, failures, live peak)."""
+    """The integration tests with heapsize=heap_k KiB: (passed, summary, failed tests, live peak)."""
     tmp = tempfile.mkdtemp(prefix="heapsuite%d-" % heap_k)
     try:
         env = dict(os.environ, JOLT_TEST_HEAP="%dK" % heap_k)
@@ -75,12 +75,13 @@ def suite(heap_k):
                             "--basetemp", os.path.join(tmp, "t"), "tests/integration"],
                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         summary = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+        failed = re.findall(r"^FAILED (\S+)", r.stdout, re.M)
         peak = None
         for path in glob.glob(os.path.join(tmp, "t", "*", "*bench.log")):
             with open(path, errors="replace") as f:
                 for m in re.findall(r"live peak (\d+)", f.read()):
                     peak = max(peak or 0, int(m))
-        return r.returncode == 0, summary, peak
+        return r.returncode == 0, summary, failed, peak
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -92,8 +93,10 @@ def main():
     ap.add_argument("--suite", type=int, metavar="KIB", help="run the integration tests in this heap")
     a = ap.parse_args()
     if a.suite:
-        ok, summary, peak = suite(a.suite)
+        ok, summary, failed, peak = suite(a.suite)
         print("heap_min integration_suite heapsize=%dK: %s (%s)" % (a.suite, "passed" if ok else "FAILED", summary))
+        for name in failed:
+            print("heap_min integration_suite failed: %s" % name)
         print("heap_min integration_suite live_peak: %s bytes" % peak)
         sys.exit(0 if ok else 1)
     ok, peak = scenario(2048)
