@@ -11,8 +11,8 @@ import time
 from tools.simkit.client import BenchProcess
 
 # Every integration test runs the firmware inside a bounded heap, so memory
-# growth shows up as failures (docs/memory.md: the target is 128K, the firmware
-# needs 192K today). JOLT_TEST_HEAP overrides it; "0" means the interpreter default.
+# growth shows up as failures (docs/memory.md: the target is 128K; the whole
+# suite needs 256K today). JOLT_TEST_HEAP overrides it; "0" means the interpreter default.
 HEAP = os.environ.get("JOLT_TEST_HEAP", "256K")
 if HEAP == "0":
     HEAP = None
