@@ -4,6 +4,7 @@ fake at the ChargePoint.call boundary; storage is the real journal on disk."""
 import asyncio
 import json
 
+from firmware.chargepoint import NotConnected
 from firmware.config import Config
 from firmware.transactions import K_METER, Transactions
 from hal.mock.board import Board
@@ -15,12 +16,18 @@ class FakeCP:
         self.accepted = True
         self.sent = []
         self.next_id = 100
+        self.uids = []
+        self.lose_answers = 0
 
     def listen(self, fn):
         pass
 
-    async def call(self, action, payload, timeout_ms=None):
+    async def call(self, action, payload, timeout_ms=None, uid=None):
         self.sent.append((action, json.loads(json.dumps(payload))))
+        self.uids.append(uid)
+        if self.lose_answers:
+            self.lose_answers -= 1
+            raise NotConnected()  # the link dropped before the answer came
         if action == "StartTransaction":
             self.next_id += 1
             return {"transactionId": self.next_id, "idTagInfo": {"status": "Accepted"}}
@@ -83,6 +90,25 @@ def test_mapping_survives_a_reboot_between_start_answer_and_stop(tmp_path):
     assert cp2.sent[0][1]["transactionId"] == 101
     txs3, j3 = make(tmp_path, cp=FakeCP())
     assert j3.count() == 0           # nothing left to send again
+
+
+def test_a_message_resent_after_a_lost_answer_or_a_reboot_keeps_its_uniqueid(tmp_path):
+    cp = FakeCP()
+    cp.lose_answers = 1
+    txs, _ = make(tmp_path, cp=cp)
+    txs.start(1, "TAG", None)
+    asyncio.run(drain(txs, rounds=1))    # sent, answer lost with the link
+    asyncio.run(drain(txs, rounds=1))    # after the reconnect: the same message, same id
+    assert [a for a, _ in cp.sent] == ["StartTransaction"] * 2
+    assert cp.uids[0] and cp.uids[0] == cp.uids[1]
+    cp.lose_answers = 1
+    txs.start(1, "TAG", None)
+    asyncio.run(drain(txs, rounds=1))    # the next one: its own id, answer lost...
+    assert cp.sent[2][0] == "StartTransaction" and cp.uids[2] not in cp.uids[:2]
+    cp2 = FakeCP()
+    txs2, _ = make(tmp_path, cp=cp2)     # ...then a power cut
+    asyncio.run(drain(txs2))
+    assert cp2.sent == [cp.sent[2]] and cp2.uids == [cp.uids[2]]
 
 
 def test_power_cut_mid_transaction_becomes_a_power_loss_stop(tmp_path):
