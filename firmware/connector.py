@@ -58,6 +58,8 @@ class Connector:
         self.suspended_since = None
         self.authorizing = None     # card whose authorization is under way
         self.relay_wanted = False
+        self._duty_amps = 0         # duty_for(_duty_amps) == _duty
+        self._duty = None
         self.lock_wanted = False
         self.duty_wanted = None
 
@@ -86,7 +88,11 @@ class Connector:
         tx = self.phase == TX
         offering = tx and not self.blocking and self.energy_allowed() and self.operative_for_tx()
         amps = self.offered_amps() if offering else 0
-        duty = pilot.duty_for(amps) if offering else None
+        if amps != self._duty_amps:
+            # The duty is a float (a heap object): computed when the current changes, not per cycle.
+            self._duty_amps = amps
+            self._duty = pilot.duty_for(amps)
+        duty = self._duty if offering else None
         if state_f:
             duty = 0  # state F: tell the EV the EVSE is unavailable
         self.duty_wanted = duty
@@ -102,34 +108,38 @@ class Connector:
 
     # --- status ---------------------------------------------------------------
 
-    def status(self):
-        """(status, errorCode, vendorErrorCode, info) as sent in StatusNotification."""
+    def status_name(self):
+        """The OCPP status alone. Allocates nothing: the control loop calls it
+        every cycle (with `fault` and `weak` it decides whether status() changed)."""
         f = self.fault
         if f is not None and (self.blocking or f[0] in VENDOR_STATES):
-            code, vendor, info = f
-            if code in VENDOR_STATES:
-                return ("Faulted", "OtherError", code, info)
-            return ("Faulted", code, vendor, info)
-        code, vendor, info = f if f is not None else ("NoError", None, None)
+            return "Faulted"
         if self.phase == TX:
             if not self.energy_allowed() or (self.derate_a is not None and self.derate_a < 6):
-                st = "SuspendedEVSE"
-            elif self.ev == "C" and self.relay_wanted:
-                st = "Charging"
-            else:
-                st = "SuspendedEV"
-        elif not self.operative:
-            st = "Unavailable"
-        elif self.phase == FINISHING:
-            st = "Finishing"
-        elif self.phase in (WAIT_AUTH, WAIT_PLUG):
-            st = "Preparing"
-        elif self.reservation is not None:
-            st = "Reserved"
-        else:
-            st = "Available"
-        if code == "NoError" and self.weak and st == "Available":
-            code = "WeakSignal"  # the guide: WeakSignal only while Available, never Faulted
+                return "SuspendedEVSE"
+            if self.ev == "C" and self.relay_wanted:
+                return "Charging"
+            return "SuspendedEV"
+        if not self.operative:
+            return "Unavailable"
+        if self.phase == FINISHING:
+            return "Finishing"
+        if self.phase == WAIT_AUTH or self.phase == WAIT_PLUG:
+            return "Preparing"
+        if self.reservation is not None:
+            return "Reserved"
+        return "Available"
+
+    def status(self):
+        """(status, errorCode, vendorErrorCode, info) as sent in StatusNotification."""
+        st = self.status_name()
+        f = self.fault
+        if f is None:
+            # the guide: WeakSignal only while Available, never Faulted
+            return (st, "WeakSignal" if self.weak and st == "Available" else "NoError", None, None)
+        code, vendor, info = f
+        if st == "Faulted" and code in VENDOR_STATES:
+            return (st, "OtherError", code, info)
         return (st, code, vendor, info)
 
     def state_name(self):

@@ -26,6 +26,8 @@ class Control:
         self._duty = -1
         self._pwm_since = None
         self._status = None
+        self._fault = None
+        self._weak = False
         self.cycles = 0
         supervisor.ctl = self
         station.apply_now = self.apply
@@ -85,9 +87,12 @@ class Control:
         if conn.relay_wanted and not self._relay:
             b.relay.set(True)
             self._relay = True
-        st = conn.status()
-        if st != self._status:
+        # status() builds a tuple; its inputs are compared instead (no garbage per cycle).
+        st = conn.status_name()
+        if st is not self._status or conn.fault is not self._fault or conn.weak != self._weak:
             self._status = st
+            self._fault = conn.fault
+            self._weak = conn.weak
             b.signal.led(conn.state_name())
             self.station.poke_status()
 
