@@ -28,7 +28,6 @@ class Control:
         self._status = None
         self._fault = None
         self._weak = False
-        self.cycles = 0
         supervisor.ctl = self
         station.apply_now = self.apply
 
@@ -57,7 +56,6 @@ class Control:
         return pilot.diode_ok(self.board.pilot.low_mv())
 
     def step(self):
-        self.cycles += 1
         ev = self.read_pilot()
         self.conn.on_ev(ev, self.diode_ok(ev))
         self.sup.evaluate(self.conn, self.board)

@@ -5,7 +5,7 @@
 # inside the control step, so nothing else can delay it. docs/faults.md.
 import time
 
-from lib import log
+from lib import fsutil, log
 from firmware import faults as F
 
 LATCH_FILE = "faults.latch"
@@ -37,15 +37,12 @@ class Supervisor:
         self.ctl = None         # firmware.control.Control: what the relay was told
         self._dirty = False
         self._unlatch = False   # manual reset pending
-        try:
-            with open(self.root + LATCH_FILE) as f:
-                for key in f.read().split():
-                    for r in F.FAULTS:
-                        if r[0] == key and r[4] & F.LATCH:
-                            self.active[key] = r
-                            self._dirty = True
-        except OSError:
-            pass
+        raw = fsutil.read(self.root + LATCH_FILE)
+        for key in (raw or b"").decode().split():
+            for r in F.FAULTS:
+                if r[0] == key and r[4] & F.LATCH:
+                    self.active[key] = r
+                    self._dirty = True
 
     # --- conditions: each returns True while the fault condition is present ---
 
@@ -318,16 +315,18 @@ class Supervisor:
         fn()
 
     def _save(self):
+        # Atomic: a power cut mid-write must not forget a latched fault.
         keys = [k for k in self.active if self.active[k][4] & F.LATCH]
+        path = self.root + LATCH_FILE
         try:
             if keys:
-                with open(self.root + LATCH_FILE, "w") as f:
-                    f.write(" ".join(keys))
+                fsutil.write_atomic(path, " ".join(keys))
             else:
                 import os
-                os.remove(self.root + LATCH_FILE)
-        except OSError:
-            pass
+                os.remove(path)
+        except OSError as e:
+            if keys:
+                log.error("fault", "cannot record latched faults: %r" % (e,))
 
     def manual_reset(self):
         """Latched faults whose condition is gone clear at the next cycle."""
