@@ -38,7 +38,6 @@ class ChargePoint:
         self.cfg = cfg
         self.identity = identity  # BootNotification fields
         self.accepted = False
-        self.registration = None  # last BootNotification status
         self.registered = False   # accepted once since boot: a reconnect needs no new BootNotification
         self._ws = None
         self._handlers = {}
@@ -311,7 +310,6 @@ class ChargePoint:
             return False
         status = res.get("status")
         interval = res.get("interval")
-        self.registration = status
         t = isotime.parse(res.get("currentTime"))  # None unless a valid dateTime
         if t is not None:
             self.board.clock.set(t)

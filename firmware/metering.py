@@ -31,7 +31,6 @@ class Metering:
         self.ok = False          # the meter answered the last poll (fault supervisor: ModBusComsFailure)
         self.down = False        # it did not: polled and unanswered (values estimated)
         self.refused = False     # it answers, but with Modbus exceptions (PowerMeterFailure)
-        self.last_ok_ms = None   # ticks_ms of the last good poll, None: never
         self.est_wh = 0.0        # energy estimated since the last good poll while it is down
         self._wh = None
         self._phase = None
@@ -120,7 +119,6 @@ class Metering:
         self.ok = True
         self.down = False
         self.refused = False
-        self.last_ok_ms = time.ticks_ms()
         return True
 
     def _get(self, name):

@@ -43,11 +43,11 @@ def schema(action):
 
 def check(action, payload, handled):
     """(CALLERROR code, description) for a request we cannot take, or None."""
-    s = schema(action)
-    if s is None:
+    if action not in _REQUESTS:
         return ("NotImplemented", "unknown action " + action)
     if not handled:
         return ("NotSupported", action + " not supported")
+    s = schema(action)  # parsed only for requests we take
     from lib import schema as validation, transient
 
     problem = validation.check(s, payload)

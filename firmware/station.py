@@ -232,6 +232,6 @@ class Station:
             self._changed()
             # Let the StopTransaction go out before the reboot (it is journaled anyway).
             for _ in range(50):
-                if self.txs.store.first() is None:
+                if self.txs.store.count() == 0:
                     break
                 await asyncio.sleep(0.1)

@@ -99,7 +99,7 @@ class Transactions:
         tx = {
             "l": local, "cid": cid, "tag": id_tag, "parent": parent, "base": reg,
             "start": 0 if self.cfg.variant == "homeplus" else reg,
-            "ts": self.board.clock.now(), "status": None, "limit": None,
+            "ts": self.board.clock.now(), "limit": None,
         }
         self.by_local[local] = tx
         self._save_state(tx)
@@ -210,6 +210,8 @@ class Transactions:
 
     def _head(self):
         """Oldest message still to deliver (map records are bookkeeping, not messages)."""
+        if self.store.count() <= len(self.map_seq):
+            return None  # only map records left: no flash read
         for rec in self.store.pending(len(self.map_seq) + 1):
             if rec[1] != K_MAP:
                 return rec
@@ -279,8 +281,6 @@ class Transactions:
             self.map_seq[local] = self.store.append(json.dumps({"l": local, "id": tid, "s": seq}), K_MAP)
             self.store.ack(seq)
             tx = self.by_local.get(local)
-            if tx is not None:
-                tx["status"] = info.get("status") if info else None
             if info:
                 self.auth.remember(payload["idTag"], info)
             log.info("tx", "local#%d is transaction %s (%s)" % (local, tid, info and info.get("status")))
