@@ -304,6 +304,8 @@ class Sensors:
 class Sd:
     def __init__(self):
         self.root = None
+        self._ok = False
+        self._at = None
         try:
             import vfs
 
@@ -315,15 +317,21 @@ class Sd:
             pass
 
     def ok(self):
+        # Asked every control cycle: the card is probed at most once a second
+        # (statvfs allocates and goes through the card; the fault filter is 1 s).
         if self.root is None:
             return False
-        try:
-            import os
+        now = time.ticks_ms()
+        if self._at is None or time.ticks_diff(now, self._at) >= 1000:
+            self._at = now
+            try:
+                import os
 
-            os.statvfs(pins.SD_MOUNT)
-            return True
-        except OSError:
-            return False
+                os.statvfs(pins.SD_MOUNT)
+                self._ok = True
+            except OSError:
+                self._ok = False
+        return self._ok
 
 
 class Flash:
@@ -358,6 +366,10 @@ class Net:
         return self._wlan.isconnected()
 
     def rssi(self):
+        # Asked every control cycle: while disconnected status("rssi") raises
+        # (an exception object per call), so ask only when connected.
+        if not self._wlan.isconnected():
+            return -127
         try:
             return self._wlan.status("rssi")
         except (OSError, ValueError):
