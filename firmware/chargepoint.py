@@ -43,7 +43,6 @@ class ChargePoint:
         self._handlers = {}
         self._listeners = []
         self._call_lock = asyncio.Lock()
-        self._send_lock = asyncio.Lock()
         self._wait_uid = None
         self._wait_action = None
         self._reply = None
@@ -52,7 +51,8 @@ class ChargePoint:
         self._hb_wake = asyncio.Event()
         self._net_was_down = False
         # A new HeartbeatInterval takes effect at once, not after the old one.
-        cfg.subscribe(lambda key, value: key == "HeartbeatInterval" and self._hb_wake.set())
+        cfg.subscribe(lambda key, value: key in ("HeartbeatInterval", "WebSocketPingInterval")
+                      and self._hb_wake.set())
 
     # --- wiring -------------------------------------------------------------
 
@@ -106,14 +106,14 @@ class ChargePoint:
 
     async def _send(self, ws, text, quiet=False):
         # quiet: a failure is not raised (answers sent from their own task).
-        async with self._send_lock:
-            try:
-                await ws.send(text)
-            except (OSError, WSClosed, WSError) as e:
-                # The reader notices the dead socket too; make waiters give up now.
-                self._drop(ws, "send: %r" % (e,))
-                if not quiet:
-                    raise NotConnected()
+        # No lock here: WebSocket.send already serialises whole frames.
+        try:
+            await ws.send(text)
+        except (OSError, WSClosed, WSError) as e:
+            # The reader notices the dead socket too; make waiters give up now.
+            self._drop(ws, "send: %r" % (e,))
+            if not quiet:
+                raise NotConnected()
 
     # --- incoming -----------------------------------------------------------
 
@@ -290,9 +290,23 @@ class ChargePoint:
                 except Exception as e:
                     self._drop(ws, "ping: %r" % (e,))
                     break
+            # Sleep until the next heartbeat or ping is due, not a fixed tick:
+            # each wait_for costs a task and a timeout exception.
+            wait = 0
+            if interval > 0:
+                wait = interval * 1000 - time.ticks_diff(time.ticks_ms(), last_hb)
+            if ping_s > 0:
+                left = ping_s * 1000 - time.ticks_diff(time.ticks_ms(), last_ping)
+                if wait <= 0 or left < wait:
+                    wait = left
             self._hb_wake.clear()
+            if self._ws is not ws:
+                break
+            if interval <= 0 and ping_s <= 0:
+                await self._hb_wake.wait()
+                continue
             try:
-                await asyncio.wait_for(self._hb_wake.wait(), 1)
+                await asyncio.wait_for(self._hb_wake.wait(), max(wait, 10) / 1000)
             except asyncio.TimeoutError:
                 pass
         return True

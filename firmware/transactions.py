@@ -226,9 +226,16 @@ class Transactions:
                 self.checkpoint()
             head = self._head()
             if head is None or not self.cp.accepted:
+                # Woken by a queued message or an accepted session; otherwise
+                # only the next checkpoint is due (no idle tick: each wait_for
+                # costs a task and a timeout exception).
                 self._wake.clear()
+                if not self.by_local:
+                    await self._wake.wait()
+                    continue
+                left = CHECKPOINT_MS - time.ticks_diff(time.ticks_ms(), last_cp)
                 try:
-                    await asyncio.wait_for(self._wake.wait(), 1)
+                    await asyncio.wait_for(self._wake.wait(), max(left, 10) / 1000)
                 except asyncio.TimeoutError:
                     pass
                 continue
