@@ -11,17 +11,23 @@ def write_atomic(path, data):
         f.write(data)
         if hasattr(f, "flush"):
             f.flush()
-    _sync()
+    sync()
+    replace(tmp, path)
+
+
+def replace(src, dst):
+    """Rename src over dst, then sync."""
     try:
-        os.rename(tmp, path)
+        os.rename(src, dst)
     except OSError:
-        # FAT/littlefs on some ports refuse to rename over an existing file.
+        # FAT/littlefs on some ports refuse to rename over an existing file. A
+        # cut between these two steps leaves only src, which readers adopt.
         try:
-            os.remove(path)
+            os.remove(dst)
         except OSError:
             pass
-        os.rename(tmp, path)
-    _sync()
+        os.rename(src, dst)
+    sync()
 
 
 def read(path):
@@ -35,7 +41,7 @@ def read(path):
     return None
 
 
-def _sync():
+def sync():
     s = getattr(os, "sync", None)
     if s:
         try:

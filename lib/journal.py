@@ -15,6 +15,8 @@ import os
 import struct
 from array import array
 
+from lib import fsutil
+
 try:
     import binascii
 except ImportError:  # pragma: no cover
@@ -70,15 +72,6 @@ else:  # pragma: no cover - ports built without MICROPY_PY_BINASCII_CRC32
     _crc32 = _crc32_py
 
 
-def _sync():
-    s = getattr(os, "sync", None)
-    if s is not None:
-        try:
-            s()
-        except OSError:
-            pass
-
-
 def _exists(p):
     try:
         os.stat(p)
@@ -96,17 +89,6 @@ def _remove(p):
         os.remove(p)
     except OSError:
         pass
-
-
-def _replace(src, dst):
-    try:
-        os.rename(src, dst)
-    except OSError:
-        # Some filesystems refuse to rename over an existing file. A cut
-        # between these two steps leaves only src, which open() then adopts.
-        _remove(dst)
-        os.rename(src, dst)
-    _sync()
 
 
 def _header(typ, kind, ln, seq, payload):
@@ -182,13 +164,13 @@ class Journal:
             ok = self._scan(new, True)
             if ok:
                 # Complete compaction result: it is the newer state.
-                _replace(new, p)
+                fsutil.replace(new, p)
                 return
             if _exists(p):
                 # Interrupted while writing .new: the old file is intact.
                 _remove(new)
             else:
-                _replace(new, p)  # best effort; should not happen
+                fsutil.replace(new, p)  # best effort; should not happen
         self._reset()
         if self._scan(p):
             return
@@ -284,7 +266,7 @@ class Journal:
             f.flush()
         finally:
             f.close()
-        _sync()
+        fsutil.sync()
         self._bad_tail = False
 
     def append(self, data, kind=0):
@@ -397,8 +379,8 @@ class Journal:
         finally:
             if src is not None:
                 src.close()
-        _sync()
-        _replace(new, p)
+        fsutil.sync()
+        fsutil.replace(new, p)
         self._idx = nidx
         self._h = 0
         self._n = len(nidx) // 3
