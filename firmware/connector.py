@@ -29,10 +29,9 @@ class Session:
     """Who is charging: the authorization that opened the session, and the
     transaction once started (a dict owned by firmware.transactions)."""
 
-    def __init__(self, id_tag, parent, remote=False, free=False):
+    def __init__(self, id_tag, parent, free=False):
         self.id_tag = id_tag
         self.parent = parent
-        self.remote = remote
         self.free = free
         self.tx = None
         self.since = time.ticks_ms()
@@ -160,8 +159,7 @@ class Connector:
         plugged = ev in PLUGGED
         if self.phase == IDLE and plugged and prev not in PLUGGED:
             if self.cfg.get("FreeMode") and self.operative and not self.blocking:
-                self._begin(self.cfg.get("DefaultIdTag") or "FreeMode", None, False, True)
-                self._start_tx()
+                self._open(self.cfg.get("DefaultIdTag") or "FreeMode", None, True)
             elif self.operative and not self.blocking:
                 self.phase = WAIT_AUTH
         elif self.phase == WAIT_AUTH and not plugged:
@@ -235,7 +233,7 @@ class Connector:
             else:
                 self.ctx.signal("AUTH_FAIL")
             return
-        if self.phase not in (IDLE, WAIT_AUTH) or self.blocking or not self.operative:
+        if not self.can_remote_start():
             log.info("conn", "authorization for %s arrived too late (%s)" % (tag, PHASE_NAMES[self.phase]))
             return
         if not ok:
@@ -247,28 +245,21 @@ class Connector:
             log.info("conn", "card %s rejected: connector reserved" % tag)
             return
         self.ctx.signal("AUTH_OK")
-        self._begin(tag, parent, False)
-        if self.ev in PLUGGED:
-            self._start_tx()
-        else:
-            self.phase = WAIT_PLUG
+        self._open(tag, parent)
 
     def remote_start(self, tag, authorized_info):
         """RemoteStartTransaction after any required authorization. True if taken."""
-        if self.phase not in (IDLE, WAIT_AUTH) or self.blocking or not self.operative:
+        if not self.can_remote_start():
             return False
         r = self.reservation
         if r is not None and tag != r["idTag"]:
             return False
         parent = authorized_info.get("parentIdTag") if authorized_info else None
-        self._begin(tag, parent, True)
-        if self.ev in PLUGGED:
-            self._start_tx()
-        else:
-            self.phase = WAIT_PLUG
+        self._open(tag, parent)
         return True
 
     def can_remote_start(self):
+        """A session can open now (a card's or a remote start's)."""
         return self.phase in (IDLE, WAIT_AUTH) and not self.blocking and self.operative
 
     def stop(self, reason):
@@ -336,9 +327,15 @@ class Connector:
 
     # --- internals ------------------------------------------------------------
 
-    def _begin(self, tag, parent, remote, free=False):
-        self.session = Session(tag, parent, remote, free)
+    def _open(self, tag, parent, free=False):
+        """A new session: the transaction starts now if the EV is plugged in,
+        else when it is."""
+        self.session = Session(tag, parent, free)
         self.hold_lock = False
+        if self.ev in PLUGGED:
+            self._start_tx()
+        else:
+            self.phase = WAIT_PLUG
 
     def _start_tx(self):
         s = self.session
