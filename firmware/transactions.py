@@ -80,7 +80,9 @@ class Transactions:
     def energy_wh(self, tx):
         """Meter value for a transaction: cumulative register (Business) or
         energy since the session began (Home Plus resets to 0, guide)."""
-        reg = self.register_wh()
+        return self._tx_wh(tx, self.register_wh())
+
+    def _tx_wh(self, tx, reg):
         if self.cfg.variant == "homeplus":
             return max(0, reg - tx["base"])
         return reg
@@ -176,9 +178,8 @@ class Transactions:
         if tx is None:
             return None
         self.by_local[tx["l"]] = tx
-        reg = self.floor_wh
-        stop_wh = max(tx["start"], reg - tx["base"] if self.cfg.variant == "homeplus" else reg)
-        self.stop(tx, "PowerLoss", None, stop_wh, self.last_ts or tx["ts"])
+        # stop() keeps meterStop at or above meterStart.
+        self.stop(tx, "PowerLoss", None, self._tx_wh(tx, self.floor_wh), self.last_ts or tx["ts"])
         return tx
 
     # --- the ordered message queue ---------------------------------------------
