@@ -10,7 +10,6 @@ BLOCK = 1        # no energy while active (contactor open, no PWM offer), status
 STOP = 2         # ends a running transaction (reason Other, EmergencyStop for the button)
 LATCH = 4        # stays until a manual reset (Hard Reset or button cycle), kept across reboots
 UNPLUG = 8       # clears only once the EV is unplugged (pilot A)
-STATE_F = 16     # EV communication reset: pilot to state F after T["evc_wait_s"]
 CP = 32          # charger-wide: also reported on connector 0
 HOLD = 64        # the cable stays locked while active (a welded contactor may leave it live)
 
@@ -24,7 +23,7 @@ FAULTS = (
     ("lock", "ConnectorLockFailure", None, 78, BLOCK | STOP, 0, 1000, None),
     ("overheat", "HighTemperature", None, 75, BLOCK | CP, 1000, 2000, "> 80 C"),
     ("diode", "DiodeError", None, 60, BLOCK | STOP | UNPLUG, 100, 0, None),
-    ("ev_comm", "EVCommunicationError", None, 55, BLOCK | STATE_F, 50, 500, None),
+    ("ev_comm", "EVCommunicationError", None, 55, BLOCK, 50, 500, None),
     ("supply", "OtherError", "PowerFailure", 50, BLOCK | CP, 0, 1000, None),
     ("ov", "OverVoltage", None, 48, BLOCK | CP, 1000, 3000, "> 276 V"),
     ("uv", "UnderVoltage", None, 47, BLOCK | CP, 1000, 3000, "< 184 V"),
