@@ -53,8 +53,18 @@ class Operations:
         return {"status": "Accepted"}
 
     async def reset(self, p):
-        asyncio.create_task(self._later("reset hook", self.before_reset, p["type"]))
+        asyncio.create_task(self._reset(p["type"]))
         return {"status": "Accepted"}
+
+    async def _reset(self, kind):
+        await self._later("reset hook", self.before_reset, kind)
+        # ResetRetries more attempts if the first one does not take; past
+        # that the supervisor reports ResetFailure and lets the watchdog bite.
+        for attempt in range(1 + self.cfg.get("ResetRetries")):
+            log.info("app", "%s reset" % kind)
+            await asyncio.sleep(1)
+            self.board.system.reset()
+            log.error("app", "reset attempt %d failed" % (attempt + 1))
 
     async def _later(self, what, fns, arg):
         # Runs as its own task: the triggered message or the reset must follow
@@ -65,11 +75,3 @@ class Operations:
                 await fn(arg)
             except Exception as e:
                 log.error("ocpp", "%s failed: %r" % (what, e))
-        if fns is self.before_reset:
-            # ResetRetries more attempts if the first one does not take; past
-            # that the supervisor reports ResetFailure and lets the watchdog bite.
-            for attempt in range(1 + self.cfg.get("ResetRetries")):
-                log.info("app", "%s reset" % arg)
-                await asyncio.sleep(1)
-                self.board.system.reset()
-                log.error("app", "reset attempt %d failed" % (attempt + 1))
