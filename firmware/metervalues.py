@@ -4,6 +4,7 @@
 # charger's offered current (docs/metering.md). Called once per sample, never
 # per control cycle.
 from lib import isotime
+from firmware import params as P
 
 EAIR = "Energy.Active.Import.Register"
 # measurand|unit|format|deadband|per phase; unit "" = none in OCPP (Hz, PF).
@@ -26,9 +27,7 @@ PHASES = ("L1", "L2", "L3")
 
 
 def _row(name):
-    p = _M.find(name + "|")
-    while p > 0 and _M[p - 1] != "\n":
-        p = _M.find(name + "|", p + 1)
+    p = P.find(_M, name, "\n", "|")
     return _M[p:_M.find("\n", p)].split("|") if p >= 0 else None
 
 
