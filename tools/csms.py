@@ -264,12 +264,15 @@ class _RecordingConnection:
         self.cs = cs
         self.cp_id = cp_id
         self.ws = ws
+        self.cp = None  # the OcppChargePoint of this connection
 
     async def recv(self):
         return await self.ws.recv()
 
     async def send(self, text):
-        self.cs._outgoing(self.cp_id, text)
+        # Attributed to this connection even if the charger has reconnected
+        # meanwhile: a late answer still counts as processed (resends).
+        self.cs._outgoing(self.cp_id, text, self.cp)
         await self.ws.send(text)
 
 
@@ -544,7 +547,8 @@ class CentralSystem:
     async def _handler(self, ws):
         cp_id = self._cp_id_from_path(ws.request.path)
         old = self.chargers.get(cp_id)
-        cp = OcppChargePoint(cp_id, _RecordingConnection(self, cp_id, ws), self)
+        conn = _RecordingConnection(self, cp_id, ws)
+        cp = conn.cp = OcppChargePoint(cp_id, conn, self)
         self.chargers[cp_id] = cp
         self._last_cp = cp_id
         self._connection_event(cp_id, "connect", path=ws.request.path, subprotocol=ws.subprotocol,
@@ -700,14 +704,15 @@ class CentralSystem:
             p["future"].set_result(rec)
 
     # ------------------------------------------------------ outgoing frames
-    def _outgoing(self, cp_id, text):
+    def _outgoing(self, cp_id, text, cp=None):
         try:
             parsed = json.loads(text)
         except ValueError:
             parsed = None
         if not isinstance(parsed, list) or not parsed:
             parsed = None
-        cp = self.chargers.get(cp_id)
+        if cp is None:
+            cp = self.chargers.get(cp_id)
         action = None
         if parsed and parsed[0] == 2 and len(parsed) > 2:
             action = parsed[2]
