@@ -1,7 +1,2 @@
-# Runs before main.py: apply a staged firmware update or roll back a failed one.
-try:
-    import firmware.update
-
-    firmware.update.on_boot()
-except ImportError:
-    pass
+# Runs before main.py. Nothing to do before the application starts yet (the
+# firmware-update issue will apply or roll back an update here).

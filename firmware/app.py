@@ -13,6 +13,7 @@ from firmware.control import Control
 from firmware.idtags import TagStore
 from firmware.metering import Metering
 from firmware.operations import Operations
+from firmware.outputs import Outputs
 from firmware.station import Station
 from firmware.supervisor import Supervisor
 from firmware.transactions import Transactions
@@ -33,18 +34,20 @@ class App:
             "chargePointSerialNumber": board.system.unique_id()[:25],
             "firmwareVersion": version.FIRMWARE,
         }
+        # The one owner of relay, lock and pilot PWM (the output interlock).
+        self.outputs = Outputs(board)
         self.cp = ChargePoint(board, self.cfg, identity)
         self.ops = Operations(self.cp, self.cfg, board)
-        self.meter = Metering(board, self.cfg)
+        self.meter = Metering(board, self.cfg, self.outputs)
         self.auth = Authorizer(self.cp, self.cfg, board, TagStore)
         self.journal = Journal(root + JOURNAL_FILE, JOURNAL_BYTES)
         self.txs = Transactions(self.cp, self.cfg, board, self.meter, self.journal, self.auth)
-        self.station = Station(board, self.cfg, self.cp, self.ops, self.auth, self.txs)
+        self.station = Station(board, self.cfg, self.cp, self.ops, self.auth, self.txs, self.outputs)
         self.meter.attach(self.station, self.txs, self.cp)
         self.ops.triggers["MeterValues"] = self.meter.trigger
-        self.supervisor = Supervisor(self.cfg, self.station, self.meter)
+        self.supervisor = Supervisor(self.cfg, self.station, self.outputs, self.meter)
         self.ops.before_reset.append(self.supervisor.before_reset)
-        self.control = Control(board, self.station, self.supervisor)
+        self.control = Control(board, self.station.connector, self.supervisor, self.outputs, self.station)
         self.heap_peak = 0
 
     async def _heap_monitor(self):

@@ -278,7 +278,7 @@ class Config:
         """OCPP GetConfiguration -> (configurationKey list, unknownKey list)."""
         known = []
         unknown = []
-        every = not keys  # all keys but the write-only ones, no limit
+        every = not keys  # all keys, no limit
         if every:
             keys = self.keys()
         limit = self.get(_m(_K_MAXKEYS))
@@ -292,9 +292,11 @@ class Config:
                 seen.append(k)
             i = self._i(k, False)
             row = P.row(self._p[i]) if i >= 0 else None
-            if row is None or row[4] & _F_WO:
-                if not every:
-                    unknown.append(k)
+            if row is None:
+                unknown.append(k)
+            elif row[4] & _F_WO:
+                # A known key whose value is a secret: listed, never its value.
+                known.append({"key": row[0], "readonly": bool(row[4] & _F_RO)})
             else:
                 known.append({"key": row[0], "readonly": bool(row[4] & _F_RO),
                               "value": _to_str(row[1], self._v[i])})

@@ -1,6 +1,7 @@
 # The connector state machine: one place that knows the session phase of
-# connector 1 and derives from it, the EV's pilot state, availability, faults
-# and reservation: the OCPP status, and what relay, lock and pilot must do.
+# connector 1 and derives from it, the EV's pilot state, availability and
+# faults the OCPP status. What relay, lock and pilot do is decided from this
+# state by the output interlock (firmware/outputs.py).
 #
 # Everything here is synchronous and allocation-light so the control loop can
 # call it every cycle; work that needs the network (Authorize, transaction
@@ -8,7 +9,6 @@
 import time
 
 from lib import log
-from firmware import pilot
 
 # Session phases.
 IDLE = 0        # no session
@@ -23,6 +23,47 @@ PLUGGED = "BCD"
 # Guide states that OCPP 1.6 has no status for: sent as Faulted + OtherError +
 # vendorErrorCode (docs/decisions.md).
 VENDOR_STATES = ("DiodeError", "VentError")
+
+
+def connector_known(cfg, cid, zero_ok=False):
+    """connectorId names a connector of this charger (0, the charge point as a
+    whole, where the request allows it). Each request answers an unknown one
+    as OCPP defines for it."""
+    return (0 if zero_ok else 1) <= cid <= cfg.get("NumberOfConnectors")
+
+
+class ConnectorContext:
+    """What the connector needs from the charging station around it
+    (firmware/station.py implements it; unit tests give their own)."""
+
+    def authorize(self, conn, tag, purpose):
+        """Decide on a card in a task; the answer comes back as
+        conn.on_authorized(tag, idTagInfo, purpose), purpose "start" or "stop"."""
+        raise NotImplementedError
+
+    def start_tx(self, conn, session):
+        """Queue StartTransaction; returns the transaction record."""
+        raise NotImplementedError
+
+    def stop_tx(self, conn, tx, reason, id_tag):
+        """Queue StopTransaction (id_tag: the card that stopped it, or None)."""
+        raise NotImplementedError
+
+    def tx_energy_allowed(self, tx):
+        """False once MaxEnergyOnInvalidId is used up."""
+        raise NotImplementedError
+
+    def open_contactor(self):
+        """Open the contactor now (before any message about it is queued)."""
+        raise NotImplementedError
+
+    def contactor_closed(self):
+        """What the contactor was driven to."""
+        raise NotImplementedError
+
+    def signal(self, name):
+        """LED/buzzer pattern: AUTH_OK, AUTH_FAIL, ..."""
+        raise NotImplementedError
 
 
 class Session:
@@ -41,7 +82,7 @@ class Connector:
     def __init__(self, cid, cfg, ctx):
         self.cid = cid
         self.cfg = cfg
-        self.ctx = ctx              # firmware.station.Station: authorize, transactions, notify, signal
+        self.ctx = ctx              # a ConnectorContext (firmware.station.Station)
         self.phase = IDLE
         self.session = None
         self.ev = "A"
@@ -52,17 +93,11 @@ class Connector:
         self.blocking = False       # that fault stops charging
         self.derate_a = None        # current limit from the supervisor (high temperature), None = none
         self.weak = False           # WeakSignal active (supervisor): reported only while Available
-        self.reservation = None     # dict from firmware.reservations when reserved
         self.hold_lock = False      # cable stays locked after an EV-side disconnect (guide)
         self.suspended_since = None
         self.authorizing = None     # card whose authorization is under way
-        self.relay_wanted = False
-        self._duty_amps = 0         # duty_for(_duty_amps) == _duty
-        self._duty = None
-        self.lock_wanted = False
-        self.duty_wanted = None
 
-    # --- derived outputs ------------------------------------------------------
+    # --- what the outputs depend on -------------------------------------------
 
     def offered_amps(self):
         amps = self.cfg.get("MaxCurrentLimit")
@@ -82,26 +117,6 @@ class Connector:
             return False
         return self.ctx.tx_energy_allowed(s.tx)
 
-    def compute_outputs(self, lock_confirmed, state_f=False):
-        """Set relay_wanted / lock_wanted / duty_wanted from the state. Pure."""
-        tx = self.phase == TX
-        offering = tx and not self.blocking and self.energy_allowed() and self.operative_for_tx()
-        amps = self.offered_amps() if offering else 0
-        if amps != self._duty_amps:
-            # The duty is a float (a heap object): computed when the current changes, not per cycle.
-            self._duty_amps = amps
-            self._duty = pilot.duty_for(amps)
-        duty = self._duty if offering else None
-        if state_f:
-            duty = 0  # state F: tell the EV the EVSE is unavailable
-        self.duty_wanted = duty
-        self.lock_wanted = tx or (self.phase == FINISHING and self.hold_lock) or self.ctx.lock_forced()
-        # The contactor closes only for an authorized running transaction, EV in
-        # C (never D: ventilation is not supported), no blocking fault, a
-        # confirmed lock and an oscillating pilot.
-        self.relay_wanted = bool(offering and duty and self.ev == "C" and lock_confirmed
-                                 and not self.diode_fault)
-
     def operative_for_tx(self):
         return self.operative or self.pending_inoperative
 
@@ -116,7 +131,7 @@ class Connector:
         if self.phase == TX:
             if not self.energy_allowed() or (self.derate_a is not None and self.derate_a < 6):
                 return "SuspendedEVSE"
-            if self.ev == "C" and self.relay_wanted:
+            if self.ev == "C" and self.ctx.contactor_closed():
                 return "Charging"
             return "SuspendedEV"
         if not self.operative:
@@ -125,8 +140,6 @@ class Connector:
             return "Finishing"
         if self.phase == WAIT_AUTH or self.phase == WAIT_PLUG:
             return "Preparing"
-        if self.reservation is not None:
-            return "Reserved"
         return "Available"
 
     def status(self):
@@ -189,7 +202,7 @@ class Connector:
             return
         if self.phase == TX:
             if tag == s.id_tag:
-                self.stop("Local")
+                self.stop("Local", tag)
             else:
                 self.authorizing = tag
                 self.ctx.authorize(self, tag, "stop")
@@ -225,11 +238,11 @@ class Connector:
             s = self.session
             same_group = ok and parent is not None and parent == (s.parent or s.id_tag)
             if same_group:
-                self.stop("Local")
+                self.stop("Local", tag)  # OCPP: the identifier that stopped it
             elif not ok and self.cfg.get("StopTransactionOnInvalidId"):
                 # Guide: a different (not valid) card presented while charging ends the transaction.
                 self.ctx.signal("AUTH_FAIL")
-                self.stop("DeAuthorized")
+                self.stop("DeAuthorized", tag)
             else:
                 self.ctx.signal("AUTH_FAIL")
             return
@@ -239,20 +252,12 @@ class Connector:
         if not ok:
             self.ctx.signal("AUTH_FAIL")
             return
-        r = self.reservation
-        if r is not None and tag != r["idTag"] and (parent is None or parent != r.get("parentIdTag")):
-            self.ctx.signal("FAUTH1")
-            log.info("conn", "card %s rejected: connector reserved" % tag)
-            return
         self.ctx.signal("AUTH_OK")
         self._open(tag, parent)
 
     def remote_start(self, tag, authorized_info):
         """RemoteStartTransaction after any required authorization. True if taken."""
         if not self.can_remote_start():
-            return False
-        r = self.reservation
-        if r is not None and tag != r["idTag"]:
             return False
         parent = authorized_info.get("parentIdTag") if authorized_info else None
         self._open(tag, parent)
@@ -262,17 +267,16 @@ class Connector:
         """A session can open now (a card's or a remote start's)."""
         return self.phase in (IDLE, WAIT_AUTH) and not self.blocking and self.operative
 
-    def stop(self, reason):
-        """End the running transaction. The control loop opens the relay before
-        the StopTransaction goes out (ctx.stop_tx only queues it)."""
+    def stop(self, reason, id_tag=None):
+        """End the running transaction (id_tag: the card that ended it). The
+        contactor opens before the StopTransaction is queued."""
         if self.phase != TX:
             return False
         s = self.session
         self.phase = FINISHING
-        self.relay_wanted = False
         self.suspended_since = None
-        self.ctx.relay_off_now()
-        self.ctx.stop_tx(self, s.tx, reason)
+        self.ctx.open_contactor()
+        self.ctx.stop_tx(self, s.tx, reason, id_tag)
         if self.ev not in PLUGGED and not self.hold_lock:
             self._end_session()
         if self.pending_inoperative:
@@ -342,8 +346,6 @@ class Connector:
         self.phase = TX
         self.suspended_since = time.ticks_ms() if self.ev == "B" else None
         s.tx = self.ctx.start_tx(self, s)
-        if self.reservation is not None:
-            self.ctx.reservation_used(self)
 
     def _end_session(self):
         self.phase = IDLE

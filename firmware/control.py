@@ -1,35 +1,27 @@
-# The control loop: read the pilot and the card reader, run the fault
-# supervisor and the connector state machine, drive relay, lock and pilot.
-# Output order is the safety rule: the contactor opens before anything else
-# changes and closes last, after the lock is confirmed.
+# The control loop: every cycle it reads the pilot and the card reader, runs
+# the fault supervisor and the connector state machine, and has the output
+# interlock (firmware/outputs.py) drive relay, lock and pilot.
 import asyncio
-import time
 
 from lib import log
 from firmware import pilot
 
 CYCLE_MS = 20
 DEBOUNCE_READS = 2
-PWM_SETTLE_MS = 100  # the negative plateau is only measured once the PWM runs
 
 
 class Control:
-    def __init__(self, board, station, supervisor):
+    def __init__(self, board, connector, supervisor, outputs, station):
         self.board = board
-        self.station = station
-        self.conn = station.connector
+        self.conn = connector
         self.sup = supervisor
+        self.out = outputs
+        self.station = station  # told when the status changes
         self._candidate = "A"
         self._count = 0
-        self._relay = False
-        self._lock = None
-        self._duty = -1
-        self._pwm_since = None
         self._status = None
         self._fault = None
         self._weak = False
-        supervisor.ctl = self
-        station.apply_now = self.apply
 
     def read_pilot(self):
         """Debounced EV state: leaving C is taken at once (the contactor must
@@ -46,18 +38,9 @@ class Control:
             return ev
         return current
 
-    def diode_ok(self, ev):
-        """Diode verdict; keeps the last one while it cannot be measured."""
-        if ev not in "BC":
-            return True
-        since = self._pwm_since
-        if since is None or time.ticks_diff(time.ticks_ms(), since) < PWM_SETTLE_MS:
-            return not self.conn.diode_fault
-        return pilot.diode_ok(self.board.pilot.low_mv())
-
     def step(self):
         ev = self.read_pilot()
-        self.conn.on_ev(ev, self.diode_ok(ev))
+        self.conn.on_ev(ev, self.out.check_diode(ev))
         self.sup.evaluate(self.conn, self.board)
         tag = self.board.rfid.poll()
         if tag:
@@ -67,31 +50,16 @@ class Control:
         self.apply()
 
     def apply(self):
-        b = self.board
         conn = self.conn
-        conn.compute_outputs(b.lock.locked(), self.sup.state_f())
-        if not conn.relay_wanted and self._relay:
-            b.relay.set(False)
-            self._relay = False
-        if conn.lock_wanted != self._lock:
-            b.lock.set(conn.lock_wanted)
-            self._lock = conn.lock_wanted
-        if conn.duty_wanted != self._duty:
-            oscillating = bool(conn.duty_wanted)
-            if oscillating != bool(self._duty and self._duty != -1):
-                self._pwm_since = time.ticks_ms() if oscillating else None
-            b.pilot.set_duty(conn.duty_wanted)
-            self._duty = conn.duty_wanted
-        if conn.relay_wanted and not self._relay:
-            b.relay.set(True)
-            self._relay = True
+        sup = self.sup
+        self.out.apply(conn, sup.state_f(), sup.lock_hold, sup.supply_in_range(self.board))
         # status() builds a tuple; its inputs are compared instead (no garbage per cycle).
         st = conn.status_name()
         if st is not self._status or conn.fault is not self._fault or conn.weak != self._weak:
             self._status = st
             self._fault = conn.fault
             self._weak = conn.weak
-            b.signal.led(conn.state_name())
+            self.board.signal.led(conn.state_name())
             self.station.poke_status()
 
     async def run(self):
@@ -102,8 +70,6 @@ class Control:
                 self.step()
             except Exception as e:
                 # Never let a bug leave the contactor closed.
-                b = self.board
-                b.relay.set(False)
-                self._relay = False
+                self.out.open()
                 log.error("control", "step failed, contactor opened: %r" % (e,))
                 await asyncio.sleep(0.1)

@@ -21,9 +21,10 @@ STOP_CLOCK = 12   # Sample.Clock entries kept for StopTransaction.transactionDat
 
 
 class Metering:
-    def __init__(self, board, cfg):
+    def __init__(self, board, cfg, outputs):
         self.board = board
         self.cfg = cfg
+        self.outputs = outputs   # firmware.outputs.Outputs: the current the pilot offers
         self.master = ModbusMaster(board.meter_uart, baud=9600, parity=PARITY_EVEN)
         self.values = {}         # last good poll {(name, phase): value}, kept while the meter is down
         self._spare = None       # polled into, then swapped with values: a new object each good
@@ -59,8 +60,7 @@ class Metering:
         return self._wh or 0
 
     def offered_a(self):
-        c = self.station.connector if self.station else None
-        return c.offered_amps() if c is not None and c.duty_wanted else 0
+        return self.outputs.offered_a
 
     def reading(self, name, ph):
         if name == "Temperature":

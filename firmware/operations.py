@@ -4,7 +4,7 @@ import asyncio
 
 from lib import log
 from firmware import version
-from firmware.chargepoint import CallError
+from firmware.connector import connector_known
 
 
 class Operations:
@@ -44,8 +44,8 @@ class Operations:
     async def trigger_message(self, p):
         what = p["requestedMessage"]
         connector = p.get("connectorId")
-        if connector is not None and (connector < 0 or connector > self.cfg.get("NumberOfConnectors")):
-            raise CallError("PropertyConstraintViolation", "connectorId %d out of range" % connector)
+        if connector is not None and not connector_known(self.cfg, connector, True):
+            return {"status": "Rejected"}
         fn = self.triggers.get(what)
         if fn is None:
             return {"status": "NotImplemented"}

@@ -15,7 +15,7 @@
 # default  T_BOOL 0/1, T_INT decimal, else the text; "=NAME" is the value of
 #       NAME below (the long lists, and DEVICE_ID = None: replaced by the
 #       board's unique id, Config device_id).
-# flags F_RO 1 (CSMS may not change), F_WO 2 (never reported by GetConfiguration),
+# flags F_RO 1 (CSMS may not change), F_WO 2 (GetConfiguration lists the key, never its value),
 #       F_REBOOT 4 (ChangeConfiguration answers RebootRequired),
 #       F_EMPTY 8 (a str may also be "", e.g. "not configured"); summed.
 # lo/hi T_INT: inclusive value range.  T_STR: length range (bytes, UTF-8).

@@ -6,24 +6,23 @@ import asyncio
 
 from lib import isotime, log
 from firmware.chargepoint import CallError, NotConnected
-from firmware.connector import Connector, TX
+from firmware.connector import Connector, ConnectorContext, TX, connector_known
 
 CONNECTOR_ID = 1  # the JOLT has one connector
 
 
-class Station:
-    def __init__(self, board, cfg, cp, ops, auth, txs):
+class Station(ConnectorContext):
+    def __init__(self, board, cfg, cp, ops, auth, txs, outputs):
         self.board = board
         self.cfg = cfg
         self.cp = cp
         self.auth = auth
         self.txs = txs
+        self.outputs = outputs        # firmware.outputs.Outputs
         self.connector = Connector(CONNECTOR_ID, cfg, self)
         self.sent = {}                # connectorId -> last status tuple sent
         self._status_wake = asyncio.Event()
-        self.lock_hold = False        # set by the supervisor (welded contactor keeps the cable locked)
         self.cp_fault = None          # set by the supervisor: connector 0 status tuple of a charger-wide fault
-        self.apply_now = None         # fn() from the control loop: drive outputs at once
         txs.on_start_result = self._start_result
         cp.listen(self._on_session)
         cp.on("RemoteStartTransaction", self._remote_start)
@@ -33,7 +32,7 @@ class Station:
         ops.before_reset.append(self._before_reset)
         ops.triggers["StatusNotification"] = self._trigger_status
 
-    # --- context for the connector ------------------------------------------
+    # --- the ConnectorContext ----------------------------------------------------
 
     def authorize(self, conn, tag, purpose):
         asyncio.create_task(self._authorize(conn, tag, purpose))
@@ -41,34 +40,24 @@ class Station:
     async def _authorize(self, conn, tag, purpose):
         info = await self.auth.authorize(tag)
         conn.on_authorized(tag, info, purpose)
-        self._changed()
 
     def start_tx(self, conn, session):
         return self.txs.start(conn.cid, session.id_tag, session.parent)
 
-    def stop_tx(self, conn, tx, reason):
-        tag = conn.session.id_tag if conn.session is not None and reason in ("Local", "DeAuthorized") else None
-        self.txs.stop(tx, reason, tag)
+    def stop_tx(self, conn, tx, reason, id_tag):
+        self.txs.stop(tx, reason, id_tag)
 
     def tx_energy_allowed(self, tx):
         return self.txs.energy_allowed(tx)
 
-    def relay_off_now(self):
-        # The contactor opens before any message about the stop is queued.
-        self.board.relay.set(False)
+    def open_contactor(self):
+        self.outputs.open()
+
+    def contactor_closed(self):
+        return self.outputs.relay
 
     def signal(self, name):
         self.board.signal.show(name)
-
-    def lock_forced(self):
-        return self.lock_hold
-
-    def reservation_used(self, conn):
-        conn.reservation = None
-
-    def _changed(self):
-        if self.apply_now is not None:
-            self.apply_now()
 
     # --- transaction answers -----------------------------------------------
 
@@ -82,11 +71,12 @@ class Station:
             return  # FreeMode charges whatever the central system thinks of DefaultIdTag
         if self.cfg.get("StopTransactionOnInvalidId"):
             log.info("tx", "StartTransaction answered %s: stopping" % status)
-            conn.stop("DeAuthorized")
+            conn.stop("DeAuthorized", s.id_tag)
         else:
             tx["limit"] = self.cfg.get("MaxEnergyOnInvalidId")
             log.info("tx", "StartTransaction answered %s: limited to %d Wh" % (status, tx["limit"]))
-        self._changed()
+            if not self.txs.energy_allowed(tx):
+                self.outputs.open()  # now, not at the next control cycle
 
     # --- status notifications ----------------------------------------------
 
@@ -160,13 +150,12 @@ class Station:
         if self.cfg.get("OnPowerLossRestart") and conn.ev in "BC" and conn.can_remote_start():
             log.info("tx", "OnPowerLossRestart: new transaction for %s" % tx["tag"])
             conn.remote_start(tx["tag"], {"parentIdTag": tx["parent"]} if tx.get("parent") else None)
-            self._changed()
 
     # --- central system requests ---------------------------------------------
 
     async def _remote_start(self, p):
         cid = p.get("connectorId")
-        if cid is not None and (cid < 1 or cid > self.cfg.get("NumberOfConnectors")):
+        if cid is not None and not connector_known(self.cfg, cid):
             return {"status": "Rejected"}
         if "chargingProfile" in p:
             # Smart charging is not among the supported feature profiles.
@@ -180,7 +169,6 @@ class Station:
             asyncio.create_task(self._remote_start_authorized(tag))
         else:
             conn.remote_start(tag, None)
-            self._changed()
         return {"status": "Accepted"}
 
     async def _remote_start_authorized(self, tag):
@@ -191,7 +179,6 @@ class Station:
             return
         if not self.connector.remote_start(tag, info):
             log.info("remote", "remote start for %s no longer possible" % tag)
-        self._changed()
 
     async def _remote_stop(self, p):
         conn = self.connector
@@ -199,16 +186,13 @@ class Station:
         if conn.phase != TX or s is None or s.tx is None or self.txs.transaction_id(s.tx) != p["transactionId"]:
             return {"status": "Rejected"}
         conn.stop("Remote")
-        self._changed()
         return {"status": "Accepted"}
 
     async def _unlock(self, p):
-        cid = p["connectorId"]
-        if cid < 1 or cid > self.cfg.get("NumberOfConnectors"):
-            return {"status": "NotSupported"}
+        if not connector_known(self.cfg, p["connectorId"]):
+            return {"status": "NotSupported"}  # OCPP: "ConnectorId is unknown"
         conn = self.connector
         conn.unlock()
-        self._changed()
         # Give the lock time to move, then trust only its feedback.
         for _ in range(20):
             await asyncio.sleep(0.05)
@@ -217,11 +201,9 @@ class Station:
         return {"status": "UnlockFailed"}
 
     async def _change_availability(self, p):
-        cid = p["connectorId"]
-        if cid < 0 or cid > self.cfg.get("NumberOfConnectors"):
+        if not connector_known(self.cfg, p["connectorId"], True):
             return {"status": "Rejected"}
         result = self.connector.set_operative(p["type"] == "Operative")
-        self._changed()
         self._status_wake.set()
         return {"status": result}
 
@@ -229,7 +211,6 @@ class Station:
         conn = self.connector
         if conn.phase == TX:
             conn.stop("HardReset" if kind == "Hard" else "SoftReset")
-            self._changed()
             # Let the StopTransaction go out before the reboot (it is journaled anyway).
             for _ in range(50):
                 if self.txs.store.count() == 0:

@@ -12,9 +12,10 @@ LATCH_FILE = "faults.latch"
 
 
 class Supervisor:
-    def __init__(self, cfg, station, meter=None):
+    def __init__(self, cfg, station, outputs, meter=None):
         self.cfg = cfg
-        self.station = station
+        self.station = station      # told which fault decides connector 0's status
+        self.out = outputs          # firmware.outputs.Outputs: opens the contactor, knows what it drove
         self.meter = meter
         self.board = b = station.board
         self.t = t = F.T
@@ -34,7 +35,7 @@ class Supervisor:
         self._lock = [None, 0, 0]  # lock: wanted, retries, ticks of the last drive
         self._evc = 0           # ticks of the EV communication reset cycle start
         self.reset_failed = False
-        self.ctl = None         # firmware.control.Control: what the relay was told
+        self.lock_hold = False  # a HOLD fault keeps the cable locked (welded contactor)
         self._dirty = False
         self._unlatch = False   # manual reset pending
         raw = fsutil.read(self.root + LATCH_FILE)
@@ -50,8 +51,8 @@ class Supervisor:
         return io.sensors.read("ne_mv") > self.t["ne_mv"]
 
     def c_switch(self, conn, io):
-        ctl = self.ctl
-        return io.relay.closed() != (ctl._relay if ctl is not None else conn.relay_wanted)
+        # The feedback contact against what the interlock drove.
+        return io.relay.closed() != self.out.relay
 
     def c_button(self, conn, io):
         return io.button.pressed()
@@ -65,7 +66,7 @@ class Supervisor:
 
     def c_i_ev(self, conn, io):
         a = self.amps
-        if a is None or not conn.relay_wanted:
+        if a is None or not self.out.relay:
             return "i_ev" in self.active
         off = conn.offered_amps() * 1000
         tol = off // 10
@@ -77,8 +78,8 @@ class Supervisor:
         # Lock feedback not following the command: drive the lock again every
         # lock_retry_ms, lock_retries times, then it is a fault.
         L = self._lock
-        want = conn.lock_wanted
-        if io.lock.locked() == want:
+        want = self.out.lock
+        if want is None or io.lock.locked() == want:
             L[1] = 0
             L[0] = None
             return False
@@ -92,8 +93,7 @@ class Supervisor:
                 L[1] += 1
                 L[2] = now
                 log.warn("fault", "lock retry %d" % L[1])
-                io.lock.set(not want)
-                io.lock.set(want)
+                self.out.redrive_lock(want)
         elif time.ticks_diff(now, L[2]) >= self.t["lock_retry_ms"]:
             return True
         return "lock" in self.active
@@ -236,7 +236,7 @@ class Supervisor:
             changed = True
             if present:
                 if flags & F.BLOCK:
-                    io.relay.set(False)  # the contactor first, everything else after
+                    self.out.open()  # the contactor first, everything else after
                 active[key] = row
                 if key == "ev_comm":
                     self._evc = now
@@ -274,9 +274,9 @@ class Supervisor:
             if f & F.CP and (cpw is None or row[3] > cpw[3]):
                 cpw = row
         if blocking:
-            io.relay.set(False)
+            self.out.open()
         st = self.station
-        st.lock_hold = hold
+        self.lock_hold = hold
         conn.weak = "weak" in self.active
         conn.set_fault(None if worst is None else (worst[1], worst[2], worst[7]), blocking)
         if stop:
@@ -285,6 +285,14 @@ class Supervisor:
             "Faulted" if cpw[4] & F.BLOCK else "Available", cpw[1], cpw[2], cpw[7])
         st.poke_status()
         log.warn("fault", "active: %s" % " ".join(self.active))
+
+    def supply_in_range(self, io):
+        """The supply as measured now (the faults need their filter time first):
+        input power present and the voltage, when known, inside the band."""
+        if not io.sensors.read("supply_ok"):
+            return False
+        t = self.t
+        return (self.v_lo is None or self.v_lo >= t["v_min"]) and (self.v_hi is None or self.v_hi <= t["v_max"])
 
     def state_f(self):
         """EV communication reset: after evc_wait_s with the error, the pilot

@@ -17,7 +17,9 @@ KEY = "0123456789abcdef0123"
 def test_basic_auth_with_authorization_key(tmp_path):
     with strict_csms(tags=dict(TAGS), auth_keys={"CP1": KEY}) as cs:
         with Rig(tmp_path, cs, config={"AuthorizationKey": KEY}) as rig:
-            assert rig.call("GetConfiguration", {"key": ["AuthorizationKey"]})["unknownKey"] == ["AuthorizationKey"]
+            res = rig.call("GetConfiguration", {"key": ["AuthorizationKey"]})
+            assert res["configurationKey"] == [{"key": "AuthorizationKey", "readonly": False}]
+            assert "unknownKey" not in res
 
 
 def test_wrong_authorization_key_is_refused_and_retried(tmp_path):

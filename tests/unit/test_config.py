@@ -609,8 +609,11 @@ def test_get_configuration_all(tmp_path):
         assert unknown == []
         by_key = {e["key"]: e for e in known}
         assert len(by_key) == len(known)
-        assert set(by_key) == set(cfg.keys()) - {"AuthorizationKey", "WiFiPass"}
+        assert set(by_key) == set(cfg.keys())
         for e in known:
+            if e["key"] in ("AuthorizationKey", "WiFiPass"):
+                assert set(e) == {"key", "readonly"}  # write-only: listed without a value
+                continue
             assert set(e) == {"key", "readonly", "value"}
             assert isinstance(e["value"], str)
             assert e["readonly"] == (e["key"] in READ_ONLY)
@@ -625,9 +628,11 @@ def test_get_configuration_keys(tmp_path):
     cfg = mk(tmp_path)
     known, unknown = cfg.get_configuration(["HeartbeatInterval", "Nope", "NumberOfConnectors",
                                             "AuthorizationKey", "HeartbeatInterval"])
+    # A write-only key is a known key: listed without its value (issue 9).
     assert known == [{"key": "HeartbeatInterval", "readonly": False, "value": "300"},
-                     {"key": "NumberOfConnectors", "readonly": True, "value": "1"}]
-    assert unknown == ["Nope", "AuthorizationKey"]
+                     {"key": "NumberOfConnectors", "readonly": True, "value": "1"},
+                     {"key": "AuthorizationKey", "readonly": False}]
+    assert unknown == ["Nope"]
 
 
 def test_get_configuration_max_keys(tmp_path):
@@ -638,7 +643,10 @@ def test_get_configuration_max_keys(tmp_path):
     assert [e["key"] for e in known] == ["FreeMode", "Phase"]
     assert unknown == ["X1"]
     known, unknown = cfg.get_configuration(None)  # all keys: not limited
-    assert len(known) == len(cfg.keys()) - 2  # write-only secrets
+    assert len(known) == len(cfg.keys())  # every key, the write-only secrets without value
+    secrets = [e for e in known if e["key"] in ("AuthorizationKey", "WiFiPass")]
+    assert sorted(secrets, key=lambda e: e["key"]) == [{"key": "AuthorizationKey", "readonly": False},
+                                                       {"key": "WiFiPass", "readonly": False}]
 
 
 # ---- subscribe -------------------------------------------------------------------

@@ -49,15 +49,8 @@ class Board:
     relay = Relay()
 
 
-class Conn:
-    duty_wanted = 50
-
-    def offered_amps(self):
-        return 16
-
-
-class Station:
-    connector = Conn()
+class Outputs:
+    offered_a = 16  # the PWM offers 16 A
 
 
 def meter(phase="Three.Phase", variant="business", ok=True):
@@ -65,7 +58,7 @@ def meter(phase="Three.Phase", variant="business", ok=True):
     m.board, m.cfg = Board(), Cfg(variant, Phase=phase)
     m._phase = phase
     m.three = phase == "Three.Phase"
-    m.station = Station()
+    m.outputs = Outputs()
     m.ok, m.down, m.est_wh, m._wh, m._hb = ok, not ok, 12.7, 1000, None
     m.values = {("Voltage", "L1"): 230.04, ("Voltage", "L2"): 231.0, ("Voltage", "L3"): 229.5,
                 ("Current.Import", "L1"): 16.004, ("Current.Import", "L2"): 15.5,

@@ -6,6 +6,7 @@ import types
 
 import pytest
 
+import firmware.outputs as O
 import firmware.supervisor as S
 from firmware import faults as F
 from firmware.connector import Connector, TX
@@ -31,9 +32,9 @@ class Cfg(dict):
 class Station:
     """The connector's context and what the supervisor sets on the station."""
 
-    def __init__(self, board):
+    def __init__(self, board, outputs):
         self.board = board
-        self.lock_hold = False
+        self.out = outputs
         self.cp_fault = None
         self.stops = []
         self.pokes = 0
@@ -41,13 +42,13 @@ class Station:
     def tx_energy_allowed(self, tx):
         return True
 
-    def lock_forced(self):
-        return self.lock_hold
+    def open_contactor(self):
+        self.out.open()
 
-    def relay_off_now(self):
-        self.board.relay.set(False)
+    def contactor_closed(self):
+        return self.out.relay
 
-    def stop_tx(self, conn, tx, reason):
+    def stop_tx(self, conn, tx, reason, id_tag):
         self.stops.append(reason)
 
     def start_tx(self, conn, session):
@@ -62,14 +63,12 @@ class Station:
     def authorize(self, *a):
         pass
 
-    def reservation_used(self, conn):
-        pass
-
 
 @pytest.fixture
 def rig(tmp_path, monkeypatch):
     clock = Clock()
     monkeypatch.setattr(S, "time", clock)
+    monkeypatch.setattr(O, "time", clock)
     monkeypatch.setattr(F, "T", dict(F.T))
     board = Board(flash_root=str(tmp_path) + "/", sd_root=str(tmp_path) + "/sd/")
     board.sensors.set("supply_ok", 1)
@@ -78,17 +77,20 @@ def rig(tmp_path, monkeypatch):
     cfg = Cfg(MaxCurrentLimit=32, Phase="Single.Phase", StopTransactionOnEVSideDisconnect=True,
               UnlockConnectorOnEVSideDisconnect=True, FreeMode=False, WiFiConnect=False,
               ResetRetries=0)
-    st = Station(board)
+    out = O.Outputs(board)
+    st = Station(board, out)
     conn = Connector(1, cfg, st)
     meter = types.SimpleNamespace(ok=True, refused=False, values={("Voltage", None): 230.0, ("Frequency", None): 50.0,
                                                    ("Current.Import", None): 0.0})
-    sup = S.Supervisor(cfg, st, meter)
-    r = types.SimpleNamespace(clock=clock, board=board, st=st, conn=conn, sup=sup, meter=meter, cfg=cfg)
+    sup = S.Supervisor(cfg, st, out, meter)
+    r = types.SimpleNamespace(clock=clock, board=board, st=st, conn=conn, sup=sup, meter=meter, cfg=cfg, out=out)
 
     def step(ms=20):
+        # one control cycle (firmware/control.py) without the pilot debounce
         clock.now += ms
+        conn.on_ev(conn.ev, out.check_diode(conn.ev))
         sup.evaluate(conn, board)
-        conn.compute_outputs(board.lock.locked(), sup.state_f())
+        out.apply(conn, sup.state_f(), sup.lock_hold, sup.supply_in_range(board))
 
     def hold(ms):
         # a condition seen at one cycle, still there ms later
@@ -101,14 +103,15 @@ def rig(tmp_path, monkeypatch):
 
 
 def charging(r):
+    r.board.pilot.set_levels(6000, -12000)  # EV in C, healthy diode
     r.conn.on_ev("B", True)
     r.conn.on_authorized("TAG1", {"status": "Accepted"}, "start")
     assert r.conn.phase == TX
     r.conn.on_ev("C", True)
-    r.board.lock.set(True)
     r.step()
-    assert r.conn.relay_wanted
-    r.board.relay.set(True)
+    assert not r.out.relay  # the diode is not verified yet
+    r.step(120)
+    assert r.out.relay and r.board.relay.command
 
 
 def test_table_rows_are_well_formed_and_blocking_rows_outrank_reporting_rows():
@@ -147,7 +150,7 @@ def test_filter_time_must_elapse_before_raising_and_clearing(rig):
     rig.step(400)
     assert "vpr" not in rig.sup.active
     rig.step(120)
-    assert "vpr" in rig.sup.active and not rig.conn.relay_wanted
+    assert "vpr" in rig.sup.active and not rig.out.relay
     rig.board.sensors.set("phase_ok", 1)
     rig.step(1000)
     rig.board.sensors.set("phase_ok", 0)  # a relapse restarts the clear filter
@@ -157,7 +160,9 @@ def test_filter_time_must_elapse_before_raising_and_clearing(rig):
     rig.step(1990)
     assert "vpr" in rig.sup.active
     rig.step(20)
-    assert "vpr" not in rig.sup.active and rig.conn.relay_wanted
+    assert "vpr" not in rig.sup.active and not rig.out.relay  # a new PWM run: its diode check first
+    rig.step(120)
+    assert rig.out.relay
     assert rig.st.stops == []
 
 
@@ -169,7 +174,7 @@ def test_latched_fault_needs_a_manual_reset_and_survives_a_reboot(rig, tmp_path)
         rig.step(100)
     assert "ground" in rig.sup.active
     assert (tmp_path / S.LATCH_FILE).read_text() == "ground"
-    again = S.Supervisor(rig.cfg, rig.st, rig.meter)  # reboot
+    again = S.Supervisor(rig.cfg, rig.st, rig.out, rig.meter)  # reboot
     assert "ground" in again.active
     rig.sup.manual_reset()
     rig.step()
@@ -214,7 +219,7 @@ def test_derating_curve_with_hysteresis(rig):
         rig.board.sensors.set("temperature_dc", temp)
         rig.step()
         assert rig.conn.derate_a == amps, temp
-    assert rig.conn.relay_wanted
+        assert rig.out.relay, temp  # a lower offer does not interrupt charging
 
 
 def test_voltage_band_hysteresis_and_meter_values_only_once_per_poll(rig):
@@ -237,7 +242,7 @@ def test_meter_down_keeps_charging_and_freezes_grid_faults(rig):
     rig.meter.ok = False
     rig.hold(5000)
     assert rig.conn.status()[:3] == ("Charging", "OtherError", "ModBusComsFailure")
-    assert rig.conn.relay_wanted
+    assert rig.out.relay
 
 
 def test_weak_signal_never_replaces_another_state(rig):
@@ -250,6 +255,7 @@ def test_weak_signal_never_replaces_another_state(rig):
 
 def test_lock_is_driven_again_three_times_then_reported(rig):
     rig.board.lock.jam(True)
+    rig.board.pilot.set_levels(9000, -12000)  # EV in B, healthy diode
     rig.conn.on_ev("B", True)
     rig.conn.on_authorized("TAG1", {"status": "Accepted"}, "start")
     rig.step()
@@ -259,7 +265,9 @@ def test_lock_is_driven_again_three_times_then_reported(rig):
         assert "lock" not in rig.sup.active
     rig.step(500)
     assert rig.conn.status()[:2] == ("Faulted", "ConnectorLockFailure")
-    assert rig.board.lock.history == [False, True] * 3  # driven again three times
+    # driven, then again three times; released once the fault has ended the transaction
+    assert rig.board.lock.history == [True] + [False, True] * 3 + [False]
+    assert rig.st.stops == ["Other"]
 
 
 def test_reset_failure_reported_then_watchdog(rig):

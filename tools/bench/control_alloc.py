@@ -27,11 +27,13 @@ from firmware.connector import Connector
 from firmware.supervisor import Supervisor
 from firmware.control import Control
 from firmware.config import Config
+from firmware.outputs import Outputs
 
 
 class Station:
-    def __init__(self, board, cfg):
+    def __init__(self, board, cfg, out):
         self.board = board
+        self.out = out
         self.cp_fault = None
         self.pokes = 0
         self.connector = Connector(1, cfg, self)
@@ -39,13 +41,13 @@ class Station:
     def tx_energy_allowed(self, tx):
         return True
 
-    def lock_forced(self):
-        return False
+    def open_contactor(self):
+        self.out.open()
 
-    def relay_off_now(self):
-        self.board.relay.set(False)
+    def contactor_closed(self):
+        return self.out.relay
 
-    def stop_tx(self, conn, tx, reason):
+    def stop_tx(self, conn, tx, reason, id_tag):
         pass
 
     def start_tx(self, conn, session):
@@ -58,9 +60,6 @@ class Station:
         pass
 
     def authorize(self, *a):
-        pass
-
-    def reservation_used(self, conn):
         pass
 
 
@@ -77,9 +76,10 @@ board.sensors.set("supply_ok", 1)
 board.sensors.set("phase_ok", 1)
 board.sensors.set("temperature_dc", 250)
 cfg = Config(root=TMP + "/", device_id="BENCH")
-st = Station(board, cfg)
-sup = Supervisor(cfg, st, Meter())
-ctl = Control(board, st, sup)
+out = Outputs(board)
+st = Station(board, cfg, out)
+sup = Supervisor(cfg, st, out, Meter())
+ctl = Control(board, st.connector, sup, out, st)
 conn = st.connector
 
 
@@ -103,6 +103,11 @@ for _ in range(5):
     ctl.step()
 conn.on_authorized("TAG1", {"status": "Accepted"}, "start")
 board.pilot.set_levels(6000, -12000)
+import time
+t0 = time.ticks_ms()
+while not board.relay.closed() and time.ticks_diff(time.ticks_ms(), t0) < 2000:
+    ctl.step()  # the contactor closes once the diode is verified (100 ms of PWM)
+    time.sleep_ms(5)
 measure("charging")
 board.button.set(True)
 measure("faulted")
