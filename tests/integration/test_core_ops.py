@@ -42,6 +42,17 @@ def test_trigger_message(tmp_path, csms):
         assert st["connectorId"] == 1 and st["status"] == "Available"
 
 
+def test_write_only_keys_are_known_keys_without_a_value(tmp_path, csms):
+    with Rig(tmp_path, csms, config={"AuthorizationKey": "0123456789abcdef", "WiFiPass": "hunter2hunter2"}) as rig:
+        every = {e["key"]: e for e in rig.call("GetConfiguration", {})["configurationKey"]}
+        named = rig.call("GetConfiguration", {"key": ["AuthorizationKey", "WiFiPass"]})
+        for res in (every, {e["key"]: e for e in named["configurationKey"]}):
+            assert res["AuthorizationKey"] == {"key": "AuthorizationKey", "readonly": False}
+            assert res["WiFiPass"] == {"key": "WiFiPass", "readonly": False}
+        assert "unknownKey" not in named
+        assert every["HeartbeatInterval"]["value"]
+
+
 def test_configuration_survives_power_cuts_at_random_moments(tmp_path, csms):
     rng = random.Random(7)
     rig = Rig(tmp_path, csms)

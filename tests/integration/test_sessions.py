@@ -56,7 +56,7 @@ def test_plug_in_first_then_card_then_same_card_stops(tmp_path, csms):
         t0 = time.monotonic()
         rig.card("TAG1")
         stop = stop_of(rig, t0)
-        assert stop["reason"] == "Local" and stop["transactionId"] == 1
+        assert stop["reason"] == "Local" and stop["transactionId"] == 1 and stop["idTag"] == "TAG1"
         assert stop["meterStop"] >= start["meterStart"]
         stop_msg = csms.wait_message("StopTransaction", since_t=t0)
         relay_opened_before(rig, stop_msg["t"])
@@ -151,7 +151,8 @@ def test_card_of_the_same_group_stops(tmp_path, csms):
         t0 = time.monotonic()
         rig.card("CHILD2")
         stop = stop_of(rig, t0)
-        assert stop["reason"] == "Local"
+        # OCPP: idTag is "the identifier which was used to stop the transaction"
+        assert stop["reason"] == "Local" and stop["idTag"] == "CHILD2"
         relay_opened_before(rig, csms.wait_message("StopTransaction", since_t=t0)["t"])
 
 
