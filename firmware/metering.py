@@ -78,14 +78,18 @@ class Metering:
         return v
 
     def energy(self, tx):
-        """Energy.Active.Import.Register as reported: the meter's register
-        (Business), energy since the session began (Home Plus, guide)."""
+        """Energy.Active.Import.Register of the last poll, as reported for tx."""
         if self._wh is None:
             return None
+        return self.session_wh(self._wh, tx["base"] if tx is not None else self._hb)
+
+    def session_wh(self, reg, base):
+        """The one formula for the reported register: the meter's register
+        (Business), the energy since the session began at `base` (Home Plus
+        resets it at each session, guide)."""
         if self.cfg.variant != "homeplus":
-            return self._wh
-        base = tx["base"] if tx is not None else self._hb
-        return max(0, self._wh - (self._wh if base is None else base))
+            return reg
+        return max(0, reg - (reg if base is None else base))
 
     # --- polling ------------------------------------------------------------------
 

@@ -12,6 +12,21 @@ from lib import fsutil, isotime, log, ocppj
 from lib.journal import JournalFull
 from firmware.chargepoint import CallError, NotConnected
 
+# The records this module owns (short keys: they are written to flash for
+# every message, and journals written by earlier firmware must stay readable).
+#
+# A transaction (dict, also kept as "open" in STATE_FILE until it stops):
+#   l      local id (int, counts up across reboots; the journal's key)
+#   cid    connectorId
+#   tag    idTag that started it; parent: its parentIdTag or None
+#   base   meter register (Wh) at the start: Home Plus energy counts from it
+#   start  meterStart as sent
+#   ts     start time (UTC epoch seconds)
+#   limit  Wh still allowed after an Invalid answer (MaxEnergyOnInvalidId), None: no limit
+# A queued message (journal data, kind K_START / K_STOP / K_METER):
+#   {"a": action, "p": payload, "l": local id, "u": its OCPP UniqueId}
+# The commit of a StartTransaction answer (kind K_MAP):
+#   {"l": local id, "id": transactionId, "s": journal seq of the StartTransaction}
 STATE_FILE = "tx_state.json"
 CALL_TIMEOUT_MS = 30000
 CHECKPOINT_MS = 60000  # how often an open transaction's meter value is saved
@@ -80,12 +95,7 @@ class Transactions:
     def energy_wh(self, tx):
         """Meter value for a transaction: cumulative register (Business) or
         energy since the session began (Home Plus resets to 0, guide)."""
-        return self._tx_wh(tx, self.register_wh())
-
-    def _tx_wh(self, tx, reg):
-        if self.cfg.variant == "homeplus":
-            return max(0, reg - tx["base"])
-        return reg
+        return self.meter.session_wh(self.register_wh(), tx["base"])
 
     def register_wh(self):
         reg = self.meter.register_wh()
@@ -179,7 +189,7 @@ class Transactions:
             return None
         self.by_local[tx["l"]] = tx
         # stop() keeps meterStop at or above meterStart.
-        self.stop(tx, "PowerLoss", None, self._tx_wh(tx, self.floor_wh), self.last_ts or tx["ts"])
+        self.stop(tx, "PowerLoss", None, self.meter.session_wh(self.floor_wh, tx["base"]), self.last_ts or tx["ts"])
         return tx
 
     # --- the ordered message queue ---------------------------------------------
