@@ -3,7 +3,7 @@
 unix port, driven over a JSON-lines control channel. See docs/simulator.md.
 
   sim.py --csms URL --id ID --control PORT --state DIR [--variant business|homeplus]
-         [--config KEY=VALUE]... [--heapsize SIZE] [--runtime micropython|cpython]
+         [--config KEY=VALUE]... [--heapsize SIZE] [--runtime micropython|board32|cpython]
 """
 import argparse
 import asyncio
@@ -36,7 +36,9 @@ def main(argv=None):
     ap.add_argument("--variant", default="business", choices=("business", "homeplus"))
     ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--heapsize", default=None, help="MicroPython heap, e.g. 128K")
-    ap.add_argument("--runtime", default="micropython", choices=("micropython", "cpython"))
+    ap.add_argument("--runtime", default="micropython", choices=("micropython", "board32", "cpython"),
+                    help="micropython: the venv's 64-bit interpreter, .mpy files in DIR/flash; board32: the "
+                         "board-like 32-bit interpreter, modules in a ROMFS image (docs/simulator.md)")
     ap.add_argument("--quiet", action="store_true", help="do not echo firmware output")
     a = ap.parse_args(argv)
     bench = Bench(a.csms, a.id, a.control, a.state, variant=a.variant, config=parse_config(a.config),

@@ -46,6 +46,22 @@ def offered_amps(duty):
     return 0.0
 
 
+def board32_binary():
+    """The board-like interpreter (32-bit unix port with ROMFS, see
+    ../shared/micropython-board32/README.md): $MICROPYTHON_BOARD32, else
+    ../shared/micropython-board32/micropython next to the project root.
+    None when it is not there or does not run on this machine."""
+    cand = os.environ.get("MICROPYTHON_BOARD32") or os.path.join(
+        os.path.dirname(ROOT), "shared", "micropython-board32", "micropython")
+    if not os.path.exists(cand):
+        return None
+    try:
+        r = subprocess.run([cand, "-c", "import vfs; vfs.rom_ioctl"], capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return os.path.abspath(cand) if r.returncode == 0 else None
+
+
 def micropython_binary():
     exe = os.path.join(os.path.dirname(sys.executable), "micropython")
     for cand in (exe, shutil.which("micropython")):
@@ -74,6 +90,12 @@ class Bench:
         self.quiet = quiet
         self.runtime = runtime
         self.mp_bin = None
+        self.romfs = os.path.join(self.state, "romfs.img")  # the board's romfs partition
+        if runtime == "board32":
+            self.mp_bin = board32_binary()
+            if self.mp_bin is None:
+                raise SystemExit("--runtime board32: no board-like interpreter (set MICROPYTHON_BOARD32 "
+                                 "or put it at ../shared/micropython-board32/micropython)")
         if runtime == "micropython":
             self.mp_bin = micropython_binary()
             if self.mp_bin is None:
@@ -147,7 +169,8 @@ class Bench:
             self.uid = json.load(f)["uid"]
         # Installed = main.py is there; factory files placed before the first boot
         # (a CA certificate, say) do not count as an installed firmware.
-        if os.path.exists(os.path.join(self.flash, "main.py")):
+        if os.path.exists(os.path.join(self.flash, "main.py")) and (
+                self.runtime != "board32" or os.path.exists(self.romfs)):
             self.log("reusing %s (no reinstall)" % self.flash)
             return False
         if ROOT not in sys.path:
@@ -155,7 +178,17 @@ class Bench:
         from tools.mpy_build import build
 
         os.makedirs(self.flash, exist_ok=True)
-        files = build(self.flash, board="sim")
+        if self.runtime == "board32":
+            # As on the board: the modules in the ROMFS image, only the entry
+            # points (and data) on the flash filesystem.
+            from tools.romfs import LITTLEFS_CODE, build_image
+
+            files = build_image(self.romfs, board="sim")
+            for rel in LITTLEFS_CODE:
+                shutil.copyfile(os.path.join(ROOT, rel), os.path.join(self.flash, rel))
+            files += list(LITTLEFS_CODE)
+        else:
+            files = build(self.flash, board="sim")
         prov = {"variant": self.variant,
                 "config": {"OcppServerAddress": self.csms, "OcppChargerId": self.charger_id}}
         for k, v in self.config.items():
@@ -261,7 +294,7 @@ class Bench:
 
     # ---- the firmware process
     def command_line(self, script="main.py"):
-        if self.runtime == "micropython":
+        if self.runtime in ("micropython", "board32"):
             cmd = [self.mp_bin]
             if self.heapsize:
                 cmd += ["-X", "heapsize=%s" % self.heapsize]
@@ -295,6 +328,13 @@ class Bench:
             "JOLT_UID": self.uid,
             "JOLT_ROOT": ROOT,
         })
+        if self.runtime == "board32":
+            from tools.romfs import SYS_PATH
+
+            # The script's directory (DIR/flash, the board's littlefs root)
+            # replaces the first entry, '' on the board.
+            env["MICROPY_ROMFS"] = self.romfs
+            env["MICROPYPATH"] = ":".join(SYS_PATH)
         self.fw_env = {k: v for k, v in env.items() if k.startswith("JOLT_")}
         await self.run_boot(env)
         if not self.powered or self._stopping():
