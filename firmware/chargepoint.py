@@ -120,13 +120,27 @@ class ChargePoint:
     async def _reader(self, ws):
         try:
             while True:
-                text = await ws.recv()
+                # A message the heap has no room for costs that message, not
+                # the connection: dropped by ws (the CSMS's call times out and
+                # is retried), or answered InternalError when it was read.
+                try:
+                    text = await ws.recv()
+                except MemoryError:
+                    log.warn("ocpp", "rx dropped: no memory")
+                    continue
                 try:
                     kind, uid, a, b = ocppj.parse(text)
                 except ocppj.FrameError as e:
                     log.warn("ocpp", "bad frame %s: %s" % (e.code, e.description))
                     if e.uid is not None:
                         asyncio.create_task(self._send(ws, ocppj.error(e.uid, e.code, e.description), True))
+                    continue
+                except MemoryError:
+                    uid = ocppj.peek_id(text, ("[2,",))  # a CALL gets its answer
+                    text = None
+                    log.warn("ocpp", "rx no memory")
+                    if uid is not None:
+                        asyncio.create_task(self._send(ws, ocppj.error(uid, "InternalError", "out of memory"), True))
                     continue
                 text = None
                 if kind == ocppj.CALL:

@@ -51,6 +51,17 @@ def error(uid, code, description="", details=None):
     return json.dumps([ERROR, uid, code, description[:255], details if details is not None else {}])
 
 
+def peek_id(text, starts=("[2,", "[3,", "[4,")):
+    """Best effort: the id of a message that cannot be decoded but still starts
+    like [2,"id" (so it gets its answer); None otherwise."""
+    i = text.find('"')
+    j = text.find('"', i + 1)
+    if 0 <= i < j <= i + 1 + _MAX_ID_LEN and text[:i].replace(" ", "").replace("\t", "").replace(
+            "\n", "").replace("\r", "") in starts:
+        return text[i + 1:j]
+    return None
+
+
 def parse(text):
     """Decode one OCPP-J message.
 
@@ -61,14 +72,7 @@ def parse(text):
     try:
         msg = json.loads(text)
     except ValueError:
-        # Best effort: a broken message that still starts like [2,"id" gets its answer.
-        uid = None
-        i = text.find('"')
-        j = text.find('"', i + 1)
-        if 0 <= i < j <= i + 1 + _MAX_ID_LEN and text[:i].replace(" ", "").replace("\t", "").replace(
-                "\n", "").replace("\r", "") in ("[2,", "[3,", "[4,"):
-            uid = text[i + 1:j]
-        raise FrameError(fv, "message is not valid JSON", uid)
+        raise FrameError(fv, "message is not valid JSON", peek_id(text))
     if not isinstance(msg, list) or len(msg) < 3:
         raise FrameError(fv, "not an OCPP-J array")
     kind, uid = msg[0], msg[1]

@@ -17,6 +17,7 @@ _OP_PONG = const(10)
 # Reads in chunks instead of readline() so that a server sending an endless
 # line cannot make us allocate more than _MAX_HEADER bytes.
 _MAX_HEADER = const(4096)
+_PIECE = const(512)  # bigger messages are sent in pieces of this size
 
 
 class WSError(Exception):
@@ -32,13 +33,16 @@ class WSClosed(Exception):
         self.reason = reason
 
 
-def _frame(opcode, payload):
+def _frame(opcode, payload, n=None):
     # Header, mask key and masked payload in one buffer so each frame costs a
     # single allocation and a single write (frames from concurrent tasks never
-    # interleave on the wire).
-    n = len(payload)
+    # interleave on the wire). n: the payload length when only the header and
+    # key are wanted (send() masks a big payload in pieces after it).
+    body = n is None
+    if body:
+        n = len(payload)
     hlen = 2 if n < 126 else 4 if n < 65536 else 10
-    buf = bytearray(hlen + 4 + n)
+    buf = bytearray(hlen + 4 + (n if body else 0))
     buf[0] = 0x80 | opcode
     if hlen == 2:
         buf[1] = 0x80 | n
@@ -46,24 +50,29 @@ def _frame(opcode, payload):
         buf[1] = 0xFE if hlen == 4 else 0xFF
         for i in range(hlen - 2):
             buf[hlen - 1 - i] = (n >> (8 * i)) & 0xFF
-    key = os.urandom(4)
-    buf[hlen:hlen + 4] = key
+    buf[hlen:hlen + 4] = os.urandom(4)
+    if body:
+        _mask(buf, hlen + 4, payload, 0, n, buf[hlen:hlen + 4])
+    return buf
+
+
+def _mask(buf, off, payload, start, n, key):
+    # buf[off:off+n] = payload[start:start+n] masked with key (start % 4 == 0).
     k0, k1, k2, k3 = key[0], key[1], key[2], key[3]
-    off = hlen + 4
     i = 0
     # Unrolled by four so the key index needs no modulo per byte.
     end4 = n & ~3
     while i < end4:
         j = off + i
-        buf[j] = payload[i] ^ k0
-        buf[j + 1] = payload[i + 1] ^ k1
-        buf[j + 2] = payload[i + 2] ^ k2
-        buf[j + 3] = payload[i + 3] ^ k3
+        p = start + i
+        buf[j] = payload[p] ^ k0
+        buf[j + 1] = payload[p + 1] ^ k1
+        buf[j + 2] = payload[p + 2] ^ k2
+        buf[j + 3] = payload[p + 3] ^ k3
         i += 4
     while i < n:
-        buf[off + i] = payload[i] ^ key[i & 3]
+        buf[off + i] = payload[start + i] ^ key[i & 3]
         i += 1
-    return buf
 
 
 class WebSocket:
@@ -184,13 +193,15 @@ class WebSocket:
                 self._pending = pend[n:]
                 return pend[:n]
             return b""
-        self._pending = b""
         r = self._r
+        # Allocated before anything is consumed: a MemoryError here leaves
+        # the stream where it was (recv() then skips the payload).
+        buf = bytearray(n) if hasattr(r, "readinto") else None
+        self._pending = b""
         try:
-            if hasattr(r, "readinto"):
+            if buf is not None:
                 # MicroPython stream: fill one buffer in place; readexactly
                 # there concatenates chunks, costing a copy per chunk.
-                buf = bytearray(n)
                 got = len(pend)
                 buf[:got] = pend
                 mv = memoryview(buf)
@@ -234,6 +245,8 @@ class WebSocket:
         if self.closed:
             raise WSClosed(self.close_code or 1006, self.close_reason)
         msg = None
+        total = 0
+        drop = False
         while True:
             hdr = await self._read(2)
             self.last_rx = time.ticks_ms()
@@ -286,22 +299,40 @@ class WebSocket:
             if op:
                 if msg is not None:
                     await self._fail(1002, "expected continuation")
-                # Checked before reading so an oversize frame never gets buffered.
-                if n > self.max_message:
-                    await self._fail(1009, "message too big")
-                data = await self._read(n)
-                if not fin:
-                    msg = bytearray(data)
-                    continue
-            else:
+                total = 0
+                drop = False
+            elif msg is None:
+                await self._fail(1002, "unexpected continuation")
+            total += n
+            # Checked before reading so an oversize frame never gets buffered.
+            if total > self.max_message:
+                await self._fail(1009, "message too big")
+            # No memory for the message: its bytes are read and thrown away in
+            # small pieces, so the link stays in step; recv() then raises
+            # MemoryError for this one message and the next recv() goes on.
+            data = None
+            if not drop:
+                try:
+                    data = await self._read(n)
+                    if msg is not None:
+                        msg.extend(data)
+                        data = msg
+                    elif not fin:
+                        data = msg = bytearray(data)
+                except MemoryError:
+                    drop = True
+            if drop and data is None:
+                while n:
+                    k = n if n < 128 else 128
+                    await self._read(k)
+                    n -= k
+            if not fin:
                 if msg is None:
-                    await self._fail(1002, "unexpected continuation")
-                if len(msg) + n > self.max_message:
-                    await self._fail(1009, "message too big")
-                msg.extend(await self._read(n))
-                if not fin:
-                    continue
-                data = msg
+                    msg = b""  # a message is under way (being dropped)
+                continue
+            msg = None
+            if drop:
+                raise MemoryError("ws: message dropped")
             try:
                 return str(data, "utf-8")
             except UnicodeError:
@@ -356,11 +387,28 @@ class WebSocket:
         # _send_close() marks the close as sent before it sends it.
         if self.closed or self._close_sent and opcode != _OP_CLOSE:
             raise WSClosed(self.close_code or 1006, self.close_reason)
-        frame = _frame(opcode, text)
+        n = len(text)
+        w = self._w
         try:
             async with self._wlock:
-                self._w.write(frame)
-                await self._w.drain()
+                if n <= _PIECE:
+                    w.write(_frame(opcode, text))
+                    await w.drain()
+                    return
+                # A big message is masked and written _PIECE bytes at a time:
+                # no second message-sized buffer on the heap.
+                head = _frame(opcode, None, n)
+                key = head[-4:]
+                w.write(head)
+                piece = bytearray(_PIECE)
+                mp = hasattr(self._r, "readinto")  # MicroPython stream: write() copies what it keeps
+                i = 0
+                while i < n:
+                    k = n - i if n - i < _PIECE else _PIECE
+                    _mask(piece, 0, text, i, k, key)
+                    w.write(piece if k == _PIECE and mp else bytes(piece[:k]))
+                    await w.drain()
+                    i += k
         except OSError:
             await self._fail(1006, "write error")
 

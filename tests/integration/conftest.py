@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 
+from tests.integration import rig
 from tests.integration.csms_harness import strict_csms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -30,3 +31,16 @@ def csms():
     charger during a test fails that test."""
     with strict_csms(tags=dict(TAGS), heartbeat_interval=300) as cs:
         yield cs
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line: in which interpreter and heap the firmware ran (issue 11)."""
+    if not terminalreporter.stats.get("passed") and not terminalreporter.stats.get("failed"):
+        return
+    if rig.BOARD32:
+        terminalreporter.write_line("integration: firmware from ROMFS on the board-like interpreter %s, heap %s "
+                                    "(wss:// tests on the 64-bit one at %s)" % (rig.BOARD32, rig.HEAP, rig.TLS_HEAP))
+    else:
+        terminalreporter.write_line("integration: MEMORY BUDGET NOT CHECKED: no board-like interpreter "
+                                    "(MICROPYTHON_BOARD32 or ../shared/micropython-board32/micropython); "
+                                    "ran on the 64-bit micropython at %s" % rig.HEAP)

@@ -198,3 +198,22 @@ def test_a_hanging_central_system_does_not_block_the_charger(tmp_path, csms):
             assert rig.status()["boots"] == 1
     finally:
         silent.close()
+
+
+def test_a_call_too_big_for_the_heap_costs_that_call_only(tmp_path, csms):
+    # Under the 16 KiB message limit but more than a small heap holds at once:
+    # dropped (the CSMS's call times out) or answered with a CALLERROR; the
+    # connection, the charger and the next calls are unharmed.
+    big = '[2,"big1","DataTransfer",{"vendorId":"X","data":"%s"}]' % ("d" * 15000)
+    with Rig(tmp_path, csms) as rig:
+        for _ in range(3):
+            rep = csms.send_raw("CP1", big, wait_reply_timeout=3)
+            assert rep is None or rep["id"] == "big1", rep
+        assert csms.connected("CP1")
+        assert rig.call("GetConfiguration", {"key": ["NumberOfConnectors"]})
+        rig.plug()
+        rig.card("TAG1")
+        rig.ev("C")
+        rig.wait_relay(True)
+        log = rig.firmware_log(400)
+        assert "Traceback" not in log, log

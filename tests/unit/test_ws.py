@@ -691,3 +691,58 @@ def test_local_close_wakes_pending_recv_with_our_code():
 
     exc = run(main())
     assert (exc.code, exc.reason) == (1001, "rebooting")
+
+
+# ------------------------------------------------------------ out of memory
+
+class _ReadintoReader:
+    """A CPython StreamReader with MicroPython's readinto(), so recv() takes
+    the device path that allocates the message buffer."""
+
+    def __init__(self, r):
+        self._r = r
+
+    async def readinto(self, mv):
+        data = await self._r.read(len(mv))
+        mv[:len(data)] = data
+        return len(data)
+
+
+def test_message_without_memory_is_dropped_and_the_link_stays(monkeypatch):
+    # A message the heap has no room for costs that message only: recv()
+    # raises MemoryError once, the link stays in step, the next messages come.
+    real = bytearray
+
+    def small_heap(*a):
+        if a and isinstance(a[0], int) and a[0] > 1000:
+            raise MemoryError("memory allocation failed, allocating %d bytes" % a[0])
+        return real(*a)
+
+    async def handler(conn):
+        await conn.send("9" * 5000)
+        await conn.send("after")
+        await conn.send(["x" * 600, "y" * 1500, "z" * 600])  # fragmented: no room for the second piece
+        await conn.send("last")
+        msg = await conn.recv()
+        await conn.send("echo " + str(len(msg)))
+        await conn.wait_closed()
+
+    async def main():
+        server, port = await ws_server(handler)
+        async with server:
+            ws = await raw_client(port)
+            ws._r = _ReadintoReader(ws._r)
+            monkeypatch.setattr(wsmod, "bytearray", small_heap, raising=False)
+            got = []
+            for _ in range(4):
+                try:
+                    got.append(await ws.recv())
+                except MemoryError:
+                    got.append("MemoryError")
+            await ws.send("s" * 3000)  # sent in pieces: no 3000-byte buffer needed
+            got.append(await ws.recv())
+            got.append(ws.closed)
+            await ws.close()
+            return got
+
+    assert run(main()) == ["MemoryError", "after", "MemoryError", "last", "echo 3000", False]
