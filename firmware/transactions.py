@@ -5,6 +5,7 @@
 # queued before its StartTransaction was answered carries the transactionId the
 # central system assigns later.
 import asyncio
+import gc
 import json
 import time
 
@@ -34,6 +35,7 @@ K_START = 1
 K_STOP = 2
 K_METER = 3
 K_MAP = 4      # local id -> transactionId; also the commit of the StartTransaction answer
+HELD = 4       # messages kept in RAM when the heap had no room to journal them
 
 
 class Transactions:
@@ -54,6 +56,11 @@ class Transactions:
         self.on_start_result = None  # fn(tx, idTagInfo) set by the station
         self._wake = asyncio.Event()
         self.open_at_boot = None     # the transaction a power cut interrupted
+        # A MemoryError while queueing (the control step stopping a session,
+        # say) costs no message and never reaches the caller: the message is
+        # held here, in order, and journaled by run() once memory is back.
+        self._held = [None] * HELD   # (kind, action, payload, local), oldest first
+        self._state_due = False      # the state file still needs writing
         cp.listen(self._on_session)
         self._load()
 
@@ -134,7 +141,11 @@ class Transactions:
         }
         if id_tag:
             payload["idTag"] = id_tag
-        data = self._transaction_data(tx, stop_wh, now)
+        try:
+            data = self._transaction_data(tx, stop_wh, now)
+        except MemoryError:
+            data = None  # the optional part goes, the stop stays
+            log.warn("tx", "no memory: stop without transactionData")
         if data:
             payload["transactionData"] = data
         self._queue(K_STOP, "StopTransaction", payload, tx["l"])
@@ -166,9 +177,13 @@ class Transactions:
         last register and time seen, the next local id. Written at start, stop
         and checkpoints only (flash wear)."""
         self.last_ts = self.board.clock.now()
-        doc = {"open": open_tx, "reg": self.floor_wh, "ts": self.last_ts, "next": self.next_local}
+        self._state_due = False
         try:
-            fsutil.write_atomic(self.root + STATE_FILE, json.dumps(doc))
+            fsutil.write_atomic(self.root + STATE_FILE, json.dumps(
+                {"open": open_tx, "reg": self.floor_wh, "ts": self.last_ts, "next": self.next_local}))
+        except MemoryError:
+            self._state_due = True  # written again by run()
+            self._wake.set()
         except OSError as e:
             log.error("tx", "cannot record transaction state: %r" % (e,))
 
@@ -195,6 +210,73 @@ class Transactions:
     # --- the ordered message queue ---------------------------------------------
 
     def _queue(self, kind, action, payload, local):
+        if self._held[0] is None:
+            try:
+                return self._journal(kind, action, payload, local)
+            except MemoryError:
+                pass
+        # Held (behind any held before it: the order stays). A collection
+        # makes room for the few bytes of the tuple if anything can.
+        for _ in range(2):
+            try:
+                return self._hold((kind, action, payload, local))
+            except MemoryError:
+                gc.collect()
+        return False
+
+    def _hold(self, rec):
+        held = self._held
+        self._wake.set()
+        i = 0
+        while i < HELD and held[i] is not None:
+            i += 1
+        if i == HELD:
+            if rec[0] == K_METER:
+                why = "meter values dropped"
+                rec = None
+            else:
+                # A start or stop takes the place of the oldest meter values.
+                i = 0
+                while i < HELD and held[i][0] != K_METER:
+                    i += 1
+                if i == HELD:
+                    why = rec[1] + " lost"
+                    rec = None
+                else:
+                    why = "meter values dropped"
+                    while i < HELD - 1:
+                        held[i] = held[i + 1]
+                        i += 1
+        if rec is not None:
+            held[i] = rec
+            why = rec[1] + " held"
+        try:
+            log.warn("tx", "no memory: " + why)
+        except MemoryError:
+            pass
+        return rec is not None
+
+    def _unhold(self):
+        """Journal the held messages, oldest first; False while memory is short."""
+        held = self._held
+        try:
+            if self._state_due:
+                tx = None
+                for tx in self.by_local.values():
+                    break
+                self._save_state(tx)
+                if self._state_due:
+                    return False
+            while held[0] is not None:
+                self._journal(*held[0])
+                for i in range(HELD - 1):
+                    held[i] = held[i + 1]
+                held[HELD - 1] = None
+        except MemoryError:
+            return False
+        return True
+
+    def _journal(self, kind, action, payload, local):
         # "u": the message's UniqueId, kept with it so that a resend after a lost
         # answer (link or power cut) lets the central system see it is the same one.
         data = json.dumps({"a": action, "p": payload, "l": local, "u": ocppj.new_id()})
@@ -232,6 +314,10 @@ class Transactions:
         """Deliver queued transaction messages in order, forever."""
         last_cp = time.ticks_ms()
         while True:
+            if (self._held[0] is not None or self._state_due) and not self._unhold():
+                gc.collect()
+                await asyncio.sleep(1)  # memory is short: try again soon
+                continue
             if self.by_local and time.ticks_diff(time.ticks_ms(), last_cp) >= CHECKPOINT_MS:
                 last_cp = time.ticks_ms()
                 self.checkpoint()

@@ -1,0 +1,110 @@
+"""A MemoryError costs one operation, never the charger (issue 11).
+
+The whole application runs on CPython with hal.mock and a fake central system
+(the harness of test_charging_properties.py). The heap running out while the
+20 ms control step starts or stops a session (the transaction queue journaling
+its message) must not reach the control step: no exception out of step(), the
+contactor does what the session asks, and the message reaches the central
+system once memory is back."""
+import asyncio
+
+import firmware.outputs as O
+import firmware.supervisor as S
+from firmware.app import App
+from hal.mock.board import Board
+from tests.unit.test_charging_properties import CYCLE_MS, LEVELS, Clock, FakeCsms
+
+
+class Harness:
+    def __init__(self, tmp_path):
+        root = str(tmp_path) + "/"
+        self.board = Board(flash_root=root)
+        with open(root + "provision.json", "w") as f:
+            f.write('{"variant": "business", "config": {}}')
+        self.clock = Clock()
+        O.time = S.time = self.clock
+        self.app = App(self.board)
+        self.csms = FakeCsms()
+        self.app.cp.call = self.csms.call
+        self.app.cp.accepted = self.app.cp.registered = True
+        self.no_memory = 0  # journal appends that fail with MemoryError from now on
+        store = self.app.txs.store
+        real_append = store.append
+
+        def append(data, kind=0):
+            if self.no_memory:
+                self.no_memory -= 1
+                raise MemoryError("memory allocation failed, allocating 512 bytes")
+            return real_append(data, kind)
+
+        store.append = append
+
+    async def cycles(self, n):
+        for _ in range(n):
+            self.clock.now += CYCLE_MS
+            self.app.control.step()  # raises if a MemoryError escapes
+            await asyncio.sleep(0)
+
+    def pilot(self, state):
+        hi = LEVELS[state]
+        self.board.pilot.set_levels(hi, hi if state == "A" else -12000)
+
+    def sent(self, action):
+        return [p for a, p in self.csms.calls if a == action]
+
+    async def until(self, pred, cycles=400):
+        for _ in range(cycles):
+            if pred():
+                return True
+            await self.cycles(1)
+            await asyncio.sleep(0.005)  # lets run()'s one-second retry come round
+        return pred()
+
+
+def test_no_memory_for_the_stop_costs_no_message_and_never_the_charger(tmp_path):
+    async def main():
+        h = Harness(tmp_path)
+        task = asyncio.ensure_future(h.app.txs.run())
+        h.pilot("B")
+        await h.cycles(5)
+        h.board.rfid.present("TAG1")
+        await h.cycles(5)
+        h.pilot("C")
+        assert await h.until(lambda: h.board.relay.command)
+        assert await h.until(lambda: h.sent("StartTransaction"))
+        h.no_memory = 3  # the stop's journal write and two retries fail
+        h.board.rfid.present("TAG1")  # the same card stops the session
+        await h.cycles(10)
+        assert not h.board.relay.command, "the stop opens the contactor as usual"
+        assert h.app.station.connector.fault is None
+        assert await h.until(lambda: h.sent("StopTransaction"), 600)
+        task.cancel()
+        return h
+
+    h = asyncio.run(main())
+    (stop,) = h.sent("StopTransaction")
+    assert stop["transactionId"] == 1 and stop["reason"] == "Local"
+    assert not h.board.relay.physical()
+
+
+def test_no_memory_for_the_start_still_charges_and_sends_the_start_later(tmp_path):
+    async def main():
+        h = Harness(tmp_path)
+        task = asyncio.ensure_future(h.app.txs.run())
+        h.pilot("B")
+        await h.cycles(5)
+        h.no_memory = 2
+        h.board.rfid.present("TAG1")
+        await h.cycles(5)
+        h.pilot("C")
+        assert await h.until(lambda: h.board.relay.command)
+        assert await h.until(lambda: h.sent("StartTransaction"), 600)
+        h.pilot("A")  # unplugged: the session ends
+        assert await h.until(lambda: h.sent("StopTransaction"), 600)
+        task.cancel()
+        return h
+
+    h = asyncio.run(main())
+    assert [a for a, p in h.csms.calls if a in ("StartTransaction", "StopTransaction")] == [
+        "StartTransaction", "StopTransaction"]
+    assert h.sent("StopTransaction")[0]["transactionId"] == 1
