@@ -3,11 +3,11 @@ import asyncio
 import gc
 
 import hal
-from lib import log
+from lib import log, ocppj
 from lib.journal import Journal
 from firmware import version
 from firmware.auth import Authorizer
-from firmware.chargepoint import ChargePoint
+from firmware.chargepoint import OUT_BYTES, ChargePoint
 from firmware.config import Config
 from firmware.control import Control
 from firmware.idtags import TagStore
@@ -25,6 +25,10 @@ JOURNAL_BYTES = 65536
 
 class App:
     def __init__(self, board):
+        # The message buffer first, while the heap is still in one piece
+        # (loading the configuration scatters small strings through it).
+        gc.collect()
+        out = ocppj.Out(OUT_BYTES)
         self.board = board
         root = board.flash.root
         self.cfg = Config(root=root, device_id=board.system.unique_id())
@@ -36,7 +40,7 @@ class App:
         }
         # The one owner of relay, lock and pilot PWM (the output interlock).
         self.outputs = Outputs(board)
-        self.cp = ChargePoint(board, self.cfg, identity)
+        self.cp = ChargePoint(board, self.cfg, identity, out)
         self.ops = Operations(self.cp, self.cfg, board)
         self.meter = Metering(board, self.cfg, self.outputs)
         self.auth = Authorizer(self.cp, self.cfg, board, TagStore)

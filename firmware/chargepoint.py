@@ -5,6 +5,7 @@
 # Kept small on purpose (every function and string costs heap on the device):
 # one-use helpers are inlined and log texts are short.
 import asyncio
+import json
 import time
 from micropython import const
 
@@ -16,6 +17,7 @@ _BACKOFF_MAX_S = const(30)
 _BOOT_RETRY_S = const(30)
 _MAX_INCOMING_TASKS = const(4)
 _MAX_MESSAGE = const(16384)
+OUT_BYTES = const(4096)  # messages up to this size (any journal record: lib/journal.MAX_DATA) are encoded without a heap block of their own
 
 
 class CallError(Exception):
@@ -33,7 +35,7 @@ class NotConnected(Exception):
 
 
 class ChargePoint:
-    def __init__(self, board, cfg, identity):
+    def __init__(self, board, cfg, identity, out=None):
         self.board = board
         self.cfg = cfg
         self.identity = identity  # BootNotification fields
@@ -50,6 +52,8 @@ class ChargePoint:
         self._incoming = 0
         self._hb_wake = asyncio.Event()
         self._net_was_down = False
+        self._out = out or ocppj.Out(OUT_BYTES)
+        self._out_lock = asyncio.Lock()  # the buffer is in use until the frame is written
         # A new HeartbeatInterval takes effect at once, not after the old one.
         cfg.subscribe(lambda key, value: key in ("HeartbeatInterval", "WebSocketPingInterval")
                       and self._hb_wake.set())
@@ -93,7 +97,7 @@ class ChargePoint:
             self._reply_evt.clear()
             try:
                 log.info("ocpp", "-> " + action)
-                await self._send(ws, ocppj.call(uid, action, payload))
+                await self._send(ws, [ocppj.CALL, uid, action, payload])
                 await asyncio.wait_for(self._reply_evt.wait(), timeout_ms / 1000)
             finally:
                 self._wait_uid = None
@@ -104,11 +108,23 @@ class ChargePoint:
                 raise NotConnected()
             return a
 
-    async def _send(self, ws, text, quiet=False):
+    def scratch(self):
+        """The message buffer for use before the next await, or None while a send holds it."""
+        return None if self._out_lock.locked() else self._out.buf
+
+    def encode(self, obj):
+        """JSON of obj for use before the next await (the transaction journal):
+        the shared buffer when no send holds it, else a new str."""
+        if self._out_lock.locked():
+            return json.dumps(obj)
+        return self._out.encode(obj)
+
+    async def _send(self, ws, msg, quiet=False):
+        # msg: the OCPP-J message as a list, encoded into the shared buffer.
         # quiet: a failure is not raised (answers sent from their own task).
-        # No lock here: WebSocket.send already serialises whole frames.
         try:
-            await ws.send(text)
+            async with self._out_lock:
+                await ws.send(self._out.encode(msg))
         except (OSError, WSClosed, WSError) as e:
             # The reader notices the dead socket too; make waiters give up now.
             self._drop(ws, "send: %r" % (e,))
@@ -133,19 +149,19 @@ class ChargePoint:
                 except ocppj.FrameError as e:
                     log.warn("ocpp", "bad frame %s: %s" % (e.code, e.description))
                     if e.uid is not None:
-                        asyncio.create_task(self._send(ws, ocppj.error(e.uid, e.code, e.description), True))
+                        asyncio.create_task(self._send(ws, ocppj.error_msg(e.uid, e.code, e.description), True))
                     continue
                 except MemoryError:
                     uid = ocppj.peek_id(text, ("[2,",))  # a CALL gets its answer
                     text = None
                     log.warn("ocpp", "rx no memory")
                     if uid is not None:
-                        asyncio.create_task(self._send(ws, ocppj.error(uid, "InternalError", "out of memory"), True))
+                        asyncio.create_task(self._send(ws, ocppj.error_msg(uid, "InternalError", "out of memory"), True))
                     continue
                 text = None
                 if kind == ocppj.CALL:
                     if self._incoming >= _MAX_INCOMING_TASKS:
-                        asyncio.create_task(self._send(ws, ocppj.error(uid, "GenericError", "busy"), True))
+                        asyncio.create_task(self._send(ws, ocppj.error_msg(uid, "GenericError", "busy"), True))
                     else:
                         self._incoming += 1
                         asyncio.create_task(self._handle_call(ws, uid, a, b))
@@ -169,15 +185,15 @@ class ChargePoint:
             transient.drop("firmware.ocpp_schemas")  # it drops lib.schema itself
             if problem is not None:
                 raise CallError(problem[0], problem[1])
-            await self._send(ws, ocppj.result(uid, await self._handlers[action](payload)))
+            await self._send(ws, [ocppj.RESULT, uid, await self._handlers[action](payload)])
         except CallError as e:
             log.warn("ocpp", "%s answered %s: %s" % (action, e.code, e.description))
-            await self._send(ws, ocppj.error(uid, e.code, e.description), True)
+            await self._send(ws, ocppj.error_msg(uid, e.code, e.description), True)
         except NotConnected:
             pass
         except Exception as e:
             log.error("ocpp", "%s failed: %r" % (action, e))
-            await self._send(ws, ocppj.error(uid, "InternalError", "handler failed"), True)
+            await self._send(ws, ocppj.error_msg(uid, "InternalError", "handler failed"), True)
         finally:
             self._incoming -= 1
 

@@ -7,6 +7,7 @@
 import asyncio
 import gc
 import json
+import sys
 import time
 
 from lib import fsutil, isotime, log, ocppj
@@ -279,7 +280,7 @@ class Transactions:
     def _journal(self, kind, action, payload, local):
         # "u": the message's UniqueId, kept with it so that a resend after a lost
         # answer (link or power cut) lets the central system see it is the same one.
-        data = json.dumps({"a": action, "p": payload, "l": local, "u": ocppj.new_id()})
+        data = self.cp.encode({"a": action, "p": payload, "l": local, "u": ocppj.new_id()})
         while True:
             try:
                 self.store.append(data, kind)
@@ -305,10 +306,8 @@ class Transactions:
         """Oldest message still to deliver (map records are bookkeeping, not messages)."""
         if self.store.count() <= len(self.map_seq):
             return None  # only map records left: no flash read
-        for rec in self.store.pending(len(self.map_seq) + 1):
-            if rec[1] != K_MAP:
-                return rec
-        return None
+        # Read into the message buffer when free: _deliver decodes it before any await.
+        return self.store.first(K_MAP, self.cp.scratch())
 
     async def run(self):
         """Deliver queued transaction messages in order, forever."""
@@ -340,6 +339,8 @@ class Transactions:
             await self._deliver(seq, kind, data)
 
     async def _deliver(self, seq, kind, data):
+        if not isinstance(data, (bytes, str)) and sys.implementation.name != "micropython":
+            data = bytes(data)  # CPython (host tests): its json takes no memoryview
         try:
             rec = json.loads(data)
             action, payload, local = rec["a"], rec["p"], rec["l"]

@@ -31,6 +31,7 @@ _FMT = "<BBBHII"
 HDR = 13  # struct.calcsize(_FMT)
 HEAD_LEN = HDR + 4  # the HEAD record with its payload
 MAX_DATA = 4096
+_CHUNK = 256  # records are checked and copied through a buffer this size, never whole
 _VERSION = 1  # kind byte of the HEAD record
 _DEAD = 0xFFFFFFFF  # index "meta" of a retired entry
 _SEQ_MASK = 0xFFFFFFFF
@@ -70,6 +71,18 @@ if binascii is not None and hasattr(binascii, "crc32"):
     _crc32 = binascii.crc32
 else:  # pragma: no cover - ports built without MICROPY_PY_BINASCII_CRC32
     _crc32 = _crc32_py
+
+
+def _crc32_from(f, n, mv, crc):
+    # CRC-32 continued over the next n bytes of f, read through the buffer mv;
+    # None if the file ends first.
+    while n:
+        k = n if n < len(mv) else len(mv)
+        if f.readinto(mv[:k]) != k:
+            return None
+        crc = _crc32(mv[:k], crc)
+        n -= k
+    return crc & 0xFFFFFFFF
 
 
 def _exists(p):
@@ -192,7 +205,7 @@ class Journal:
             size = _fsize(p)
             hdr = bytearray(HDR)
             hmv = memoryview(hdr)
-            buf = bytearray(MAX_DATA)
+            buf = bytearray(_CHUNK)
             bmv = memoryview(buf)
             off = 0
             declared = -1
@@ -216,13 +229,8 @@ class Journal:
                         break
                 else:
                     break
-                pv = bmv[:ln]
-                if ln and f.readinto(pv) != ln:
-                    break
-                c = _crc32(hmv[:9])
-                if ln:
-                    c = _crc32(pv, c)
-                if (c & 0xFFFFFFFF) != crc:
+                c = _crc32_from(f, ln, bmv, _crc32(hmv[:9]))
+                if c is None or c != crc:
                     break
                 if typ == T_HEAD:
                     head_seq = seq
@@ -344,7 +352,7 @@ class Journal:
                 out.write(pl)
                 off = HEAD_LEN
                 if self._n:
-                    buf = bytearray(HDR + MAX_DATA)
+                    buf = bytearray(_CHUNK)
                     mv = memoryview(buf)
                     i = self._h * 3
                     while i < len(idx):
@@ -353,13 +361,19 @@ class Journal:
                             n = HDR + (meta & 0xFFFF)
                             ok = False
                             if src is not None:
+                                # Checked first, then copied: a bad record never reaches the new file.
                                 src.seek(idx[i + 1])
-                                rv = mv[:n]
-                                if src.readinto(rv) == n:
-                                    c = _crc32(rv[HDR:], _crc32(rv[:9]))
-                                    ok = (c & 0xFFFFFFFF) == struct.unpack_from("<I", rv, 9)[0]
+                                if src.readinto(mv[:HDR]) == HDR:
+                                    crc = struct.unpack_from("<I", buf, 9)[0]
+                                    ok = _crc32_from(src, n - HDR, mv, _crc32(mv[:9])) == crc
                             if ok:
-                                out.write(rv)
+                                src.seek(idx[i + 1])
+                                left = n
+                                while left:
+                                    k = left if left < _CHUNK else _CHUNK
+                                    src.readinto(mv[:k])
+                                    out.write(mv[:k])
+                                    left -= k
                                 nidx.append(idx[i])
                                 nidx.append(off)
                                 nidx.append(meta)
@@ -392,15 +406,20 @@ class Journal:
 
     # ---- reading ---------------------------------------------------------
 
-    def _read(self, f, i):
+    def _read(self, f, i, buf=None):
         idx = self._idx
         seq = idx[i]
         meta = idx[i + 2]
         ln = meta & 0xFFFF
         f.seek(idx[i + 1])
         h = f.read(HDR)
-        data = f.read(ln) if ln else b""
-        if len(h) != HDR or len(data) != ln:
+        if buf is not None and ln <= len(buf):
+            data = memoryview(buf)[:ln]  # no heap block for the payload
+            got = f.readinto(data) if ln else 0
+        else:
+            data = f.read(ln) if ln else b""
+            got = len(data)
+        if len(h) != HDR or got != ln:
             raise JournalError("short read")
         c = _crc32(data, _crc32(memoryview(h)[:9])) & 0xFFFFFFFF
         if c != struct.unpack_from("<I", h, 9)[0] or struct.unpack_from("<I", h, 5)[0] != seq:
@@ -426,15 +445,22 @@ class Journal:
             f.close()
         return out
 
-    def first(self):
-        """The oldest pending (seq, kind, data), or None."""
-        if not self._n:
-            return None
-        f = open(self.path, "rb")
-        try:
-            return self._read(f, self._h * 3)
-        finally:
-            f.close()
+    def first(self, skip_kind=None, buf=None):
+        """The oldest pending (seq, kind, data) whose kind is not skip_kind, or
+        None. buf: read the payload into it when it fits (data is then a
+        memoryview of buf, valid until buf is reused)."""
+        idx = self._idx
+        i = self._h * 3
+        while i < len(idx):
+            meta = idx[i + 2]
+            if meta != _DEAD and meta >> 16 != skip_kind:
+                f = open(self.path, "rb")
+                try:
+                    return self._read(f, i, buf)
+                finally:
+                    f.close()
+            i += 3
+        return None
 
     def seqs(self):
         """Pending sequence numbers, in order (from RAM, no flash read)."""

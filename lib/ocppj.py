@@ -2,6 +2,7 @@
 # [3,id,payload] CALLRESULT, [4,id,code,description,details] CALLERROR.
 # Error codes are those of OCPP-J 1.6 section 4.2.3 (the spelling
 # "OccurenceConstraintViolation" is the spec's).
+import io
 import json
 import os
 import binascii
@@ -48,7 +49,46 @@ def result(uid, payload):
 
 
 def error(uid, code, description="", details=None):
-    return json.dumps([ERROR, uid, code, description[:255], details if details is not None else {}])
+    return json.dumps(error_msg(uid, code, description, details))
+
+
+def error_msg(uid, code, description="", details=None):
+    return [ERROR, uid, code, description[:255], details if details is not None else {}]
+
+
+class Out(io.IOBase):
+    """A reusable buffer messages are encoded into: json.dump writes through
+    it token by token (MicroPython passes each piece without allocating), so
+    sending or journaling a message costs no message-sized block of heap,
+    which a fragmented heap may not have even with plenty free."""
+
+    def __init__(self, size):
+        self.buf = bytearray(size)
+        self.n = 0
+
+    def write(self, b):
+        n = self.n
+        k = len(b)
+        if n + k > len(self.buf):
+            raise OverflowError
+        if isinstance(b, str):  # CPython's json.dump writes str
+            b = b.encode()
+            k = len(b)
+            if n + k > len(self.buf):
+                raise OverflowError
+        self.buf[n:n + k] = b
+        self.n = n + k
+        return k
+
+    def encode(self, obj):
+        """obj as JSON: a memoryview of the buffer (valid until the next
+        encode), or a new str when it does not fit."""
+        self.n = 0
+        try:
+            json.dump(obj, self)
+        except OverflowError:
+            return json.dumps(obj)
+        return memoryview(self.buf)[:self.n]
 
 
 def peek_id(text, starts=("[2,", "[3,", "[4,")):

@@ -90,6 +90,7 @@ class WebSocket:
         # Bytes read past the end of the handshake response (a server may send
         # its first frame in the same segment as the 101).
         self._pending = b""
+        self._piece = bytearray(_PIECE)  # big frames are masked through it (send())
         # Serialises write+drain: on MicroPython two tasks draining the same
         # stream at once can drop buffered bytes.
         self._wlock = asyncio.Lock()
@@ -395,20 +396,26 @@ class WebSocket:
                     w.write(_frame(opcode, text))
                     await w.drain()
                     return
-                # A big message is masked and written _PIECE bytes at a time:
-                # no second message-sized buffer on the heap.
+                # A big message is masked and written _PIECE bytes at a time
+                # through the connection's own buffer: no message-sized block
+                # on the heap. Everything is allocated before the first byte
+                # goes out: once the frame has begun, a failure breaks the link.
                 head = _frame(opcode, None, n)
                 key = head[-4:]
-                w.write(head)
-                piece = bytearray(_PIECE)
+                piece = self._piece
                 mp = hasattr(self._r, "readinto")  # MicroPython stream: write() copies what it keeps
-                i = 0
-                while i < n:
-                    k = n - i if n - i < _PIECE else _PIECE
-                    _mask(piece, 0, text, i, k, key)
-                    w.write(piece if k == _PIECE and mp else bytes(piece[:k]))
-                    await w.drain()
-                    i += k
+                pmv = memoryview(piece)
+                w.write(head)
+                try:
+                    i = 0
+                    while i < n:
+                        k = n - i if n - i < _PIECE else _PIECE
+                        _mask(piece, 0, text, i, k, key)
+                        w.write(pmv[:k] if mp else bytes(piece[:k]))
+                        await w.drain()
+                        i += k
+                except MemoryError:
+                    await self._fail(1006, "no memory mid-frame")
         except OSError:
             await self._fail(1006, "write error")
 

@@ -171,7 +171,7 @@ def test_stop_transaction_data_is_schema_valid():
     m._tx = tx = {"ts": 100, "start": 900, "base": 900, "l": 1}
     m._pend, m._pend_tx = [], None
     m._begin = MV.sample(m, "Energy.Active.Import.Register,Voltage", "Transaction.Begin", 100, 900)
-    m._clock = [MV.sample(m, "Energy.Active.Import.Register", "Sample.Clock", 120, 950)]
+    m._clock = [json.dumps(MV.sample(m, "Energy.Active.Import.Register", "Sample.Clock", 120, 950))]  # kept as JSON text
     m.cfg.v["StopTxnSampledData"] = "Energy.Active.Import.Register,Voltage"
     data = m.tx_data(tx, 1000, 200)
     stop = {"transactionId": 1, "meterStop": 1000, "timestamp": "2025-01-01T00:00:00Z", "transactionData": data}

@@ -22,6 +22,12 @@ class FakeCP:
     def listen(self, fn):
         pass
 
+    def encode(self, obj):  # ChargePoint.encode: the JSON the journal stores
+        return json.dumps(obj)
+
+    def scratch(self):  # ChargePoint.scratch: its message buffer, when free
+        return bytearray(2048)
+
     async def call(self, action, payload, timeout_ms=None, uid=None):
         self.sent.append((action, json.loads(json.dumps(payload))))
         self.uids.append(uid)

@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
-"""Heap cost of the device code on the MicroPython unix port.
+"""Heap cost of the device code, side by side on both interpreters.
 
-Builds the .mpy tree the bench installs (tools/mpy_build.py, board "sim"),
-then imports the firmware module by module on the real interpreter and prints
-the live heap (gc.mem_alloc() after gc.collect()) each import adds, and the
-total with an App constructed (all objects the firmware keeps, before any task runs).
+Builds the .mpy tree the bench installs (tools/mpy_build.py, board "sim") and
+the ROMFS image (tools/romfs.py), then imports the firmware module by module
+and prints the live heap (gc.mem_alloc() after gc.collect()) each import adds:
+
+- board32 ROMFS: the board-like 32-bit interpreter, modules executed in place
+  from the ROMFS image (what the board spends: the figure that counts);
+- board32 .mpy: the same interpreter, .mpy files on the filesystem (a board
+  without ROMFS: bytecode copied into the heap);
+- 64-bit .mpy: the venv's PyPI micropython, as the bench ran before.
 
     .venv/bin/python tools/bench/heap_imports.py [--heapsize 2M]
+
+The board-like columns are left out (and said so) when that interpreter is absent.
 """
 import argparse
 import json
@@ -43,23 +50,56 @@ print(json.dumps({"imports": out, "total": prev - base}))
 '''
 
 
+def probe(cmd, cwd, env=None):
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=60, env=env)
+    if r.returncode:
+        sys.exit(r.stdout + r.stderr)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def measure(heapsize):
+    """{column: {"imports": [[module, bytes]...], "total": bytes}}"""
+    from tools.romfs import SYS_PATH, build_image
+    from tools.simkit.bench import board32_binary
+
+    mp = os.path.join(ROOT, ".venv", "bin", "micropython")
+    b32 = board32_binary()
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = os.path.join(tmp, "tree")
+        build(tree, board="sim")
+        with open(os.path.join(tree, "probe.py"), "w") as f:
+            f.write(PROBE % json.dumps(MODULES))
+        out["64-bit .mpy"] = probe([mp, "-X", "heapsize=" + heapsize, "probe.py"], tree)
+        if b32:
+            env = dict(os.environ, MICROPYPATH=":.frozen")
+            out["board32 .mpy"] = probe([b32, "-X", "heapsize=" + heapsize, "probe.py"], tree, env)
+            flash = os.path.join(tmp, "flash")
+            os.makedirs(flash)
+            img = os.path.join(tmp, "jolt.romfs")
+            build_image(img, board="sim")
+            with open(os.path.join(flash, "probe.py"), "w") as f:
+                f.write(PROBE % json.dumps(MODULES))
+            env = dict(os.environ, MICROPY_ROMFS=img, MICROPYPATH=":".join(SYS_PATH))
+            out["board32 ROMFS"] = probe([b32, "-X", "heapsize=" + heapsize, "probe.py"], flash, env)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--heapsize", default="2M")
     a = ap.parse_args()
-    mp = os.path.join(ROOT, ".venv", "bin", "micropython")
-    with tempfile.TemporaryDirectory() as tmp:
-        build(tmp, board="sim")
-        with open(os.path.join(tmp, "probe.py"), "w") as f:
-            f.write(PROBE % json.dumps(MODULES))
-        r = subprocess.run([mp, "-X", "heapsize=" + a.heapsize, "probe.py"], cwd=tmp,
-                           capture_output=True, text=True, timeout=60)
-        if r.returncode:
-            sys.exit(r.stdout + r.stderr)
-        res = json.loads(r.stdout.strip().splitlines()[-1])
-    for m, n in sorted(res["imports"], key=lambda x: -x[1]):
-        print("heap_imports %-28s %6d bytes" % (m, n))
-    print("heap_imports total %d bytes (MicroPython %s unix port, .mpy)" % (res["total"], "1.29"))
+    res = measure(a.heapsize)
+    cols = [c for c in ("board32 ROMFS", "board32 .mpy", "64-bit .mpy") if c in res]
+    per = {c: dict(res[c]["imports"]) for c in cols}
+    order = sorted(MODULES, key=lambda m: -per[cols[0]][m])
+    print("heap_imports %-28s %s" % ("module", "".join("%15s" % c for c in cols)))
+    for m in order:
+        print("heap_imports %-28s %s" % (m, "".join("%15d" % per[c][m] for c in cols)))
+    print("heap_imports %-28s %s" % ("total", "".join("%15d" % res[c]["total"] for c in cols)))
+    if "board32 ROMFS" not in res:
+        print("heap_imports: no board-like interpreter (MICROPYTHON_BOARD32 or "
+              "../shared/micropython-board32/micropython): board figures not measured")
 
 
 if __name__ == "__main__":
