@@ -9,7 +9,7 @@ VARIANT ?= business
 PORT ?= /dev/ttyUSB0
 SIM_STATE ?= sim-state
 
-.PHONY: setup test unit integration mpycheck sim mpy deploy bench clean
+.PHONY: setup test unit integration mpycheck sim mpy romfs deploy repl bench clean
 
 setup: $(STAMP)
 
@@ -35,8 +35,17 @@ mpycheck: $(STAMP)
 mpy: $(STAMP)
 	$(PY) tools/mpy_build.py --out build
 
-deploy: mpy
-	$(PY) tools/deploy.py --port $(PORT) --build build
+# The application as the board runs it: a ROMFS image (docs/flashing.md).
+romfs: mpy
+	$(PY) tools/romfs.py --out build/jolt.romfs --board esp32 --march xtensawin
+
+# ROMFS image into the romfs partition, entry points on littlefs, data kept, reset
+# (a board without ROMFS gets the .mpy files, with a warning about the RAM they cost).
+deploy: romfs
+	$(PY) tools/deploy.py --port $(PORT) --build build --romfs build/jolt.romfs
+
+repl: $(STAMP)
+	$(VENV)/bin/mpremote connect $(PORT) repl
 
 sim: $(STAMP)
 	$(PY) tools/run_sim.py --id $(ID) --variant $(VARIANT) --state $(SIM_STATE) $(if $(CSMS),--csms $(CSMS),)
