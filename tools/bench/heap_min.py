@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
-"""Smallest MicroPython heap the firmware works in, and its live peak.
+"""Smallest MicroPython heap the firmware works in, and its live peak, on
+both interpreters side by side.
 
 Runs one representative scenario on the bench against the strict central
 system (boot, heartbeat, a charging session with meter values, a stop, a
-CALLERROR-provoking request) with `micropython -X heapsize=N`, and searches the
-smallest N (in 8 KiB steps) for which it passes. Also reports the live-heap
-peak (gc.mem_alloc() after gc.collect(), logged by the firmware every 5 s) seen
-with a generous heap.
+CALLERROR-provoking request) with `-X heapsize=N`, and searches the smallest N
+(in 8 KiB steps) for which it passes. Also reports the live-heap peak
+(gc.mem_alloc() after gc.collect(), logged by the firmware every 5 s) seen
+with a generous heap. Runtimes: `board32` (the board-like 32-bit interpreter,
+modules in a ROMFS image: what the board spends) and `micropython` (the venv's
+64-bit one, .mpy files); `both` (default) runs the board-like one when present.
 
-    .venv/bin/python tools/bench/heap_min.py [--low 128] [--high 320]
+    .venv/bin/python tools/bench/heap_min.py [--runtime both|board32|micropython]
 
 --suite K runs the whole integration test suite with the firmware in a K KiB
-heap instead (about 8 minutes when it passes, more when it does not) and
-reports whether it passed and the highest live peak any test's firmware logged:
+heap instead (on the board-like interpreter when present: tests/integration/rig.py;
+about 8 minutes when it passes, more when it does not) and reports whether it
+passed and the highest live peak any test's firmware logged:
 
-    .venv/bin/python tools/bench/heap_min.py --suite 256
+    .venv/bin/python tools/bench/heap_min.py --suite 80
 """
 import argparse
 import glob
@@ -29,16 +33,19 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from tools.csms import CsmsThread  # noqa: E402
+from tools.simkit.bench import board32_binary  # noqa: E402
 from tools.simkit.client import BenchProcess  # noqa: E402
 
+RANGES = {"board32": (48, 128), "micropython": (128, 320)}  # KiB searched by default
 
-def scenario(heap_k, keep_log=False):
+
+def scenario(heap_k, runtime="micropython"):
     """True if the scenario passes with heapsize=heap_k KiB; (ok, live peak)."""
     tmp = tempfile.mkdtemp(prefix="heap%d-" % heap_k)
     try:
         with CsmsThread(tags={"TAG1": "Accepted"}, heartbeat_interval=2) as cs:
             bench = BenchProcess(os.path.join(tmp, "state"), cs.url, "CP1", heapsize="%dK" % heap_k,
-                                 config={"MeterValueSampleInterval": "1"})
+                                 config={"MeterValueSampleInterval": "1"}, runtime=runtime)
             with bench:
                 try:
                     cs.wait_message("StatusNotification", timeout=20,
@@ -86,36 +93,54 @@ def suite(heap_k):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def smallest(runtime, lo, hi):
+    """Smallest heap (KiB, 8 KiB steps) in [lo, hi] the scenario passes in; None: above hi."""
+    if not scenario(hi, runtime)[0]:
+        return None
+    if scenario(lo, runtime)[0]:
+        return lo
+    while hi - lo > 8:
+        mid = (lo + hi) // 16 * 8
+        if scenario(mid, runtime)[0]:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--low", type=int, default=128, help="KiB")
-    ap.add_argument("--high", type=int, default=320, help="KiB")
+    ap.add_argument("--runtime", default="both", choices=("both", "board32", "micropython"))
+    ap.add_argument("--low", type=int, help="KiB (default: 48 board32, 128 micropython)")
+    ap.add_argument("--high", type=int, help="KiB (default: 128 board32, 320 micropython)")
     ap.add_argument("--suite", type=int, metavar="KIB", help="run the integration tests in this heap")
     a = ap.parse_args()
     if a.suite:
         ok, summary, failed, peak = suite(a.suite)
-        print("heap_min integration_suite heapsize=%dK: %s (%s)" % (a.suite, "passed" if ok else "FAILED", summary))
+        where = "board32 ROMFS" if board32_binary() else "64-bit micropython (no board-like interpreter)"
+        print("heap_min integration_suite heapsize=%dK on %s: %s (%s)" % (
+            a.suite, where, "passed" if ok else "FAILED", summary))
         for name in failed:
             print("heap_min integration_suite failed: %s" % name)
         print("heap_min integration_suite live_peak: %s bytes" % peak)
         sys.exit(0 if ok else 1)
-    ok, peak = scenario(2048)
-    print("heap_min live_peak_with_2M_heap: %s bytes (scenario %s)" % (peak, "passed" if ok else "FAILED"))
-    if not ok:
-        sys.exit(1)
-    lo, hi = a.low, a.high
-    if scenario(hi)[0] is False:
-        print("heap_min smallest_heap: above %d KiB" % hi)
-        return
-    if scenario(lo)[0]:
-        hi = lo
-    while hi - lo > 8:
-        mid = (lo + hi) // 16 * 8
-        if scenario(mid)[0]:
-            hi = mid
-        else:
-            lo = mid
-    print("heap_min smallest_heap: %d KiB (micropython -X heapsize, unix port, 64-bit)" % hi)
+    runtimes = ["board32", "micropython"] if a.runtime == "both" else [a.runtime]
+    if "board32" in runtimes and not board32_binary():
+        print("heap_min board32: no board-like interpreter (MICROPYTHON_BOARD32 or "
+              "../shared/micropython-board32/micropython): not measured")
+        runtimes.remove("board32")
+    failed = False
+    for rt in runtimes:
+        ok, peak = scenario(2048, rt)
+        print("heap_min %-11s live_peak_with_2M_heap: %s bytes (scenario %s)" % (
+            rt, peak, "passed" if ok else "FAILED"))
+        if not ok:
+            failed = True
+            continue
+        lo, hi = RANGES[rt]
+        k = smallest(rt, a.low or lo, a.high or hi)
+        print("heap_min %-11s smallest_heap: %s" % (rt, "%d KiB" % k if k else "above %d KiB" % (a.high or hi)))
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
