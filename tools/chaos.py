@@ -3,7 +3,7 @@
 central system, with power cuts and network cuts at random instants, then a
 check of the never-lose promises (docs/never-lose.md).
 
-  tools/chaos.py [--sessions 500] [--seed N] [--p-power 0.1] [--p-net 0.1] [--state DIR]
+  tools/chaos.py [--sessions 500] [--seed N] [--p-power 0.1] [--p-net 0.13] [--state DIR]
 
 Cuts fall between the steps of a session and at random delays after them:
 during Authorize, with StartTransaction in flight, before and after its
@@ -56,7 +56,7 @@ CONFIG = {
 
 
 class Chaos:
-    def __init__(self, seed, state, p_power=0.1, p_net=0.1, heapsize="256K", out=print, progress=0):
+    def __init__(self, seed, state, p_power=0.1, p_net=0.13, heapsize="256K", out=print, progress=0):
         self.rng = random.Random(seed)
         self.seed = seed
         self.state = state
@@ -365,7 +365,7 @@ def main(argv=None):
     ap.add_argument("--sessions", type=int, default=500)
     ap.add_argument("--seed", type=int, default=None, help="default: random (printed)")
     ap.add_argument("--p-power", type=float, default=0.1, help="chance of a power cut at each step")
-    ap.add_argument("--p-net", type=float, default=0.1, help="chance of a network cut at each step")
+    ap.add_argument("--p-net", type=float, default=0.13, help="chance of a network cut at each step")
     ap.add_argument("--state", default=None, help="bench state dir (default: a fresh temporary one, removed)")
     ap.add_argument("--heapsize", default="256K")
     a = ap.parse_args(argv)
