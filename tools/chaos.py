@@ -46,8 +46,9 @@ EAIR = "Energy.Active.Import.Register"
 # Rotated per session, and after each power cut a session uses its next card
 # (suffix): so a StartTransaction payload is unique, and the transaction a cut
 # interrupted is told apart from one started after it (in the same second).
-TAGS = ["CHAOS%02d" % i for i in range(24)]
+TAGS = ["CHAOS%02d" % i for i in range(60)]
 AFTER_CUT = ("", "B", "C", "D")
+CUT_WINDOW_S = 15  # a transaction cut while charging began at most this long before the cut
 CONFIG = {
     "TransactionMessageRetryInterval": "1",
     "MeterValueSampleInterval": "1",
@@ -56,7 +57,8 @@ CONFIG = {
 
 
 class Chaos:
-    def __init__(self, seed, state, p_power=0.1, p_net=0.13, heapsize="256K", out=print, progress=0):
+    def __init__(self, seed, state, p_power=0.1, p_net=0.13, heapsize="256K", out=print, progress=0,
+                 variant="business", config=None):
         self.rng = random.Random(seed)
         self.seed = seed
         self.state = state
@@ -64,6 +66,8 @@ class Chaos:
         self.p_net = p_net
         self.heapsize = heapsize
         self.out = out
+        self.variant = variant
+        self.config = dict(CONFIG, **(config or {}))
         self.progress = progress  # a progress line every that many sessions (0: none)
         self.sessions = 0
         self.power_cuts = 0
@@ -189,7 +193,8 @@ class Chaos:
         tags = {t + b: "Accepted" for t in TAGS for b in AFTER_CUT}
         with CsmsThread(tags=tags, heartbeat_interval=300) as cs:
             self.csms = cs
-            self.bench = BenchProcess(self.state, cs.url, "CHAOS", config=CONFIG, heapsize=self.heapsize)
+            self.bench = BenchProcess(self.state, cs.url, "CHAOS", config=self.config,
+                                      heapsize=self.heapsize, variant=self.variant)
             self.bench.start()
             try:
                 cs.wait_connected("CHAOS", timeout=30)
@@ -211,7 +216,8 @@ class Chaos:
                     since = nxt
             finally:
                 self.bench.stop()
-            violations = check(cs.messages, events, self.charging_cuts)
+            restart = self.config.get("OnPowerLossRestart", "false").lower() == "true"
+            violations = check(cs.messages, events, self.charging_cuts, self.variant != "homeplus", restart)
             violations += ["OCPP violation [%s]: %s" % (v["kind"], v["error"]) for v in cs.violations]
             if violations:  # the record, to study what happened
                 with open(os.path.join(os.path.dirname(self.state), "chaos-record.json"), "w") as f:
@@ -272,7 +278,11 @@ def backwards(start, samples, stop):
     return out
 
 
-def check(messages, events, charging_cuts):
+def check(messages, events, charging_cuts, business=True, restart=False):
+    """Violations of the never-lose promises. business: meterStart never below the
+    previous meterStop (a Home Plus unit counts each session from 0). restart:
+    OnPowerLossRestart is on (the charger restarts a cut transaction for the same
+    card, the relay may close again without a new card)."""
     v = []
     answers = {m["id"]: m["payload"] for m in messages
                if m["dir"] == "out" and m["type"] == 3 and m["action"] == "StartTransaction"}
@@ -322,18 +332,21 @@ def check(messages, events, charging_cuts):
             samples.append(("transactionData", energies(stop.get("transactionData"))))
         for b in backwards(start["meterStart"], samples, stop and stop["meterStop"]):
             v.append("transaction %s: energy backwards: %s" % (t, b))
-        if prev is not None and start["meterStart"] < prev[1]:
+        if business and prev is not None and start["meterStart"] < prev[1]:
             v.append("transaction %s meterStart %d below the previous meterStop %d (transaction %s)"
                      % (t, start["meterStart"], prev[1], prev[0]))
         if stop is not None:
             prev = (t, stop["meterStop"])
     # A power cut while charging ends that transaction with PowerLoss.
     for tag, wall in charging_cuts:
-        cand = [(t, s) for t, s in tx if s["idTag"] == tag and _epoch(s["timestamp"]) <= wall + 1]
+        # The session's card started it in the seconds before the cut (the card
+        # changes after each cut; the same card was last used a minute before).
+        # An OnPowerLossRestart transaction has the same card and comes after it.
+        cand = [t for t, s in tx if s["idTag"] == tag and wall - CUT_WINDOW_S <= _epoch(s["timestamp"]) <= wall + 1]
         if not cand:
             v.append("power cut while charging (%s at %.1f): no transaction found" % (tag, wall))
             continue
-        t, _ = max(cand, key=lambda c: _epoch(c[1]["timestamp"]))
+        t = min(cand)
         stop = stop_of.get(t)
         if stop is not None and stop.get("reason") != "PowerLoss":
             v.append("transaction %s (%s) cut while charging at %.1f ended with %s"
@@ -343,7 +356,7 @@ def check(messages, events, charging_cuts):
     for e in events:
         if e["kind"] == "input":
             c = e["value"].get("cmd")
-            if c in ("plug", "unplug") or (c == "power" and not e["value"].get("on")):
+            if c in ("plug", "unplug") or (c == "power" and not e["value"].get("on") and not restart):
                 authorized = False
             if c == "unplug":
                 pilot_c = False
@@ -368,6 +381,9 @@ def main(argv=None):
     ap.add_argument("--p-net", type=float, default=0.13, help="chance of a network cut at each step")
     ap.add_argument("--state", default=None, help="bench state dir (default: a fresh temporary one, removed)")
     ap.add_argument("--heapsize", default="256K")
+    ap.add_argument("--variant", default="business", choices=("business", "homeplus"))
+    ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                    help="charger configuration on top of the run's own (e.g. OnPowerLossRestart=true)")
     a = ap.parse_args(argv)
     seed = a.seed if a.seed is not None else random.randrange(1, 10 ** 6)
     tmp = None
@@ -376,8 +392,10 @@ def main(argv=None):
         tmp = tempfile.mkdtemp(prefix="jolt-chaos-")
         state = os.path.join(tmp, "state")
     print("chaos: seed=%d sessions=%d state=%s" % (seed, a.sessions, state), flush=True)
+    config = dict(kv.split("=", 1) for kv in a.config)
     summary, violations = Chaos(seed, state, a.p_power, a.p_net, a.heapsize,
-                                out=lambda line: print(line, flush=True), progress=50).run(a.sessions)
+                                out=lambda line: print(line, flush=True), progress=50,
+                                variant=a.variant, config=config).run(a.sessions)
     for line in violations:
         print("VIOLATION: " + line)
     print(summary, flush=True)
