@@ -8,8 +8,10 @@ ID ?= JOLT-SIM-01
 VARIANT ?= business
 PORT ?= /dev/ttyUSB0
 SIM_STATE ?= sim-state
+CHAOS_SEED ?= 1
+CHAOS_SESSIONS ?= 500
 
-.PHONY: setup test unit integration mpycheck sim mpy romfs deploy repl bench clean
+.PHONY: setup test unit integration mpycheck sim mpy romfs deploy repl bench chaos clean
 
 setup: $(STAMP)
 
@@ -52,6 +54,11 @@ sim: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) tools/bench/run_all.py
+
+# Never lose a transaction, at scale (docs/never-lose.md); not part of `make test`
+# (a short seeded run is). Run it with three seeds: make chaos CHAOS_SEED=2 ...
+chaos: $(STAMP)
+	$(PY) tools/chaos.py --sessions $(CHAOS_SESSIONS) --seed $(CHAOS_SEED)
 
 clean:
 	rm -rf build $(SIM_STATE) .pytest_cache

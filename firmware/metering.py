@@ -255,6 +255,8 @@ class Metering:
     async def trigger(self, cid):
         """TriggerMessage MeterValues: MeterValuesSampledData now (context Trigger)."""
         tx = self._current_tx()
+        if tx is not None:
+            self.txs.reporting(tx)  # the register it reports is durable first
         mv = self._sample(self.cfg.get("MeterValuesSampledData"), "Trigger",
                           self.board.clock.now(), self.energy(tx))
         if mv is not None:

@@ -53,6 +53,7 @@ class Transactions:
         self.map_seq = {}       # local id -> journal seq of its K_MAP record
         self.next_local = 1
         self.floor_wh = 0       # the register never goes backwards across reboots
+        self.saved_wh = 0       # the register as STATE_FILE holds it
         self.last_ts = 0
         self.on_start_result = None  # fn(tx, idTagInfo) set by the station
         self._wake = asyncio.Event()
@@ -75,12 +76,14 @@ class Transactions:
         if raw is not None:
             try:
                 state = json.loads(raw)
-                self.floor_wh = int(state.get("reg", 0))
+                self.floor_wh = self.saved_wh = int(state.get("reg", 0))
                 self.last_ts = int(state.get("ts", 0))
                 self.next_local = int(state.get("next", 1))
                 self.open_at_boot = state.get("open")
             except (ValueError, TypeError, AttributeError) as e:
                 log.error("tx", "state file unreadable: %r" % (e,))
+        tx = self.open_at_boot
+        queued = {}  # kind -> locals with a pending record, for the interrupted transaction
         for seq, kind, data in self.store.pending():
             try:
                 rec = json.loads(data)
@@ -89,14 +92,25 @@ class Transactions:
                 continue
             if local >= self.next_local:
                 self.next_local = local + 1
+            if tx is not None and local == tx.get("l"):
+                queued[kind] = True
             if kind == K_MAP:
                 # The map record is the commit point of a StartTransaction answer.
                 self.id_map[local] = rec["id"]
                 self.map_seq[local] = seq
                 self.store.ack(rec["s"])
-        tx = self.open_at_boot
-        if tx is not None and tx.get("l", 0) >= self.next_local:
-            self.next_local = tx["l"] + 1
+        if tx is not None:
+            if tx.get("l", 0) >= self.next_local:
+                self.next_local = tx["l"] + 1
+            if K_STOP in queued:
+                # Cut between queuing its StopTransaction and recording it closed:
+                # it is stopped already (a PowerLoss stop now would be a second one).
+                self.open_at_boot = None
+            elif K_START not in queued and K_MAP not in queued:
+                # Cut between recording it open and queuing its StartTransaction:
+                # the central system never heard of it, there is nothing to stop.
+                log.warn("tx", "local#%d never queued: forgotten" % tx.get("l", 0))
+                self.open_at_boot = None
 
     # --- transaction lifecycle ---------------------------------------------
 
@@ -113,6 +127,10 @@ class Transactions:
         return reg
 
     def start(self, cid, id_tag, parent):
+        if self.open_at_boot is not None:
+            # A transaction starting before the boot's power-loss recovery ran:
+            # the interrupted one ends first (and stays the one STATE_FILE forgets).
+            self.recover()
         reg = self.register_wh()
         local = self.next_local
         self.next_local += 1
@@ -151,7 +169,9 @@ class Transactions:
             payload["transactionData"] = data
         self._queue(K_STOP, "StopTransaction", payload, tx["l"])
         self.by_local.pop(tx["l"], None)
-        self._save_state(None)
+        # Another transaction may be open (one started before a power-loss stop):
+        # STATE_FILE keeps it, or a power cut during it would lose it.
+        self._save_state(self._open_tx())
         log.info("tx", "stop local#%d reason=%s meterStop=%d" % (tx["l"], reason, stop_wh))
 
     def energy_allowed(self, tx):
@@ -164,6 +184,7 @@ class Transactions:
 
     def queue_meter_values(self, tx, meter_value):
         """Transaction MeterValues (a list of meterValue) through the ordered queue."""
+        self.reporting(tx)
         self._queue(K_METER, "MeterValues", {"connectorId": tx["cid"], "transactionId": 0,
                                              "meterValue": meter_value}, tx["l"])
 
@@ -182,19 +203,32 @@ class Transactions:
         try:
             fsutil.write_atomic(self.root + STATE_FILE, json.dumps(
                 {"open": open_tx, "reg": self.floor_wh, "ts": self.last_ts, "next": self.next_local}))
+            self.saved_wh = self.floor_wh
         except MemoryError:
             self._state_due = True  # written again by run()
             self._wake.set()
         except OSError as e:
             log.error("tx", "cannot record transaction state: %r" % (e,))
 
+    def _open_tx(self):
+        for tx in self.by_local.values():
+            return tx
+        return None
+
     def checkpoint(self):
         """Called periodically during a transaction: keeps the last meter
         value and time for a PowerLoss stop after a power cut."""
-        for tx in self.by_local.values():
+        tx = self._open_tx()
+        if tx is not None:
             self.register_wh()
             self._save_state(tx)
-            return
+
+    def reporting(self, tx):
+        """Called before a meter value of tx is queued or sent: the register it
+        reports (the last one polled, never above register_wh()) is made durable
+        first, so a PowerLoss meterStop is never below a value already reported."""
+        if self.register_wh() > self.saved_wh and tx is not None and tx.get("l") in self.by_local:
+            self._save_state(tx)
 
     def recover(self):
         """After boot: end the transaction a power cut interrupted with
@@ -204,8 +238,10 @@ class Transactions:
         if tx is None:
             return None
         self.by_local[tx["l"]] = tx
-        # stop() keeps meterStop at or above meterStart.
-        self.stop(tx, "PowerLoss", None, self.meter.session_wh(self.floor_wh, tx["base"]), self.last_ts or tx["ts"])
+        # meterStop: the best knowledge of the register, the saved floor (at or
+        # above every value reported for tx) or the meter's reading if higher;
+        # stop() keeps it at or above meterStart.
+        self.stop(tx, "PowerLoss", None, self.energy_wh(tx), self.last_ts or tx["ts"])
         return tx
 
     # --- the ordered message queue ---------------------------------------------

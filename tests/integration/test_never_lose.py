@@ -306,3 +306,54 @@ def test_chaos_sessions_with_network_and_power_cuts(tmp_path, csms):
     assert sessions == 8 and cuts >= 3 and len(starts) >= sessions
     print("chaos: %d sessions, %d cuts, %d transactions, %d messages checked"
           % (sessions, cuts, len(starts), len(csms.messages)))
+
+
+def test_a_transaction_started_right_after_a_reboot_survives_the_next_cut(tmp_path, csms):
+    """Issue 10, the lost transaction: after a power cut a card started a new
+    transaction before the boot's power-loss recovery ran; the recovery then
+    recorded "no transaction open", and a power cut during the new one lost
+    it (acknowledged by the central system, never stopped)."""
+    with Rig(tmp_path, csms) as rig:
+        charging(rig)                                   # transaction A
+        rig.cmd(cmd="power", on=False)
+        rig.cmd(cmd="power", on=True)
+        t_b = time.monotonic()
+        deadline = t_b + 10
+        while not rig.cmd(cmd="rfid", id="TAG1")["delivered"]:  # at once: before the recovery
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        rig.wait_relay(True)                            # transaction B charges (the EV stayed in C)
+        rig.wait_call("StartTransaction", since_t=t_b, timeout=15)
+        time.sleep(1)
+        t_cut = time.monotonic()
+        rig.cmd(cmd="power", on=False)
+        rig.cmd(cmd="power", on=True)
+        rig.wait_call("StopTransaction", since_t=t_cut, timeout=20)
+        time.sleep(1.5)
+    answers = {m["id"]: m["payload"]["transactionId"] for m in csms.messages
+               if m["dir"] == "out" and m["action"] == "StartTransaction"}
+    tids = [answers[m["id"]] for m in processed(csms, "StartTransaction")]
+    stops = {m["payload"]["transactionId"]: m["payload"]["reason"] for m in processed(csms, "StopTransaction")}
+    assert len(tids) == 2 and stops == {tids[0]: "PowerLoss", tids[1]: "PowerLoss"}, (tids, stops)
+
+
+def test_power_loss_meter_stop_is_never_below_a_reported_meter_value(tmp_path, csms):
+    """Issue 10, energy backwards: a MeterValues sample reported the register
+    above the last checkpoint, the power was cut, and the PowerLoss meterStop
+    was the older checkpoint value (meterStart 33, sample 35, meterStop 33)."""
+    with Rig(tmp_path, csms, config={"MeterValueSampleInterval": "1"}) as rig:
+        start = charging(rig)
+        t0 = time.monotonic()
+
+        def reported():
+            return [int(sv["value"]) for p in rig.calls("MeterValues", since_t=t0) for mv in p["meterValue"]
+                    for sv in mv["sampledValue"] if sv.get("measurand") == "Energy.Active.Import.Register"]
+        deadline = t0 + 15
+        while not any(e > start["meterStart"] for e in reported()):
+            assert time.monotonic() < deadline, "no sample above meterStart"
+            time.sleep(0.05)
+        t_cut = time.monotonic()
+        rig.cmd(cmd="power", on=False)
+        rig.cmd(cmd="power", on=True)
+        stop = rig.wait_call("StopTransaction", since_t=t_cut, timeout=20)
+        assert stop["reason"] == "PowerLoss" and stop["meterStop"] >= max(reported()), (stop, reported())

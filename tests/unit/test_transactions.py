@@ -149,3 +149,85 @@ def test_full_journal_drops_meter_values_never_start_or_stop(tmp_path):
     assert kinds[0] == 1 and kinds[-1] == 2 and kinds.count(1) == 1 and kinds.count(2) == 1
     values = [json.loads(d)["p"]["meterValue"][0]["sampledValue"][0]["value"] for _, k, d in j.pending() if k == K_METER]
     assert values and values[-1] == "39" and "0" not in values  # the oldest went first
+
+
+def sample(wh):
+    return [{"timestamp": "2026-11-25T00:00:00Z", "sampledValue": [
+        {"value": str(wh), "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]
+
+
+def test_power_loss_meter_stop_is_never_below_a_value_already_reported(tmp_path):
+    """Issue 10: a sample of 35 Wh went out, the power was cut before the next
+    checkpoint, and the PowerLoss meterStop was the older saved 33 Wh."""
+    txs, _ = make(tmp_path)
+    tx = txs.start(1, "TAG", None)
+    asyncio.run(drain(txs))
+    txs.meter.wh = 1003               # polled after the start; no checkpoint since
+    txs.queue_meter_values(tx, sample(1003))
+    asyncio.run(drain(txs))           # the central system has 1003 Wh
+    cp2 = FakeCP()
+    meter2 = FakeMeter()
+    meter2.wh = 0                     # not polled yet after the reboot
+    txs2, _ = make(tmp_path, cp=cp2, meter=meter2)
+    txs2.recover()
+    asyncio.run(drain(txs2))
+    (action, stop), = cp2.sent
+    assert action == "StopTransaction" and stop["reason"] == "PowerLoss"
+    assert stop["meterStop"] >= 1003
+    txs2.meter.wh = 0
+    assert txs2.start(1, "TAG", None)["start"] >= stop["meterStop"]  # and the next meterStart
+
+
+def test_a_transaction_started_before_the_boot_recovery_is_not_lost_in_the_next_cut(tmp_path):
+    """Issue 10: after a power cut a new transaction started (card at boot)
+    before the power-loss recovery ran; the recovery then recorded "no open
+    transaction", and a power cut during the new one lost it: acknowledged by
+    the central system, never stopped."""
+    txs, _ = make(tmp_path)
+    txs.start(1, "TAG", None)
+    asyncio.run(drain(txs))                 # transaction 101 charging: power cut
+    cp2 = FakeCP()
+    cp2.next_id = 101
+    txs2, _ = make(tmp_path, cp=cp2)
+    b = txs2.start(1, "TAG", None)          # a card at boot: transaction 102
+    txs2.recover()                          # the boot's recovery (station.recover)
+    asyncio.run(drain(txs2))
+    cp3 = FakeCP()
+    txs3, _ = make(tmp_path, cp=cp3)        # power cut while 102 charges
+    assert txs3.recover() is not None
+    asyncio.run(drain(txs3))
+    stops = [p for a, p in cp2.sent + cp3.sent if a == "StopTransaction"]
+    assert sorted((p["transactionId"], p["reason"]) for p in stops) == [(101, "PowerLoss"), (102, "PowerLoss")]
+    assert b["l"] == 2 and [a for a, _ in cp2.sent] == ["StopTransaction", "StartTransaction"]
+
+
+def test_a_cut_right_after_the_stop_was_queued_sends_one_stop(tmp_path):
+    """Cut between queuing the StopTransaction and recording the transaction
+    closed: the reboot must not add a PowerLoss stop for it."""
+    txs, _ = make(tmp_path)
+    tx = txs.start(1, "TAG", None)
+    asyncio.run(drain(txs))
+    state = tmp_path / "tx_state.json"
+    before = state.read_bytes()
+    txs.stop(tx, "Local", "TAG")
+    state.write_bytes(before)               # the state write did not happen
+    cp2 = FakeCP()
+    txs2, _ = make(tmp_path, cp=cp2)
+    assert txs2.recover() is None
+    asyncio.run(drain(txs2))
+    assert [(a, p["reason"]) for a, p in cp2.sent] == [("StopTransaction", "Local")]
+
+
+def test_a_cut_before_the_start_was_queued_sends_nothing(tmp_path):
+    """Cut between recording a transaction open and queuing its
+    StartTransaction: the central system never heard of it, nothing is sent."""
+    txs, _ = make(tmp_path)
+    journal = tmp_path / "j.bin"
+    before = journal.read_bytes()
+    txs.start(1, "TAG", None)
+    journal.write_bytes(before)             # the journal append did not happen
+    cp2 = FakeCP()
+    txs2, _ = make(tmp_path, cp=cp2)
+    assert txs2.recover() is None
+    asyncio.run(drain(txs2))
+    assert cp2.sent == []
