@@ -4,7 +4,7 @@
 # requests (remote start/stop, unlock, availability).
 import asyncio
 
-from lib import isotime, log
+from lib import isotime, log, transient
 from firmware.chargepoint import CallError, NotConnected
 from firmware.connector import Connector, ConnectorContext, TX, connector_known
 
@@ -31,6 +31,9 @@ class Station(ConnectorContext):
         cp.on("ChangeAvailability", self._change_availability)
         ops.before_reset.append(self._before_reset)
         ops.triggers["StatusNotification"] = self._trigger_status
+        cp.on("ReserveNow", self._reservation)
+        cp.on("CancelReservation", self._reservation)
+        self._res("load", None)
 
     # --- the ConnectorContext ----------------------------------------------------
 
@@ -38,11 +41,18 @@ class Station(ConnectorContext):
         asyncio.create_task(self._authorize(conn, tag, purpose))
 
     async def _authorize(self, conn, tag, purpose):
-        info = await self.auth.authorize(tag)
-        conn.on_authorized(tag, info, purpose)
+        conn.on_authorized(tag, await self.auth.decide(tag, purpose, conn), purpose)
 
     def start_tx(self, conn, session):
-        return self.txs.start(conn.cid, session.id_tag, session.parent)
+        resid = session.reservation
+        r = conn.reserved
+        if resid is not None:
+            if r is not None and r["id"] == resid:
+                # The reservation ends with the transaction it was made for (OCPP 5.13).
+                self._res("store", (None, "used"))
+            else:
+                resid = None  # expired or cancelled meanwhile
+        return self.txs.start(conn.cid, session.id_tag, session.parent, resid)
 
     def stop_tx(self, conn, tx, reason, id_tag):
         self.txs.stop(tx, reason, id_tag)
@@ -66,14 +76,15 @@ class Station(ConnectorContext):
         s = conn.session
         if s is None or s.tx is not tx or conn.phase != TX:
             return
+        verdict = self.auth.start_answer(info, s.free)
+        if verdict is None:
+            return
         status = info.get("status")
-        if status == "Accepted" or status is None or s.free:
-            return  # FreeMode charges whatever the central system thinks of DefaultIdTag
-        if self.cfg.get("StopTransactionOnInvalidId"):
+        if verdict == "deauth":
             log.info("tx", "StartTransaction answered %s: stopping" % status)
             conn.stop("DeAuthorized", s.id_tag)
         else:
-            tx["limit"] = self.cfg.get("MaxEnergyOnInvalidId")
+            tx["limit"] = verdict
             log.info("tx", "StartTransaction answered %s: limited to %d Wh" % (status, tx["limit"]))
             if not self.txs.energy_allowed(tx):
                 self.outputs.open()  # now, not at the next control cycle
@@ -109,6 +120,9 @@ class Station(ConnectorContext):
     async def run_status(self):
         while True:
             self._status_wake.clear()
+            r = self.connector.reserved
+            if r is not None and r["exp"] <= self.board.clock.now():
+                self._res("store", (None, "expired"))
             if self.cp.accepted:
                 for cid in (0, CONNECTOR_ID):
                     st = self.status_of(cid)
@@ -162,22 +176,23 @@ class Station(ConnectorContext):
             log.info("remote", "RemoteStartTransaction with chargingProfile rejected")
             return {"status": "Rejected"}
         conn = self.connector
-        if not conn.can_remote_start():
-            return {"status": "Rejected"}
         tag = p["idTag"]
+        ok, resid = self.auth.remote_reservation(tag, conn.reserved)
+        if not ok or not conn.can_remote_start():
+            return {"status": "Rejected"}
         if self.cfg.get("AuthorizeRemoteTxRequests"):
-            asyncio.create_task(self._remote_start_authorized(tag))
+            asyncio.create_task(self._remote_start_authorized(tag, resid))
         else:
-            conn.remote_start(tag, None)
+            conn.remote_start(tag, None, resid)
         return {"status": "Accepted"}
 
-    async def _remote_start_authorized(self, tag):
+    async def _remote_start_authorized(self, tag, resid):
         info = await self.auth.authorize(tag)
         if info.get("status") != "Accepted":
             log.info("remote", "remote start for %s not authorized (%s)" % (tag, info.get("status")))
             self.signal("AUTH_FAIL")
             return
-        if not self.connector.remote_start(tag, info):
+        if not self.connector.remote_start(tag, info, resid):
             log.info("remote", "remote start for %s no longer possible" % tag)
 
     async def _remote_stop(self, p):
@@ -206,6 +221,17 @@ class Station(ConnectorContext):
         result = self.connector.set_operative(p["type"] == "Operative")
         self._status_wake.set()
         return {"status": result}
+
+    # --- reservations (firmware/reservations.py, loaded for each use) ----------
+
+    async def _reservation(self, p):
+        return self._res("request", p)
+
+    def _res(self, fn, arg):
+        try:
+            return getattr(transient.load("firmware.reservations"), fn)(self, arg)
+        finally:
+            transient.drop("firmware.reservations")
 
     async def _before_reset(self, kind):
         conn = self.connector
