@@ -40,7 +40,8 @@ class LocalList:
         self.clock = clock
         self.version = 0
         self.count = 0
-        self._buf = bytearray(REC)
+        self._key = bytearray(20)      # the idTag of the record at hand
+        self._rest = bytearray(REC - 20)  # and the rest of it
         self._open()
 
     def _open(self):
@@ -82,17 +83,18 @@ class LocalList:
         if not self.count or len(tag) > 20:
             return None
         key = _key(tag)
-        buf = self._buf
+        k = self._key
         lo, hi = 0, self.count
         try:
             with open(self.path, "rb") as f:
                 while lo < hi:
                     mid = (lo + hi) >> 1
                     f.seek(HEAD + mid * REC)
-                    f.readinto(buf)
-                    if buf[:20] == key:
-                        return self._info(buf)
-                    if buf[:20] < key:
+                    f.readinto(k)
+                    if k == key:
+                        f.readinto(self._rest)
+                        return self._info()
+                    if k < key:
                         lo = mid + 1
                     else:
                         hi = mid
@@ -100,8 +102,8 @@ class LocalList:
             log.error("auth", "local list: %r" % (e,))
         return None
 
-    def _info(self, buf):
-        _, st, exp, parent = struct.unpack("<20sBI20s", buf)
+    def _info(self):
+        st, exp, parent = struct.unpack("<BI20s", self._rest)
         status = STATUSES[st] if st < len(STATUSES) else "Invalid"
         if status == "Accepted" and exp and exp <= self.clock.now():
             status = "Expired"
@@ -164,7 +166,7 @@ class LocalList:
 
     def _merge(self, out, old, changes, max_total):
         # Streams old records and sorted changes into out; returns the count, -1 if too many.
-        buf = self._buf
+        k, rest = self._key, self._rest
         left = self.count if old else 0
         if old:
             old.seek(HEAD)
@@ -172,24 +174,28 @@ class LocalList:
         have = False
         while True:
             if not have and left:
-                old.readinto(buf)
+                old.readinto(k)
+                old.readinto(rest)
                 left -= 1
                 have = True
-            if have and (i >= len(changes) or buf[:20] < changes[i][0]):
-                rec = buf
+            if have and (i >= len(changes) or k < changes[i][0]):
+                rec = None
                 have = False
+                n += 1
+                out.write(k)
+                out.write(rest)
             elif i < len(changes):
                 key, rec = changes[i]
                 i += 1
-                if have and buf[:20] == key:
+                if have and k == key:
                     have = False  # replaced or deleted
+                if rec is not None:
+                    n += 1
+                    out.write(rec)
             else:
                 return n
-            if rec is not None:
-                n += 1
-                if n > max_total:
-                    return -1
-                out.write(rec)
+            if n > max_total:
+                return -1
 
 
 def request(path, clock, cfg, p):
