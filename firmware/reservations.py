@@ -38,14 +38,12 @@ def load(station, arg):
 def store(station, arg):
     """arg (record or None, why): the reservation starts, is replaced or ends."""
     r, why = arg
-    conn = station.connector
-    old = conn.reserved
-    conn.reserved = r
+    station.connector.reserved = r
     try:
         fsutil.write_atomic(station.board.flash.root + FILE, json.dumps(r))
     except OSError as e:
         log.error("res", "cannot store the reservation: %r" % (e,))
-    log.info("res", "reservation %d %s" % ((r or old)["id"], why))
+    log.info("res", "reservation " + why)
     station.poke_status()
 
 
@@ -57,7 +55,7 @@ def request(station, p):
     if "expiryDate" not in p:
         if r is None or r["id"] != rid:
             return {"status": "Rejected"}
-        store(station, (None, "cancelled"))
+        store(station, (None, "%d cancelled" % rid))
         return {"status": "Accepted"}
     cid = p["connectorId"]
     cfg = station.cfg
@@ -72,5 +70,5 @@ def request(station, p):
         return {"status": "Occupied"}
     # A reservationId we hold is replaced by the new request (OCPP 5.13).
     store(station, ({"id": rid, "cid": cid or conn.cid, "tag": p["idTag"],
-                     "parent": p.get("parentIdTag"), "exp": exp}, "accepted"))
+                     "parent": p.get("parentIdTag"), "exp": exp}, "%d accepted" % rid))
     return {"status": "Accepted"}

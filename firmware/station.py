@@ -31,6 +31,7 @@ class Station(ConnectorContext):
         cp.on("ChangeAvailability", self._change_availability)
         ops.before_reset.append(self._before_reset)
         ops.triggers["StatusNotification"] = self._trigger_status
+        self._res_end = None          # why the reservation ended, until stored
         cp.on("ReserveNow", self._reservation)
         cp.on("CancelReservation", self._reservation)
         self._res("load", None)
@@ -48,8 +49,11 @@ class Station(ConnectorContext):
         r = conn.reserved
         if resid is not None:
             if r is not None and r["id"] == resid:
-                # The reservation ends with the transaction it was made for (OCPP 5.13).
-                self._res("store", (None, "used"))
+                # The reservation ends with the transaction it was made for (OCPP 5.13);
+                # run_status writes that to flash (no flash I/O in the control loop).
+                conn.reserved = None
+                self._res_end = "%d used" % resid
+                self._status_wake.set()
             else:
                 resid = None  # expired or cancelled meanwhile
         return self.txs.start(conn.cid, session.id_tag, session.parent, resid)
@@ -122,7 +126,10 @@ class Station(ConnectorContext):
             self._status_wake.clear()
             r = self.connector.reserved
             if r is not None and r["exp"] <= self.board.clock.now():
-                self._res("store", (None, "expired"))
+                self._res_end = "%d expired" % r["id"]
+            if self._res_end:
+                self._res("store", (None, self._res_end))
+                self._res_end = None
             if self.cp.accepted:
                 for cid in (0, CONNECTOR_ID):
                     st = self.status_of(cid)
