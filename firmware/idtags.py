@@ -1,9 +1,68 @@
-# Persistent idTag stores: the authorization cache (filled from every idTagInfo
-# the central system sends) and, with the same format, the local authorization
-# list. Small JSON files written atomically; bounded in entries.
+# What the charger knows about idTags: the authorization cache (filled from
+# every idTagInfo the central system sends; a small JSON file written
+# atomically, bounded in entries) and the local authorization list
+# (firmware/locallist.py, on flash), with the requests that manage them
+# (ClearCache, SendLocalList, GetLocalListVersion). The decision on a card is
+# firmware/auth.py, run through IdTags.run.
 import json
 
-from lib import fsutil, isotime, log
+from lib import fsutil, isotime, log, transient
+
+CACHE_FILE = "auth_cache.json"
+LIST_FILE = "auth_list.bin"
+LIST_MOD = "firmware.locallist"
+CACHE_MAX = 200
+
+
+class IdTags:
+    def __init__(self, cp, cfg, board):
+        self.cp = cp
+        self.cfg = cfg
+        root = board.flash.root
+        self.cache = TagStore(root + CACHE_FILE, CACHE_MAX, board.clock)
+        self.list_path = root + LIST_FILE
+        self.clock = board.clock
+        cp.on("ClearCache", self._clear_cache)
+        cp.on("SendLocalList", self._list_request)
+        cp.on("GetLocalListVersion", self._list_request)
+
+    def run(self, name, *args):
+        """Function `name` of the authorization decision (firmware/auth.py),
+        called with this IdTags first; the module is loaded for the call only."""
+        try:
+            return getattr(transient.load("firmware.auth"), name)(self, *args)
+        finally:
+            transient.drop("firmware.auth")
+
+    async def _list_request(self, p):
+        # The list code is loaded for the request and dropped after (lib/transient.py).
+        try:
+            return transient.load(LIST_MOD).request(self.list_path, self.clock, self.cfg, p)
+        finally:
+            transient.drop(LIST_MOD)
+
+    async def _clear_cache(self, payload):
+        self.cache.clear()
+        log.info("auth", "cache cleared")
+        return {"status": "Accepted"}
+
+    def listed(self, id_tag):
+        """The local list's idTagInfo for id_tag (None: not listed, or no list)."""
+        if not self.cfg.get("LocalAuthListEnabled"):
+            return None
+        try:
+            return transient.load(LIST_MOD).LocalList(self.list_path, self.clock).lookup(id_tag)
+        except MemoryError:
+            log.error("auth", "no memory for the local list")
+            return None
+        finally:
+            transient.drop(LIST_MOD)
+
+    def remember(self, id_tag, info):
+        """Every idTagInfo from the central system refreshes the cache (OCPP 3.5.1)."""
+        if isinstance(info, dict) and self.cfg.get("AuthorizationCacheEnabled") and "status" in info:
+            if self.listed(id_tag) is None:  # the local list is never shadowed by the cache
+                self.cache.put(id_tag, info)
 
 
 class TagStore:

@@ -42,7 +42,7 @@ class Station(ConnectorContext):
         asyncio.create_task(self._authorize(conn, tag, purpose))
 
     async def _authorize(self, conn, tag, purpose):
-        conn.on_authorized(tag, await self.auth.decide(tag, purpose, conn), purpose)
+        conn.on_authorized(tag, await self.auth.run("decide", tag, purpose, conn), purpose)
 
     def start_tx(self, conn, session):
         resid = session.reservation
@@ -80,7 +80,7 @@ class Station(ConnectorContext):
         s = conn.session
         if s is None or s.tx is not tx or conn.phase != TX:
             return
-        verdict = self.auth.start_answer(info, s.free)
+        verdict = self.auth.run("start_answer", info, s.free)
         if verdict is None:
             return
         status = info.get("status")
@@ -184,7 +184,7 @@ class Station(ConnectorContext):
             return {"status": "Rejected"}
         conn = self.connector
         tag = p["idTag"]
-        ok, resid = self.auth.remote_reservation(tag, conn.reserved)
+        ok, resid = self.auth.run("remote_reservation", tag, conn.reserved)
         if not ok or not conn.can_remote_start():
             return {"status": "Rejected"}
         if self.cfg.get("AuthorizeRemoteTxRequests"):
@@ -194,7 +194,7 @@ class Station(ConnectorContext):
         return {"status": "Accepted"}
 
     async def _remote_start_authorized(self, tag, resid):
-        info = await self.auth.authorize(tag)
+        info = await self.auth.run("authorize", tag)
         if info.get("status") != "Accepted":
             log.info("remote", "remote start for %s not authorized (%s)" % (tag, info.get("status")))
             self.signal("AUTH_FAIL")

@@ -9,7 +9,7 @@ from firmware import auth, locallist
 from firmware.chargepoint import NotConnected
 from firmware.config import Config
 from firmware.connector import Session
-from firmware.idtags import TagStore
+from firmware.idtags import IdTags
 from hal.mock.board import Board
 
 NOW = 1_800_000_000
@@ -45,7 +45,7 @@ def make(tmp_path, online=True, answer=None, config=None, listed=(), cached=()):
     for k, v in (config or {}).items():
         assert cfg.set(k, v) == "Accepted", k
     cp = FakeCp(online, answer if answer is not None else {"status": "Accepted"})
-    a = auth.Authorizer(cp, cfg, board, TagStore)
+    a = IdTags(cp, cfg, board)
     if listed:
         lst = locallist.LocalList(a.list_path, board.clock)
         assert lst.update(True, 1, [{"idTag": t, "idTagInfo": i} for t, i in listed], 1000) == "Accepted"
@@ -55,7 +55,7 @@ def make(tmp_path, online=True, answer=None, config=None, listed=(), cached=()):
 
 
 def decide(a, tag, purpose="start", conn=None):
-    return asyncio.run(a.decide(tag, purpose, conn or Conn()))
+    return asyncio.run(a.run("decide", tag, purpose, conn or Conn()))
 
 
 OK = {"status": "Accepted"}
@@ -119,9 +119,9 @@ def test_reservation_rule(tmp_path):
     v = decide(a, "R", conn=Conn(res))  # the reserved card still has to be valid
     assert v[0] == "refuse" and v[2] == "AUTH_FAIL"
     # RemoteStartTransaction at a reserved connector.
-    assert a.remote_reservation("R", res) == (True, 5)
-    assert a.remote_reservation("X", res) == (False, None)
-    assert a.remote_reservation("X", None) == (True, None)
+    assert a.run("remote_reservation", "R", res) == (True, 5)
+    assert a.run("remote_reservation", "X", res) == (False, None)
+    assert a.run("remote_reservation", "X", None) == (True, None)
 
 
 @pytest.mark.parametrize("stop_on_invalid,answer,want", [
@@ -138,9 +138,9 @@ def test_card_during_a_transaction(tmp_path, stop_on_invalid, answer, want):
 
 def test_start_transaction_answer_policy(tmp_path):
     a, _ = make(tmp_path, config={"StopTransactionOnInvalidId": "true"})
-    assert a.start_answer({"status": "Accepted"}, False) is None
-    assert a.start_answer({"status": "Invalid"}, True) is None  # FreeMode charges anyway
-    assert a.start_answer({"status": "Blocked"}, False) == "deauth"
+    assert a.run("start_answer", {"status": "Accepted"}, False) is None
+    assert a.run("start_answer", {"status": "Invalid"}, True) is None  # FreeMode charges anyway
+    assert a.run("start_answer", {"status": "Blocked"}, False) == "deauth"
     (tmp_path / "b").mkdir()
     b, _ = make(tmp_path / "b", config={"StopTransactionOnInvalidId": "false", "MaxEnergyOnInvalidId": "250"})
-    assert b.start_answer({"status": "Blocked"}, False) == 250
+    assert b.run("start_answer", {"status": "Blocked"}, False) == 250
