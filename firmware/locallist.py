@@ -11,27 +11,20 @@
 # (lib/fsutil.replace): a power cut leaves the old list or the new one. A file
 # whose size does not match its header is not a list (a cut while writing).
 #
-# Needed a few times an hour (a card, a SendLocalList): firmware/auth.py loads
-# this module for each use and drops it (lib/transient.py), so nothing of it
-# stays on the heap; LocalList objects live only as long as that use.
+# The lookup a card needs is firmware/idtags.py's list_lookup (resident and
+# small). This module, the rest (updates, the requests, repair at boot), is
+# needed a few times a day: firmware/idtags.py loads it for each use and drops
+# it (lib/transient.py); LocalList objects live only as long as that use.
 import struct
 
 from lib import fsutil, isotime, log
-
-MAGIC = b"JLL1"
-HEAD = 10
-REC = 45
-STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
+from firmware.idtags import LIST_HEAD as HEAD, LIST_MAGIC as MAGIC, LIST_REC as REC, LIST_STATUSES as STATUSES, \
+    list_lookup
 
 
 def _key(tag):
     k = tag.encode()
     return k + bytes(20 - len(k))
-
-
-def _text(b):
-    n = b.find(b"\0")
-    return (b if n < 0 else b[:n]).decode()
 
 
 class LocalList:
@@ -80,39 +73,9 @@ class LocalList:
 
     def lookup(self, tag):
         """idTagInfo of tag (Expired once its expiryDate passed), None if not listed."""
-        if not self.count or len(tag) > 20:
+        if not self.count:
             return None
-        key = _key(tag)
-        k = self._key
-        lo, hi = 0, self.count
-        try:
-            with open(self.path, "rb") as f:
-                while lo < hi:
-                    mid = (lo + hi) >> 1
-                    f.seek(HEAD + mid * REC)
-                    f.readinto(k)
-                    if k == key:
-                        f.readinto(self._rest)
-                        return self._info()
-                    if k < key:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-        except OSError as e:
-            log.error("auth", "local list: %r" % (e,))
-        return None
-
-    def _info(self):
-        st, exp, parent = struct.unpack("<BI20s", self._rest)
-        status = STATUSES[st] if st < len(STATUSES) else "Invalid"
-        if status == "Accepted" and exp and exp <= self.clock.now():
-            status = "Expired"
-        info = {"status": status}
-        if parent[0]:
-            info["parentIdTag"] = _text(parent)
-        if exp:
-            info["expiryDate"] = isotime.format(exp)
-        return info
+        return list_lookup(self.path, tag, self.clock.now(), self._key, self._rest)
 
     def update(self, full, version, entries, max_total):
         """SendLocalList after the request's checks: 'Accepted' or 'Failed' (the

@@ -3,6 +3,7 @@
 # notifications, signals) and answers the central system's connector-level
 # requests (remote start/stop, unlock, availability).
 import asyncio
+import gc
 
 from lib import isotime, log, transient
 from firmware.chargepoint import CallError, NotConnected
@@ -32,9 +33,8 @@ class Station(ConnectorContext):
         ops.before_reset.append(self._before_reset)
         ops.triggers["StatusNotification"] = self._trigger_status
         self._res_end = None          # why the reservation ended, until stored
-        cp.on("ReserveNow", self._reservation)
-        cp.on("CancelReservation", self._reservation)
-        self._res("load", None)
+        cp.on("ReserveNow", self._res)
+        cp.on("CancelReservation", self._res)
 
     # --- the ConnectorContext ----------------------------------------------------
 
@@ -42,7 +42,15 @@ class Station(ConnectorContext):
         asyncio.create_task(self._authorize(conn, tag, purpose))
 
     async def _authorize(self, conn, tag, purpose):
-        conn.on_authorized(tag, await self.auth.run("decide", tag, purpose, conn), purpose)
+        try:
+            verdict = await self.auth.run("decide", tag, purpose, conn)
+        except Exception as e:  # a MemoryError loading the decision costs this card only
+            log.error("auth", "%s: %r" % (tag, e))
+            verdict = ("refuse", {"status": "Invalid"}, "AUTH_FAIL", None)
+        # The decision's code is garbage now: collect it before the session's
+        # long-lived objects are made, so they fill its place (no fragments).
+        gc.collect()
+        conn.on_authorized(tag, verdict, purpose)
 
     def start_tx(self, conn, session):
         resid = session.reservation
@@ -80,7 +88,11 @@ class Station(ConnectorContext):
         s = conn.session
         if s is None or s.tx is not tx or conn.phase != TX:
             return
-        verdict = self.auth.run("start_answer", info, s.free)
+        try:
+            verdict = self.auth.run("start_answer", info, s.free)
+        except Exception as e:  # no memory for the policy: the safe side, stop unless Accepted
+            log.error("tx", "start answer: %r" % (e,))
+            verdict = None if info.get("status") in ("Accepted", None) else "deauth"
         if verdict is None:
             return
         status = info.get("status")
@@ -122,13 +134,16 @@ class Station(ConnectorContext):
         self._status_wake.set()
 
     async def run_status(self):
+        # The reservation kept on flash: loaded here, not while the app is
+        # built (a module loaded and dropped then would fragment the heap).
+        await self._res(None, "load")
         while True:
             self._status_wake.clear()
             r = self.connector.reserved
             if r is not None and r["exp"] <= self.board.clock.now():
                 self._res_end = "%d expired" % r["id"]
             if self._res_end:
-                self._res("store", (None, self._res_end))
+                await self._res((None, self._res_end), "store")
                 self._res_end = None
             if self.cp.accepted:
                 for cid in (0, CONNECTOR_ID):
@@ -231,10 +246,8 @@ class Station(ConnectorContext):
 
     # --- reservations (firmware/reservations.py, loaded for each use) ----------
 
-    async def _reservation(self, p):
-        return self._res("request", p)
-
-    def _res(self, fn, arg):
+    async def _res(self, arg, fn="request"):
+        # ReserveNow / CancelReservation, or fn "load" / "store" of firmware/reservations.py
         try:
             return getattr(transient.load("firmware.reservations"), fn)(self, arg)
         finally:
