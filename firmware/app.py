@@ -6,11 +6,10 @@ import hal
 from lib import log, ocppj
 from lib.journal import Journal
 from firmware import version
-from firmware.auth import Authorizer
 from firmware.chargepoint import OUT_BYTES, ChargePoint
 from firmware.config import Config
 from firmware.control import Control
-from firmware.idtags import TagStore
+from firmware.idtags import IdTags
 from firmware.metering import Metering
 from firmware.operations import Operations
 from firmware.outputs import Outputs
@@ -43,7 +42,7 @@ class App:
         self.cp = ChargePoint(board, self.cfg, identity, out)
         self.ops = Operations(self.cp, self.cfg, board)
         self.meter = Metering(board, self.cfg, self.outputs)
-        self.auth = Authorizer(self.cp, self.cfg, board, TagStore)
+        self.auth = IdTags(self.cp, self.cfg, board)
         self.journal = Journal(root + JOURNAL_FILE, JOURNAL_BYTES)
         self.txs = Transactions(self.cp, self.cfg, board, self.meter, self.journal, self.auth)
         self.station = Station(board, self.cfg, self.cp, self.ops, self.auth, self.txs, self.outputs)

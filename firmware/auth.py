@@ -1,76 +1,113 @@
-# The authorization decision, exactly as the integration guide draws it:
-# card -> LocalPreAuthorize -> local list / cache -> Authorize on the central
-# system when not found locally -> decision; offline rules when it can't be asked.
+# The authorization decision, in one place, as the integration guide draws it:
+# card -> reservation rule -> LocalPreAuthorize -> local list, then cache ->
+# Authorize on the central system when not decided locally -> decision;
+# offline rules (LocalAuthorizeOffline, AllowOfflineTxForUnknownId) when it
+# cannot be asked; the invalid-id policy for a card during a transaction and
+# for the StartTransaction answer. It returns a verdict; the connector acts on it.
+#
+# A verdict is a tuple (action, idTagInfo, signal, reservationId):
+#   action  START (open a session), STOP (the card ends the transaction, Local),
+#           DEAUTH (ends it as DeAuthorized), REFUSE
+#   signal  AUTH_OK, AUTH_FAIL, or FAUTH1 (a stranger's card at a reserved connector, guide)
+#   reservationId  the reservation the session takes up, or None
+#
+# Needed a few times an hour: the functions are called through
+# firmware.idtags.IdTags.run, which loads this module for the call and drops
+# it again (lib/transient.py). `t` is that IdTags: configuration, central
+# system, the cache and the local list.
 import asyncio
 
 from lib import log
 from firmware.chargepoint import CallError, NotConnected
 
 AUTHORIZE_TIMEOUT_MS = 10000
-CACHE_FILE = "auth_cache.json"
-LIST_FILE = "auth_list.json"
-CACHE_MAX = 200
-
 ACCEPTED = {"status": "Accepted"}
 INVALID = {"status": "Invalid"}
+START = "start"
+STOP = "stop"
+DEAUTH = "deauth"
+REFUSE = "refuse"
 
 
-class Authorizer:
-    def __init__(self, cp, cfg, board, tagstore_cls):
-        self.cp = cp
-        self.cfg = cfg
-        root = board.flash.root
-        self.cache = tagstore_cls(root + CACHE_FILE, CACHE_MAX, board.clock)
-        self.local_list = tagstore_cls(root + LIST_FILE, cfg.get("LocalAuthListMaxLength"), board.clock)
-        cp.on("ClearCache", self._clear_cache)
+async def decide(t, tag, purpose, conn):
+    """The verdict on a card presented at connector conn. purpose "start"
+    (no session yet) or "stop" (of conn's running session). Never raises."""
+    if purpose == STOP:
+        session = conn.session
+        info = await authorize(t, tag)
+        ok = info.get("status") == "Accepted"
+        parent = info.get("parentIdTag")
+        if ok and parent is not None and parent == (session.parent or session.id_tag):
+            return (STOP, info, "AUTH_OK", None)  # same group (OCPP 3.5)
+        if not ok and t.cfg.get("StopTransactionOnInvalidId"):
+            # Guide: a different, not valid card presented while charging ends the transaction.
+            return (DEAUTH, info, "AUTH_FAIL", None)
+        return (REFUSE, info, "AUTH_FAIL", None)
+    res = conn.reserved
+    if res is not None and tag != res["tag"] and not res["parent"]:
+        log.info("auth", "%s refused: connector reserved" % tag)
+        return (REFUSE, INVALID, "FAUTH1", None)  # guide: no need to ask anyone
+    info = await authorize(t, tag)
+    ok = info.get("status") == "Accepted"
+    if res is not None and tag != res["tag"]:
+        if not ok or info.get("parentIdTag") != res["parent"]:
+            log.info("auth", "%s refused: connector reserved" % tag)
+            return (REFUSE, info, "FAUTH1", None)
+    if not ok:
+        return (REFUSE, info, "AUTH_FAIL", None)
+    return (START, info, "AUTH_OK", res and res["id"])
 
-    async def _clear_cache(self, payload):
-        self.cache.clear()
-        log.info("auth", "cache cleared")
-        return {"status": "Accepted"}
+def remote_reservation(t, tag, res):
+    """RemoteStartTransaction at a connector with reservation res (or None):
+    (allowed, reservationId). A reserved connector takes only its idTag, or
+    a card of its group known locally."""
+    if res is None:
+        return True, None
+    if tag != res["tag"]:
+        known = t.listed(tag) or (t.cache.lookup(tag) if t.cfg.get("AuthorizationCacheEnabled") else None)
+        if not (res["parent"] and known and known.get("parentIdTag") == res["parent"]):
+            return False, None
+    return True, res["id"]
 
-    def local(self, id_tag):
-        """What the charger knows without asking: local list first, then the cache."""
-        if self.cfg.get("LocalAuthListEnabled"):
-            info = self.local_list.lookup(id_tag)
-            if info is not None:
-                return info
-        if self.cfg.get("AuthorizationCacheEnabled"):
-            return self.cache.lookup(id_tag)
-        return None
+def start_answer(t, info, free):
+    """The invalid-id policy for a StartTransaction answer: None (charge on),
+    DEAUTH (stop) or the Wh still allowed (MaxEnergyOnInvalidId)."""
+    status = info.get("status")
+    if status == "Accepted" or status is None or free:
+        return None  # FreeMode charges whatever the central system thinks of DefaultIdTag
+    if t.cfg.get("StopTransactionOnInvalidId"):
+        return DEAUTH
+    return t.cfg.get("MaxEnergyOnInvalidId")
 
-    def remember(self, id_tag, info):
-        """Every idTagInfo from the central system refreshes the cache (OCPP 3.5.1)."""
-        if isinstance(info, dict) and self.cfg.get("AuthorizationCacheEnabled") and "status" in info:
-            if self.local_list.lookup(id_tag) is None:  # the local list is never shadowed by the cache
-                self.cache.put(id_tag, info)
-
-    async def authorize(self, id_tag):
-        """idTagInfo for a card; never raises."""
-        known = self.local(id_tag)
-        online = self.cp.accepted
-        if online and self.cfg.get("LocalPreAuthorize") and known is not None and known["status"] == "Accepted":
-            log.info("auth", "%s accepted locally (LocalPreAuthorize)" % id_tag)
-            return known
-        if online:
-            try:
-                res = await self.cp.call("Authorize", {"idTag": id_tag}, AUTHORIZE_TIMEOUT_MS)
-                info = res.get("idTagInfo") or INVALID
-                self.remember(id_tag, info)
-                log.info("auth", "%s: %s from central system" % (id_tag, info.get("status")))
-                return info
-            except (NotConnected, CallError, asyncio.TimeoutError) as e:
-                log.warn("auth", "Authorize for %s failed (%r): deciding offline" % (id_tag, e))
-        return self.offline_decision(id_tag, known)
-
-    def offline_decision(self, id_tag, known):
-        if known is not None and self.cfg.get("LocalAuthorizeOffline"):
-            log.info("auth", "%s offline: %s locally" % (id_tag, known["status"]))
-            return known
-        # Not checked locally (unknown, or local checks off while offline): the guide's
-        # AllowOfflineTxForUnknownId decides.
-        if self.cfg.get("AllowOfflineTxForUnknownId"):
-            log.info("auth", "%s offline, not known locally: AllowOfflineTxForUnknownId" % id_tag)
-            return ACCEPTED
-        log.info("auth", "%s offline, not known locally: rejected" % id_tag)
-        return INVALID
+async def authorize(t, id_tag):
+    """idTagInfo for a card (the guide's diagram); never raises."""
+    cfg = t.cfg
+    listed = t.listed(id_tag)
+    if listed is not None and listed["status"] != "Accepted":
+        # Blocked, Expired (also by its expiryDate) or Invalid in the list: refused locally.
+        log.info("auth", "%s %s in the local list" % (id_tag, listed["status"]))
+        return listed
+    known = listed or (t.cache.lookup(id_tag) if cfg.get("AuthorizationCacheEnabled") else None)
+    online = t.cp.accepted
+    if online and cfg.get("LocalPreAuthorize") and known is not None and known["status"] == "Accepted":
+        log.info("auth", "%s accepted locally (LocalPreAuthorize)" % id_tag)
+        return known
+    if online:
+        try:
+            res = await t.cp.call("Authorize", {"idTag": id_tag}, AUTHORIZE_TIMEOUT_MS)
+            info = res.get("idTagInfo") or INVALID
+            t.remember(id_tag, info)
+            log.info("auth", "%s: %s from central system" % (id_tag, info.get("status")))
+            return info
+        except (NotConnected, CallError, asyncio.TimeoutError) as e:
+            log.warn("auth", "Authorize for %s failed (%r): deciding offline" % (id_tag, e))
+    if known is not None and cfg.get("LocalAuthorizeOffline"):
+        log.info("auth", "%s offline: %s locally" % (id_tag, known["status"]))
+        return known
+    # Not checked locally (unknown, or local checks off while offline): the guide's
+    # AllowOfflineTxForUnknownId decides.
+    if cfg.get("AllowOfflineTxForUnknownId"):
+        log.info("auth", "%s offline, not known locally: AllowOfflineTxForUnknownId" % id_tag)
+        return ACCEPTED
+    log.info("auth", "%s offline, not known locally: rejected" % id_tag)
+    return INVALID

@@ -37,8 +37,8 @@ class ConnectorContext:
     (firmware/station.py implements it; unit tests give their own)."""
 
     def authorize(self, conn, tag, purpose):
-        """Decide on a card in a task; the answer comes back as
-        conn.on_authorized(tag, idTagInfo, purpose), purpose "start" or "stop"."""
+        """Decide on a card in a task; the verdict (firmware/auth.py) comes back
+        as conn.on_authorized(tag, verdict, purpose), purpose "start" or "stop"."""
         raise NotImplementedError
 
     def start_tx(self, conn, session):
@@ -74,6 +74,7 @@ class Session:
         self.id_tag = id_tag
         self.parent = parent
         self.free = free
+        self.reservation = None   # reservationId the transaction takes up
         self.tx = None
         self.since = time.ticks_ms()
 
@@ -96,6 +97,7 @@ class Connector:
         self.hold_lock = False      # cable stays locked after an EV-side disconnect (guide)
         self.suspended_since = None
         self.authorizing = None     # card whose authorization is under way
+        self.reserved = None        # the reservation holding the connector (firmware/reservations.py)
 
     # --- what the outputs depend on -------------------------------------------
 
@@ -140,7 +142,7 @@ class Connector:
             return "Finishing"
         if self.phase == WAIT_AUTH or self.phase == WAIT_PLUG:
             return "Preparing"
-        return "Available"
+        return "Reserved" if self.reserved else "Available"
 
     def status(self):
         """(status, errorCode, vendorErrorCode, info) as sent in StatusNotification."""
@@ -226,41 +228,33 @@ class Connector:
             self.authorizing = tag
             self.ctx.authorize(self, tag, "start")
 
-    def on_authorized(self, tag, info, purpose):
-        """Result of ctx.authorize: info is an idTagInfo dict."""
+    def on_authorized(self, tag, verdict, purpose):
+        """Acts on the verdict of ctx.authorize (firmware/auth.py decides)."""
         if tag == self.authorizing:
             self.authorizing = None
-        ok = info.get("status") == "Accepted"
-        parent = info.get("parentIdTag")
+        action, info, signal, resid = verdict
         if purpose == "stop":
             if self.phase != TX:
                 return
-            s = self.session
-            same_group = ok and parent is not None and parent == (s.parent or s.id_tag)
-            if same_group:
+            self.ctx.signal(signal)
+            if action == "stop":
                 self.stop("Local", tag)  # OCPP: the identifier that stopped it
-            elif not ok and self.cfg.get("StopTransactionOnInvalidId"):
-                # Guide: a different (not valid) card presented while charging ends the transaction.
-                self.ctx.signal("AUTH_FAIL")
+            elif action == "deauth":
                 self.stop("DeAuthorized", tag)
-            else:
-                self.ctx.signal("AUTH_FAIL")
             return
         if not self.can_remote_start():
             log.info("conn", "authorization for %s arrived too late (%s)" % (tag, PHASE_NAMES[self.phase]))
             return
-        if not ok:
-            self.ctx.signal("AUTH_FAIL")
-            return
-        self.ctx.signal("AUTH_OK")
-        self._open(tag, parent)
+        self.ctx.signal(signal)
+        if action == "start":
+            self._open(tag, info.get("parentIdTag"), False, resid)
 
-    def remote_start(self, tag, authorized_info):
+    def remote_start(self, tag, authorized_info, resid=None):
         """RemoteStartTransaction after any required authorization. True if taken."""
         if not self.can_remote_start():
             return False
         parent = authorized_info.get("parentIdTag") if authorized_info else None
-        self._open(tag, parent)
+        self._open(tag, parent, False, resid)
         return True
 
     def can_remote_start(self):
@@ -331,10 +325,11 @@ class Connector:
 
     # --- internals ------------------------------------------------------------
 
-    def _open(self, tag, parent, free=False):
+    def _open(self, tag, parent, free=False, resid=None):
         """A new session: the transaction starts now if the EV is plugged in,
-        else when it is."""
+        else when it is. resid: the reservation it takes up."""
         self.session = Session(tag, parent, free)
+        self.session.reservation = resid
         self.hold_lock = False
         if self.ev in PLUGGED:
             self._start_tx()

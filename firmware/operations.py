@@ -17,6 +17,9 @@ class Operations:
             "BootNotification": lambda c: cp.boot_notification(),
             "Heartbeat": lambda c: cp.heartbeat(),
         }
+        # Status of a diagnostics upload / firmware update, as TriggerMessage
+        # reports it; the firmware-management code sets these ("Idle": nothing in progress).
+        self.diagnostics_status = self.firmware_status = "Idle"
         cp.on("GetConfiguration", self.get_configuration)
         cp.on("ChangeConfiguration", self.change_configuration)
         cp.on("DataTransfer", self.data_transfer)
@@ -47,10 +50,16 @@ class Operations:
         if connector is not None and not connector_known(self.cfg, connector, True):
             return {"status": "Rejected"}
         fn = self.triggers.get(what)
+        if what[0] in "DF":  # DiagnosticsStatusNotification, FirmwareStatusNotification
+            fn = self._send_status_note
+            connector = what
         if fn is None:
             return {"status": "NotImplemented"}
         asyncio.create_task(self._later(what, (fn,), connector))
         return {"status": "Accepted"}
+
+    async def _send_status_note(self, what):
+        await self.cp.call(what, {"status": self.diagnostics_status if what[0] == "D" else self.firmware_status})
 
     async def reset(self, p):
         asyncio.create_task(self._reset(p["type"]))

@@ -3,8 +3,9 @@
 # notifications, signals) and answers the central system's connector-level
 # requests (remote start/stop, unlock, availability).
 import asyncio
+import gc
 
-from lib import isotime, log
+from lib import isotime, log, transient
 from firmware.chargepoint import CallError, NotConnected
 from firmware.connector import Connector, ConnectorContext, TX, connector_known
 
@@ -31,6 +32,9 @@ class Station(ConnectorContext):
         cp.on("ChangeAvailability", self._change_availability)
         ops.before_reset.append(self._before_reset)
         ops.triggers["StatusNotification"] = self._trigger_status
+        self._res_end = None          # why the reservation ended, until stored
+        cp.on("ReserveNow", self._res)
+        cp.on("CancelReservation", self._res)
 
     # --- the ConnectorContext ----------------------------------------------------
 
@@ -38,11 +42,29 @@ class Station(ConnectorContext):
         asyncio.create_task(self._authorize(conn, tag, purpose))
 
     async def _authorize(self, conn, tag, purpose):
-        info = await self.auth.authorize(tag)
-        conn.on_authorized(tag, info, purpose)
+        try:
+            verdict = await self.auth.run("decide", tag, purpose, conn)
+        except Exception as e:  # a MemoryError loading the decision costs this card only
+            log.error("auth", "%s: %r" % (tag, e))
+            verdict = ("refuse", {"status": "Invalid"}, "AUTH_FAIL", None)
+        # The decision's code is garbage now: collect it before the session's
+        # long-lived objects are made, so they fill its place (no fragments).
+        gc.collect()
+        conn.on_authorized(tag, verdict, purpose)
 
     def start_tx(self, conn, session):
-        return self.txs.start(conn.cid, session.id_tag, session.parent)
+        resid = session.reservation
+        r = conn.reserved
+        if resid is not None:
+            if r is not None and r["id"] == resid:
+                # The reservation ends with the transaction it was made for (OCPP 5.13);
+                # run_status writes that to flash (no flash I/O in the control loop).
+                conn.reserved = None
+                self._res_end = "%d used" % resid
+                self._status_wake.set()
+            else:
+                resid = None  # expired or cancelled meanwhile
+        return self.txs.start(conn.cid, session.id_tag, session.parent, resid)
 
     def stop_tx(self, conn, tx, reason, id_tag):
         self.txs.stop(tx, reason, id_tag)
@@ -66,14 +88,19 @@ class Station(ConnectorContext):
         s = conn.session
         if s is None or s.tx is not tx or conn.phase != TX:
             return
+        try:
+            verdict = self.auth.run("start_answer", info, s.free)
+        except Exception as e:  # no memory for the policy: the safe side, stop unless Accepted
+            log.error("tx", "start answer: %r" % (e,))
+            verdict = None if info.get("status") in ("Accepted", None) else "deauth"
+        if verdict is None:
+            return
         status = info.get("status")
-        if status == "Accepted" or status is None or s.free:
-            return  # FreeMode charges whatever the central system thinks of DefaultIdTag
-        if self.cfg.get("StopTransactionOnInvalidId"):
+        if verdict == "deauth":
             log.info("tx", "StartTransaction answered %s: stopping" % status)
             conn.stop("DeAuthorized", s.id_tag)
         else:
-            tx["limit"] = self.cfg.get("MaxEnergyOnInvalidId")
+            tx["limit"] = verdict
             log.info("tx", "StartTransaction answered %s: limited to %d Wh" % (status, tx["limit"]))
             if not self.txs.energy_allowed(tx):
                 self.outputs.open()  # now, not at the next control cycle
@@ -107,8 +134,17 @@ class Station(ConnectorContext):
         self._status_wake.set()
 
     async def run_status(self):
+        # The reservation kept on flash: loaded here, not while the app is
+        # built (a module loaded and dropped then would fragment the heap).
+        await self._res(None, "load")
         while True:
             self._status_wake.clear()
+            r = self.connector.reserved
+            if r is not None and r["exp"] <= self.board.clock.now():
+                self._res_end = "%d expired" % r["id"]
+            if self._res_end:
+                await self._res((None, self._res_end), "store")
+                self._res_end = None
             if self.cp.accepted:
                 for cid in (0, CONNECTOR_ID):
                     st = self.status_of(cid)
@@ -162,22 +198,23 @@ class Station(ConnectorContext):
             log.info("remote", "RemoteStartTransaction with chargingProfile rejected")
             return {"status": "Rejected"}
         conn = self.connector
-        if not conn.can_remote_start():
-            return {"status": "Rejected"}
         tag = p["idTag"]
+        ok, resid = self.auth.run("remote_reservation", tag, conn.reserved)
+        if not ok or not conn.can_remote_start():
+            return {"status": "Rejected"}
         if self.cfg.get("AuthorizeRemoteTxRequests"):
-            asyncio.create_task(self._remote_start_authorized(tag))
+            asyncio.create_task(self._remote_start_authorized(tag, resid))
         else:
-            conn.remote_start(tag, None)
+            conn.remote_start(tag, None, resid)
         return {"status": "Accepted"}
 
-    async def _remote_start_authorized(self, tag):
-        info = await self.auth.authorize(tag)
+    async def _remote_start_authorized(self, tag, resid):
+        info = await self.auth.run("authorize", tag)
         if info.get("status") != "Accepted":
             log.info("remote", "remote start for %s not authorized (%s)" % (tag, info.get("status")))
             self.signal("AUTH_FAIL")
             return
-        if not self.connector.remote_start(tag, info):
+        if not self.connector.remote_start(tag, info, resid):
             log.info("remote", "remote start for %s no longer possible" % tag)
 
     async def _remote_stop(self, p):
@@ -206,6 +243,15 @@ class Station(ConnectorContext):
         result = self.connector.set_operative(p["type"] == "Operative")
         self._status_wake.set()
         return {"status": result}
+
+    # --- reservations (firmware/reservations.py, loaded for each use) ----------
+
+    async def _res(self, arg, fn="request"):
+        # ReserveNow / CancelReservation, or fn "load" / "store" of firmware/reservations.py
+        try:
+            return getattr(transient.load("firmware.reservations"), fn)(self, arg)
+        finally:
+            transient.drop("firmware.reservations")
 
     async def _before_reset(self, kind):
         conn = self.connector

@@ -126,7 +126,7 @@ class Transactions:
         self.floor_wh = reg
         return reg
 
-    def start(self, cid, id_tag, parent):
+    def start(self, cid, id_tag, parent, reservation_id=None):
         if self.open_at_boot is not None:
             # A transaction starting before the boot's power-loss recovery ran:
             # the interrupted one ends first (and stays the one STATE_FILE forgets).
@@ -141,10 +141,13 @@ class Transactions:
         }
         self.by_local[local] = tx
         self._save_state(tx)
-        self._queue(K_START, "StartTransaction", {
+        payload = {
             "connectorId": cid, "idTag": id_tag, "meterStart": tx["start"],
             "timestamp": isotime.format(tx["ts"]),
-        }, local)
+        }
+        if reservation_id is not None:
+            payload["reservationId"] = reservation_id
+        self._queue(K_START, "StartTransaction", payload, local)
         log.info("tx", "start local#%d %s meterStart=%d" % (local, id_tag, tx["start"]))
         return tx
 

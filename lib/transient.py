@@ -18,5 +18,5 @@ def drop(name):
         if parent is not None:
             try:
                 delattr(parent, name[dot + 1:])
-            except AttributeError:
+            except (AttributeError, KeyError):  # MicroPython: KeyError
                 pass

@@ -105,7 +105,7 @@ def rig(tmp_path, monkeypatch):
 def charging(r):
     r.board.pilot.set_levels(6000, -12000)  # EV in C, healthy diode
     r.conn.on_ev("B", True)
-    r.conn.on_authorized("TAG1", {"status": "Accepted"}, "start")
+    r.conn.on_authorized("TAG1", ("start", {"status": "Accepted"}, "AUTH_OK", None), "start")
     assert r.conn.phase == TX
     r.conn.on_ev("C", True)
     r.step()
@@ -257,7 +257,7 @@ def test_lock_is_driven_again_three_times_then_reported(rig):
     rig.board.lock.jam(True)
     rig.board.pilot.set_levels(9000, -12000)  # EV in B, healthy diode
     rig.conn.on_ev("B", True)
-    rig.conn.on_authorized("TAG1", {"status": "Accepted"}, "start")
+    rig.conn.on_authorized("TAG1", ("start", {"status": "Accepted"}, "AUTH_OK", None), "start")
     rig.step()
     rig.step()
     for _ in range(3):

@@ -101,7 +101,7 @@ measure("idle")
 board.pilot.set_levels(9000, -12000)
 for _ in range(5):
     ctl.step()
-conn.on_authorized("TAG1", {"status": "Accepted"}, "start")
+conn.on_authorized("TAG1", ("start", {"status": "Accepted"}, "AUTH_OK", None), "start")
 board.pilot.set_levels(6000, -12000)
 import time
 t0 = time.ticks_ms()

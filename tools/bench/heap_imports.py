@@ -30,7 +30,7 @@ MODULES = [
     "lib.log", "lib.fsutil", "lib.isotime", "lib.url", "lib.ocppj", "lib.ws",
     "lib.journal", "lib.modbus", "hal", "hal.sim.board", "firmware.params", "firmware.config",
     "firmware.chargepoint", "firmware.operations", "firmware.metering",
-    "firmware.idtags", "firmware.auth", "firmware.transactions", "firmware.pilot", "firmware.connector",
+    "firmware.idtags", "firmware.transactions", "firmware.pilot", "firmware.connector",
     "firmware.station", "firmware.faults", "firmware.supervisor", "firmware.control", "firmware.app",
 ]
 

@@ -1,0 +1,181 @@
+# The Local Authorization List (OCPP 1.6 LocalAuthListManagement) on flash.
+#
+# File: a 10-byte header (b"JLL1", listVersion int32, count uint16) and then
+# `count` fixed-size records sorted by idTag:
+#   idTag (20 bytes, NUL padded) | status (1 byte, index in STATUSES) |
+#   expiryDate (uint32 UTC epoch, 0: none) | parentIdTag (20 bytes, NUL padded)
+# A lookup is a binary search with seeks and one preallocated 45-byte buffer:
+# the list (up to LocalAuthListMaxLength = 1000 entries, 45 KB) is never in RAM.
+# An update streams the old file and the (at most SendLocalListMaxLength)
+# changes into a temporary file that replaces the list atomically
+# (lib/fsutil.replace): a power cut leaves the old list or the new one. A file
+# whose size does not match its header is not a list (a cut while writing).
+#
+# The lookup a card needs is firmware/idtags.py's list_lookup (resident and
+# small). This module, the rest (updates, the requests, repair at boot), is
+# needed a few times a day: firmware/idtags.py loads it for each use and drops
+# it (lib/transient.py); LocalList objects live only as long as that use.
+import struct
+
+from lib import fsutil, isotime, log
+from firmware.idtags import LIST_HEAD as HEAD, LIST_MAGIC as MAGIC, LIST_REC as REC, LIST_STATUSES as STATUSES, \
+    list_lookup
+
+
+def _key(tag):
+    k = tag.encode()
+    return k + bytes(20 - len(k))
+
+
+class LocalList:
+    def __init__(self, path, clock):
+        self.path = path
+        self.clock = clock
+        self.version = 0
+        self.count = 0
+        self._key = bytearray(20)      # the idTag of the record at hand
+        self._rest = bytearray(REC - 20)  # and the rest of it
+        self._open()
+
+    def _open(self):
+        # A cut inside fsutil.replace (old removed, new not yet renamed) leaves
+        # only the complete ".new": adopt it. A ".new" next to a list is a
+        # half-written update: forget it.
+        self.version = self.count = 0
+        tmp = self.path + ".new"
+        try:
+            f = open(self.path, "rb")
+        except OSError:
+            try:
+                fsutil.replace(tmp, self.path)
+                f = open(self.path, "rb")
+            except OSError:
+                return
+        else:
+            try:
+                import os
+                os.remove(tmp)
+            except OSError:
+                pass
+        with f:
+            h = f.read(HEAD)
+            size = f.seek(0, 2)
+        if len(h) == HEAD and h[:4] == MAGIC:
+            v, n = struct.unpack("<iH", h[4:])
+            if size == HEAD + n * REC:
+                self.version, self.count = v, n
+                return
+        log.error("auth", "local list damaged: empty")
+
+    def listed_version(self):
+        """GetLocalListVersion: 0 for an empty list (OCPP)."""
+        return self.version if self.count else 0
+
+    def lookup(self, tag):
+        """idTagInfo of tag (Expired once its expiryDate passed), None if not listed."""
+        if not self.count:
+            return None
+        return list_lookup(self.path, tag, self.clock.now(), self._key, self._rest)
+
+    def update(self, full, version, entries, max_total):
+        """SendLocalList after the request's checks: 'Accepted' or 'Failed' (the
+        old list untouched). entries: [{"idTag", "idTagInfo"?}], no idTagInfo
+        in a Differential deletes the idTag."""
+        changes = []
+        for e in entries:
+            info = e.get("idTagInfo")
+            if info is None and full:
+                return "Failed"  # OCPP: idTagInfo is required in a Full update
+            rec = None
+            if info is not None:
+                exp = info.get("expiryDate")
+                exp = isotime.parse(exp) if exp else 0
+                rec = struct.pack("<20sBI20s", _key(e["idTag"]), STATUSES.index(info["status"]),
+                                  exp or 0, _key(info.get("parentIdTag") or ""))
+            changes.append((_key(e["idTag"]), rec))
+        changes.sort(key=lambda c: c[0])
+        for i in range(1, len(changes)):
+            if changes[i][0] == changes[i - 1][0]:
+                return "Failed"  # OCPP: idTags in one list are unique
+        tmp = self.path + ".new"
+        n = 0
+        try:
+            with open(tmp, "wb") as out:
+                out.write(MAGIC + struct.pack("<iH", version, 0))
+                old = None
+                if not full and self.count:
+                    old = open(self.path, "rb")
+                try:
+                    n = self._merge(out, old, changes, max_total)
+                finally:
+                    if old:
+                        old.close()
+                if n < 0:
+                    raise ValueError("more than %d entries" % max_total)
+                out.seek(4)
+                out.write(struct.pack("<iH", version, n))
+            fsutil.sync()
+            fsutil.replace(tmp, self.path)
+        except (OSError, ValueError) as e:
+            log.error("auth", "local list update failed: %r" % (e,))
+            try:
+                import os
+                os.remove(tmp)
+            except OSError:
+                pass
+            return "Failed"
+        self.version, self.count = version, n
+        return "Accepted"
+
+    def _merge(self, out, old, changes, max_total):
+        # Streams old records and sorted changes into out; returns the count, -1 if too many.
+        k, rest = self._key, self._rest
+        left = self.count if old else 0
+        if old:
+            old.seek(HEAD)
+        i = n = 0
+        have = False
+        while True:
+            if not have and left:
+                old.readinto(k)
+                old.readinto(rest)
+                left -= 1
+                have = True
+            if have and (i >= len(changes) or k < changes[i][0]):
+                rec = None
+                have = False
+                n += 1
+                out.write(k)
+                out.write(rest)
+            elif i < len(changes):
+                key, rec = changes[i]
+                i += 1
+                if have and k == key:
+                    have = False  # replaced or deleted
+                if rec is not None:
+                    n += 1
+                    out.write(rec)
+            else:
+                return n
+            if n > max_total:
+                return -1
+
+
+def request(path, clock, cfg, p):
+    """SendLocalList (p has updateType) or GetLocalListVersion answered on the list at path."""
+    lst = LocalList(path, clock)
+    enabled = cfg.get("LocalAuthListEnabled")
+    if "updateType" not in p:
+        return {"listVersion": lst.listed_version() if enabled else -1}
+    if not enabled:
+        return {"status": "NotSupported"}
+    entries = p.get("localAuthorizationList") or ()
+    full = p["updateType"] == "Full"
+    if not full and p["listVersion"] <= lst.listed_version():
+        status = "VersionMismatch"  # made for an older list than ours (docs/decisions.md)
+    elif len(entries) > cfg.get("SendLocalListMaxLength"):
+        status = "Failed"
+    else:
+        status = lst.update(full, p["listVersion"], entries, cfg.get("LocalAuthListMaxLength"))
+    log.info("auth", "SendLocalList %s v%d (%d): %s" % (p["updateType"], p["listVersion"], len(entries), status))
+    return {"status": status}

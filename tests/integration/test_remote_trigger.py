@@ -1,0 +1,39 @@
+"""RemoteTrigger profile on the bench against the strict central system: every
+requestedMessage, with and without connectorId, sent after the Accepted
+answer; a connector the charger does not have is Rejected."""
+import time
+
+from tests.integration.rig import Rig
+
+MESSAGES = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
+            "Heartbeat", "MeterValues", "StatusNotification")
+
+
+def answer_time(csms, since_t):
+    return [m["t"] for m in csms.messages
+            if m["dir"] == "in" and m["type"] == 3 and m["action"] == "TriggerMessage" and m["t"] >= since_t][-1]
+
+
+def test_trigger_message_every_message_with_and_without_connector(tmp_path, csms):
+    with Rig(tmp_path, csms) as rig:
+        for what in MESSAGES:
+            for connector in (None, 0, 1):
+                p = {"requestedMessage": what}
+                if connector is not None:
+                    p["connectorId"] = connector
+                t0 = time.monotonic()
+                assert rig.call("TriggerMessage", p)["status"] == "Accepted", p
+                sent = rig.csms.wait_message(what, since_t=t0, where=lambda q, c=connector, w=what:
+                                             w not in ("StatusNotification", "MeterValues")
+                                             or c is None or q["connectorId"] == c)
+                assert sent["t"] >= answer_time(csms, t0), p  # the answer first, then the message
+                if what in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+                    assert sent["payload"] == {"status": "Idle"}
+                if what == "StatusNotification" and connector == 1:
+                    assert sent["payload"]["status"] == "Available"
+        t_rej = time.monotonic()
+        for what in MESSAGES:
+            assert rig.call("TriggerMessage", {"requestedMessage": what, "connectorId": 2})["status"] == "Rejected"
+        time.sleep(0.5)
+        assert [m for m in csms.messages if m["t"] >= t_rej and m["dir"] == "in" and m["type"] == 2
+                and m["action"] in MESSAGES] == []
