@@ -3,7 +3,7 @@ import asyncio
 import gc
 
 import hal
-from lib import log
+from lib import log, transient
 from lib.journal import Journal
 from firmware import version
 from firmware.auth import Authorizer
@@ -21,6 +21,8 @@ from firmware.transactions import Transactions
 HEAP_SAMPLE_S = 5
 JOURNAL_FILE = "tx_journal.bin"
 JOURNAL_BYTES = 65536
+COMMISSIONING = "firmware.commissioning"
+BLE_POLL_S = 0.25
 
 
 class App:
@@ -61,6 +63,23 @@ class App:
                 log.info("heap", "live peak %d free %d" % (used, gc.mem_free()))
             await asyncio.sleep(HEAP_SAMPLE_S)
 
+    async def _commissioning(self):
+        # BLE installer sessions (firmware/commissioning.py, loaded per session).
+        b = self.board
+        uid = b.system.unique_id()
+        b.ble.advertise("JOLT-" + uid[-8:])
+        memo = {}  # lockout deadline, kept across sessions
+        while True:
+            if b.ble.linked():
+                m = transient.load(COMMISSIONING)
+                try:
+                    await m.Commissioning(self.cfg, uid, b.clock, b.flash.root, memo,
+                                          b.system.reset).serve(b.ble)
+                finally:
+                    m = None
+                    transient.drop(COMMISSIONING)
+            await asyncio.sleep(BLE_POLL_S)
+
     async def main(self):
         log.info("app", "boot %s %s variant=%s reset=%s" % (
             version.FIRMWARE, self.cfg.get("OcppChargerId"), self.cfg.variant,
@@ -72,6 +91,7 @@ class App:
         asyncio.create_task(self.station.recover())
         asyncio.create_task(_forever("txqueue", self.txs.run))
         asyncio.create_task(_forever("heap", self._heap_monitor))
+        asyncio.create_task(_forever("ble", self._commissioning))
         await _forever("ocpp", self.cp.run)
 
 

@@ -16,7 +16,8 @@ def configure_fallback(b, ssid, password, enabled):
     b.out("fallback", {"ssid": ssid, "enabled": bool(enabled)})
 
 
-# ---- ble (commissioning, a later issue: advertising is reported to the bench)
+# ---- ble (advertising is reported to the bench; no bench BLE central yet:
+# never linked, so no commissioning session starts on the bench)
 def advertise(b, name):
     b.name = name
     b.out("ble", name)
@@ -27,11 +28,19 @@ def stop(b):
     b.out("ble", None)
 
 
-def on_receive(b, callback):
-    b.ble_cb = callback
+def linked(b):
+    return False
+
+
+def recv(b):
+    return None
 
 
 def send(b, data):
+    pass
+
+
+def drop(b):
     pass
 
 
