@@ -5,7 +5,7 @@ import gc
 import hal
 from lib import log, transient
 from lib.journal import Journal
-from firmware import version
+from firmware import version, watchdog
 from firmware.auth import Authorizer
 from firmware.chargepoint import ChargePoint
 from firmware.config import Config
@@ -22,6 +22,7 @@ HEAP_SAMPLE_S = 5
 JOURNAL_FILE = "tx_journal.bin"
 JOURNAL_BYTES = 65536
 COMMISSIONING = "firmware.commissioning"
+WDT_REPORT = "firmware.wdt_report"
 BLE_POLL_S = 0.25
 
 
@@ -63,6 +64,9 @@ class App:
                 log.info("heap", "live peak %d free %d" % (used, gc.mem_free()))
             await asyncio.sleep(HEAP_SAMPLE_S)
 
+    def _reset_failed(self):
+        return self.supervisor.reset_failed
+
     async def _commissioning(self):
         # BLE installer sessions (firmware/commissioning.py, loaded per session).
         b = self.board
@@ -84,6 +88,10 @@ class App:
         log.info("app", "boot %s %s variant=%s reset=%s" % (
             version.FIRMWARE, self.cfg.get("OcppChargerId"), self.cfg.variant,
             self.board.system.reset_cause()))
+        transient.load(WDT_REPORT).boot(self.board.flash.root, self.board.system.reset_cause())
+        transient.drop(WDT_REPORT)
+        # Fed by the control loop while every critical task checks in; a failed Reset starves it.
+        watchdog.start(self.board.wdt, self.board.flash.root, self._reset_failed)
         # The control loop first: the outputs are in a safe state before anything talks.
         asyncio.create_task(_forever("control", self.control.run))
         asyncio.create_task(_forever("meter", self.meter.run))

@@ -16,20 +16,10 @@ def configure_fallback(b, ssid, password, enabled):
     b.out("fallback", {"ssid": ssid, "enabled": bool(enabled)})
 
 
-# ---- ble (advertising is reported to the bench; no bench BLE central yet:
-# never linked, so no commissioning session starts on the bench)
-def advertise(b, name):
-    b.name = name
-    b.out("ble", name)
-
-
+# ---- ble (advertise, linked: hal/sim/board.py; no bench BLE central yet,
+# so no commissioning session starts on the bench)
 def stop(b):
-    b.name = None
     b.out("ble", None)
-
-
-def linked(b):
-    return False
 
 
 def recv(b):

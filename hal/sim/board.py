@@ -339,6 +339,14 @@ class Board:
                 self._fed = now
                 self.out("feed", None, False)
 
+    # ---- ble: asked at boot and polled by the firmware, so not in _rare.
+    # The bench has no BLE central: never linked (docs/commissioning.md).
+    def advertise(self, name):
+        self.out("ble", name)
+
+    def linked(self):
+        return False
+
     # ---- system (reset: _rare)
     def unique_id(self):
         return os.getenv("JOLT_UID") or "SIM000000000"
