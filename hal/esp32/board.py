@@ -232,6 +232,18 @@ class Rfid:
         return self._uart is not None
 
 
+def _rfid():
+    if pins.RFID_KIND != "mfrc522":
+        return Rfid()
+    from hal.esp32.mfrc522 import Mfrc522
+
+    spi = machine.SPI(pins.RFID_SPI, baudrate=pins.RFID_SPI_HZ, polarity=0, phase=0,
+                      sck=machine.Pin(pins.RFID_SCK), mosi=machine.Pin(pins.RFID_MOSI),
+                      miso=machine.Pin(pins.RFID_MISO))
+    rst = None if pins.RFID_RST is None else _out(pins.RFID_RST, 1)
+    return Mfrc522(spi, _out(pins.RFID_CS, 1), rst)
+
+
 _COLOURS = {  # connector state -> (r, g, b)
     "Available": (0, 40, 0), "Preparing": (0, 0, 40), "Charging": (0, 20, 60),
     "SuspendedEV": (30, 30, 0), "SuspendedEVSE": (30, 30, 0), "Finishing": (0, 30, 30),
@@ -309,6 +321,8 @@ class Sd:
         try:
             import vfs
 
+            # Blocks while the card initialises (up to ~1 s): at boot only,
+            # before the control loop starts.
             card = machine.SDCard(slot=pins.SD_SLOT, sck=pins.SD_SCK, mosi=pins.SD_MOSI,
                                   miso=pins.SD_MISO, cs=pins.SD_CS)
             vfs.mount(card, pins.SD_MOUNT)
@@ -390,7 +404,13 @@ class Net:
             self._wlan.disconnect()
         except OSError:
             pass
-        self._wlan.connect(creds[0], creds[1])
+        # Returns at once (the association runs in the WiFi task); raises
+        # OSError in some radio states ("Wifi Internal Error"): this runs in
+        # wait_input(), i.e. the control loop, so it is retried later instead.
+        try:
+            self._wlan.connect(creds[0], creds[1])
+        except OSError:
+            pass
         self._down_since = time.ticks_ms()
 
     def service(self, now):
@@ -409,6 +429,10 @@ class Net:
         self._down_since = now
 
     async def open(self, host, port, ssl_ctx=None, server_hostname=None):
+        # Blocks: asyncio.open_connection resolves the name with a blocking
+        # getaddrinfo (up to seconds without DNS answer). Only the OCPP task
+        # calls it; the supervisor's outputs are set by then, and the control
+        # loop resumes after it (docs/hardware.md, "Blocking calls").
         if not self.up():
             raise OSError(101)  # ENETUNREACH
         if ssl_ctx is not None:
@@ -565,7 +589,7 @@ class Board:
         self.lock = Lock()
         self.pilot = Pilot()
         self.meter_uart = MeterUart()
-        self.rfid = Rfid()
+        self.rfid = _rfid()
         self.signal = Signal()
         self.button = Button()
         self.sensors = Sensors()
