@@ -16,22 +16,28 @@ def configure_fallback(b, ssid, password, enabled):
     b.out("fallback", {"ssid": ssid, "enabled": bool(enabled)})
 
 
-# ---- ble (advertise, linked: hal/sim/board.py; no bench BLE central yet,
-# so no commissioning session starts on the bench)
+# ---- ble (advertise, linked: hal/sim/board.py): the bench's BLE central
+# sends {"ble": {"linked": bool, "rx": text}}; answers go out as ble_tx.
 def stop(b):
     b.out("ble", None)
 
 
 def recv(b):
-    return None
+    d = b.ble_rx
+    b.ble_rx = b""
+    return d or None
 
 
 def send(b, data):
-    pass
+    if not b.ble_linked:
+        return False
+    b.out("ble_tx", bytes(data).decode(), False)
+    return True
 
 
 def drop(b):
-    pass
+    b.ble_linked = False
+    b.out("ble_drop", None, False)
 
 
 # ---- system
