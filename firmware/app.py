@@ -67,6 +67,9 @@ class App:
     def _reset_failed(self):
         return self.supervisor.reset_failed
 
+    def _weak(self):
+        return "weak" in self.supervisor.active
+
     async def _commissioning(self):
         # BLE installer sessions (firmware/commissioning.py, loaded per session).
         b = self.board
@@ -100,6 +103,11 @@ class App:
         asyncio.create_task(_forever("txqueue", self.txs.run))
         asyncio.create_task(_forever("heap", self._heap_monitor))
         asyncio.create_task(_forever("ble", self._commissioning))
+        if self.cfg.get("WiFiPrimarySsid") or self.cfg.get("WiFiConnect"):
+            # WiFi networks to choose from (firmware/netmgr.py, docs/network.md).
+            from firmware import netmgr
+            nm = netmgr.NetManager(self.board.net, netmgr.networks(self.cfg), self._weak)
+            asyncio.create_task(_forever("wifi", nm.run))
         await _forever("ocpp", self.cp.run)
 
 

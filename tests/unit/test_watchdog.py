@@ -128,14 +128,7 @@ def test_next_boot_reports_the_watchdog_reset_and_the_task(tmp_path, capsys, mon
     (tmp_path / R.FILE).write_text("meter")
     app = App(Board(flash_root=root, reset_cause="watchdog"))
     monkeypatch.setattr(app_mod, "_forever", _never)
-
-    async def boot():
-        try:
-            await asyncio.wait_for(app.main(), 0.2)
-        except asyncio.TimeoutError:
-            pass
-
-    asyncio.run(boot())
+    boot_main(app, 0.2)
     out = capsys.readouterr().out
     assert "reset=watchdog" in out
     assert "reset by the watchdog: task meter hung" in out
@@ -145,6 +138,17 @@ def test_next_boot_reports_the_watchdog_reset_and_the_task(tmp_path, capsys, mon
 
 async def _never(name, fn):
     await asyncio.Event().wait()
+
+
+def boot_main(app, seconds):
+    """Run App.main for a while (its tasks as the test's _forever makes them)."""
+    async def boot():
+        try:
+            await asyncio.wait_for(app.main(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    asyncio.run(boot())
 
 
 def test_boot_without_a_record_after_a_watchdog_reset(tmp_path, capsys):
