@@ -3,7 +3,6 @@ over a fake WiFi link whose quality the test controls."""
 import asyncio
 import json
 
-
 from firmware import app as app_mod
 from firmware import netmgr as N
 from firmware.app import App
