@@ -3,9 +3,9 @@ import asyncio
 import gc
 
 import hal
-from lib import log, ocppj
+from lib import log, ocppj, transient
 from lib.journal import Journal
-from firmware import version
+from firmware import version, watchdog
 from firmware.chargepoint import OUT_BYTES, ChargePoint
 from firmware.config import Config
 from firmware.control import Control
@@ -20,6 +20,9 @@ from firmware.transactions import Transactions
 HEAP_SAMPLE_S = 5
 JOURNAL_FILE = "tx_journal.bin"
 JOURNAL_BYTES = 65536
+COMMISSIONING = "firmware.commissioning"
+WDT_REPORT = "firmware.wdt_report"
+BLE_POLL_S = 0.25
 
 
 class App:
@@ -64,10 +67,37 @@ class App:
                 log.info("heap", "live peak %d free %d" % (used, gc.mem_free()))
             await asyncio.sleep(HEAP_SAMPLE_S)
 
+    def _reset_failed(self):
+        return self.supervisor.reset_failed
+
+    def _weak(self):
+        return "weak" in self.supervisor.active
+
+    async def _commissioning(self):
+        # BLE installer sessions (firmware/commissioning.py, loaded per session).
+        b = self.board
+        uid = b.system.unique_id()
+        b.ble.advertise("JOLT-" + uid[-8:])
+        memo = {}  # lockout deadline, kept across sessions
+        while True:
+            if b.ble.linked():
+                m = transient.load(COMMISSIONING)
+                try:
+                    await m.Commissioning(self.cfg, uid, b.clock, b.flash.root, memo,
+                                          b.system.reset).serve(b.ble)
+                finally:
+                    m = None
+                    transient.drop(COMMISSIONING)
+            await asyncio.sleep(BLE_POLL_S)
+
     async def main(self):
         log.info("app", "boot %s %s variant=%s reset=%s" % (
             version.FIRMWARE, self.cfg.get("OcppChargerId"), self.cfg.variant,
             self.board.system.reset_cause()))
+        transient.load(WDT_REPORT).boot(self.board.flash.root, self.board.system.reset_cause())
+        transient.drop(WDT_REPORT)
+        # Fed by the control loop while every critical task checks in; a failed Reset starves it.
+        watchdog.start(self.board.wdt, self.board.flash.root, self._reset_failed)
         # The control loop first: the outputs are in a safe state before anything talks.
         asyncio.create_task(_forever("control", self.control.run))
         asyncio.create_task(_forever("meter", self.meter.run))
@@ -75,6 +105,12 @@ class App:
         asyncio.create_task(self.station.recover())
         asyncio.create_task(_forever("txqueue", self.txs.run))
         asyncio.create_task(_forever("heap", self._heap_monitor))
+        asyncio.create_task(_forever("ble", self._commissioning))
+        if self.cfg.get("WiFiPrimarySsid") or self.cfg.get("WiFiConnect"):
+            # WiFi networks to choose from (firmware/netmgr.py, docs/network.md).
+            from firmware import netmgr
+            nm = netmgr.NetManager(self.board.net, netmgr.networks(self.cfg), self._weak)
+            asyncio.create_task(_forever("wifi", nm.run))
         await _forever("ocpp", self.cp.run)
 
 

@@ -11,6 +11,7 @@ from micropython import const
 
 from lib import isotime, log, ocppj, transient, url
 from lib.ws import WSClosed, WSError, connect
+from firmware import watchdog
 
 _CALL_TIMEOUT_MS = const(30000)
 _BACKOFF_MAX_S = const(30)
@@ -218,6 +219,7 @@ class ChargePoint:
         backoff = 1
         cfg = self.cfg
         while True:
+            watchdog.checkin(watchdog.OCPP)
             if not self.board.net.up():
                 self._net_was_down = True
                 await asyncio.sleep(0.2)
@@ -296,6 +298,7 @@ class ChargePoint:
         """Boot then heartbeat/keep-alive until the connection drops. True once accepted."""
         if not self.registered:
             while not await self._boot(ws):
+                watchdog.checkin(watchdog.OCPP)
                 if self._ws is not ws:
                     return False
             self.registered = True
@@ -304,6 +307,7 @@ class ChargePoint:
         cfg = self.cfg
         last_hb = last_ping = time.ticks_ms()
         while self._ws is ws:
+            watchdog.checkin(watchdog.OCPP)
             interval = cfg.get("HeartbeatInterval")
             ping_s = cfg.get("WebSocketPingInterval")
             now = time.ticks_ms()
@@ -333,8 +337,10 @@ class ChargePoint:
             if self._ws is not ws:
                 break
             if interval <= 0 and ping_s <= 0:
+                watchdog.park(watchdog.OCPP)  # nothing due until a request wakes it
                 await self._hb_wake.wait()
                 continue
+            watchdog.expect(watchdog.OCPP, max(wait, 10))
             try:
                 await asyncio.wait_for(self._hb_wake.wait(), max(wait, 10) / 1000)
             except asyncio.TimeoutError:
@@ -350,6 +356,7 @@ class ChargePoint:
             res = await self.call("BootNotification", payload)
         except (asyncio.TimeoutError, CallError) as e:
             log.warn("ocpp", "%s failed: %r" % ("BootNotification", e))
+            watchdog.expect(watchdog.OCPP, _BOOT_RETRY_S * 1000)
             await asyncio.sleep(_BOOT_RETRY_S)
             return False
         status = res.get("status")
@@ -368,6 +375,7 @@ class ChargePoint:
         wait = interval if ok else _BOOT_RETRY_S
         log.info("ocpp", "registration %s, again in %d s" % (status, wait))
         end = time.ticks_add(time.ticks_ms(), wait * 1000)
+        watchdog.expect(watchdog.OCPP, wait * 1000)
         while self._ws is ws and time.ticks_diff(end, time.ticks_ms()) > 0:
             await asyncio.sleep(0.1)
         return False

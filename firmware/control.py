@@ -4,7 +4,7 @@
 import asyncio
 
 from lib import log
-from firmware import pilot
+from firmware import pilot, watchdog
 
 CYCLE_MS = 20
 DEBOUNCE_READS = 2
@@ -66,6 +66,8 @@ class Control:
         self.apply()
         while True:
             await self.board.wait_input(CYCLE_MS)
+            watchdog.checkin(watchdog.CONTROL)  # allocation-free
+            watchdog.tick()
             try:
                 self.step()
             except Exception as e:

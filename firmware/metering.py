@@ -8,6 +8,7 @@ import json
 import time
 
 from lib import isotime, log, transient
+from firmware import watchdog
 from lib.modbus import ModbusError, ModbusException, ModbusMaster, PARITY_EVEN, plan
 
 # firmware.metervalues builds the MeterValues content: needed once per sample
@@ -145,6 +146,7 @@ class Metering:
     async def run(self):
         prev = time.ticks_ms()
         while True:
+            watchdog.checkin(watchdog.METER)
             start = time.ticks_ms()
             await self.poll_once()
             now = time.ticks_ms()

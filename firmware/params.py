@@ -77,6 +77,9 @@ TAB = (
     "AuthorizationKey|2||14|16|40|1\n"
     "WebSocketPingInterval|1|60|0|0|86400|0|s\n"
     "ReserveConnectorZeroSupported|0|0|1\n"
+    # The primary WiFi network (set by commissioning; WiFiSsid/WiFiPass are the fallback).
+    "WiFiPrimarySsid|2||12|1|32|1\n"
+    "WiFiPrimaryPass|2||14|1|64|1\n"
 )
 
 # NAME=value, one per line. Value: an int if it starts with a digit, None if

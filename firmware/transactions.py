@@ -13,6 +13,7 @@ import time
 from lib import fsutil, isotime, log, ocppj
 from lib.journal import JournalFull
 from firmware.chargepoint import CallError, NotConnected
+from firmware import watchdog
 
 # The records this module owns (short keys: they are written to flash for
 # every message, and journals written by earlier firmware must stay readable).
@@ -352,6 +353,7 @@ class Transactions:
         """Deliver queued transaction messages in order, forever."""
         last_cp = time.ticks_ms()
         while True:
+            watchdog.checkin(watchdog.TXQUEUE)
             if (self._held[0] is not None or self._state_due) and not self._unhold():
                 gc.collect()
                 await asyncio.sleep(1)  # memory is short: try again soon
@@ -366,9 +368,11 @@ class Transactions:
                 # costs a task and a timeout exception).
                 self._wake.clear()
                 if not self.by_local:
+                    watchdog.park(watchdog.TXQUEUE)  # idle: waiting for work
                     await self._wake.wait()
                     continue
                 left = CHECKPOINT_MS - time.ticks_diff(time.ticks_ms(), last_cp)
+                watchdog.expect(watchdog.TXQUEUE, left)
                 try:
                     await asyncio.wait_for(self._wake.wait(), max(left, 10) / 1000)
                 except asyncio.TimeoutError:
@@ -400,6 +404,7 @@ class Transactions:
             # The first attempt on a connection reuses the UniqueId; a retry on the
             # same connection must not (OCPP-J), so it gets a new one.
             uid = rec.get("u") if attempt == 1 else None
+            watchdog.checkin(watchdog.TXQUEUE)
             try:
                 res = await self.cp.call(action, payload, CALL_TIMEOUT_MS, uid)
             except NotConnected:
@@ -407,6 +412,7 @@ class Transactions:
             except (CallError, asyncio.TimeoutError) as e:
                 log.warn("tx", "%s attempt %d/%d failed: %r" % (action, attempt, attempts, e))
                 if attempt < attempts:
+                    watchdog.expect(watchdog.TXQUEUE, interval * attempt * 1000)
                     await asyncio.sleep(interval * attempt)
                 continue
             self._answered(seq, action, payload, local, res)

@@ -232,6 +232,18 @@ class Rfid:
         return self._uart is not None
 
 
+def _rfid():
+    if pins.RFID_KIND != "mfrc522":
+        return Rfid()
+    from hal.esp32.mfrc522 import Mfrc522
+
+    spi = machine.SPI(pins.RFID_SPI, baudrate=pins.RFID_SPI_HZ, polarity=0, phase=0,
+                      sck=machine.Pin(pins.RFID_SCK), mosi=machine.Pin(pins.RFID_MOSI),
+                      miso=machine.Pin(pins.RFID_MISO))
+    rst = None if pins.RFID_RST is None else _out(pins.RFID_RST, 1)
+    return Mfrc522(spi, _out(pins.RFID_CS, 1), rst)
+
+
 _COLOURS = {  # connector state -> (r, g, b)
     "Available": (0, 40, 0), "Preparing": (0, 0, 40), "Charging": (0, 20, 60),
     "SuspendedEV": (30, 30, 0), "SuspendedEVSE": (30, 30, 0), "Finishing": (0, 30, 30),
@@ -309,6 +321,8 @@ class Sd:
         try:
             import vfs
 
+            # Blocks while the card initialises (up to ~1 s): at boot only,
+            # before the control loop starts.
             card = machine.SDCard(slot=pins.SD_SLOT, sck=pins.SD_SCK, mosi=pins.SD_MOSI,
                                   miso=pins.SD_MISO, cs=pins.SD_CS)
             vfs.mount(card, pins.SD_MOUNT)
@@ -390,7 +404,13 @@ class Net:
             self._wlan.disconnect()
         except OSError:
             pass
-        self._wlan.connect(creds[0], creds[1])
+        # Returns at once (the association runs in the WiFi task); raises
+        # OSError in some radio states ("Wifi Internal Error"): this runs in
+        # wait_input(), i.e. the control loop, so it is retried later instead.
+        try:
+            self._wlan.connect(creds[0], creds[1])
+        except OSError:
+            pass
         self._down_since = time.ticks_ms()
 
     def service(self, now):
@@ -409,6 +429,10 @@ class Net:
         self._down_since = now
 
     async def open(self, host, port, ssl_ctx=None, server_hostname=None):
+        # Blocks: asyncio.open_connection resolves the name with a blocking
+        # getaddrinfo (up to seconds without DNS answer). Only the OCPP task
+        # calls it; the supervisor's outputs are set by then, and the control
+        # loop resumes after it (docs/hardware.md, "Blocking calls").
         if not self.up():
             raise OSError(101)  # ENETUNREACH
         if ssl_ctx is not None:
@@ -429,36 +453,114 @@ class Wdt:
             self._wdt.feed()
 
 
+# BLE commissioning link: one GATT service with the Nordic UART layout
+# (RX: the app writes request bytes; TX: answers notified), carrying the
+# line protocol of firmware/commissioning.py (docs/commissioning.md).
+_NUS = "6E400001-B5A3-F393-E0A9-E50E24DCCA9E"
+_NUS_RX = "6E400002-B5A3-F393-E0A9-E50E24DCCA9E"
+_NUS_TX = "6E400003-B5A3-F393-E0A9-E50E24DCCA9E"
+_IRQ_CONNECT = 1
+_IRQ_DISCONNECT = 2
+_IRQ_WRITE = 3
+_IRQ_MTU = 21
+_F_READ = 0x02
+_F_WRITE_NR = 0x04
+_F_WRITE = 0x08
+_F_NOTIFY = 0x10
+BLE_RX_MAX = 1024  # received bytes kept until recv(); more is dropped
+
+
 class Ble:
-    """Advertising only; the commissioning GATT service is a later issue, so
-    nothing is received and send() reports it did not send."""
+    """One central at a time. The bluetooth IRQ handler (a scheduled
+    callback on the ESP32 port) only records; the firmware polls linked()
+    and recv(). Nothing here blocks."""
 
     def __init__(self):
         self._ble = None
-        self._cb = None
+        self._name = None
+        self._conn = None
+        self._mtu = 23
+        self._rx = bytearray()
+        self._tx_h = self._rx_h = None
 
     def _radio(self):
         if self._ble is None:
             import bluetooth
 
-            self._ble = bluetooth.BLE()
-            self._ble.active(True)
+            b = bluetooth.BLE()
+            b.active(True)
+            b.irq(self._irq)
+            svc = (bluetooth.UUID(_NUS), ((bluetooth.UUID(_NUS_TX), _F_READ | _F_NOTIFY),
+                                          (bluetooth.UUID(_NUS_RX), _F_WRITE | _F_WRITE_NR)))
+            ((self._tx_h, self._rx_h),) = b.gatts_register_services((svc,))
+            b.gatts_set_buffer(self._rx_h, 256, True)  # append writes between IRQs
+            self._ble = b
         return self._ble
 
-    def advertise(self, name):
-        n = name.encode()[:26]
+    def _irq(self, event, data):
+        if event == _IRQ_CONNECT:
+            if self._conn is None:
+                self._conn = data[0]
+                self._mtu = 23
+                self._rx = bytearray()
+        elif event == _IRQ_DISCONNECT:
+            if data[0] == self._conn:
+                self._conn = None
+                self._advertise()  # advertising stops on a connection
+        elif event == _IRQ_WRITE:
+            if data[0] == self._conn and data[1] == self._rx_h:
+                v = self._ble.gatts_read(self._rx_h)
+                if len(self._rx) + len(v) <= BLE_RX_MAX:
+                    self._rx.extend(v)
+        elif event == _IRQ_MTU:
+            if data[0] == self._conn:
+                self._mtu = data[1]
+
+    def _advertise(self):
+        if self._name is None:
+            return
+        n = self._name.encode()[:26]
         payload = bytes((2, 0x01, 0x06, len(n) + 1, 0x09)) + n  # flags, complete local name
         self._radio().gap_advertise(100000, adv_data=payload)
 
+    def advertise(self, name):
+        self._name = name
+        self._advertise()
+
     def stop(self):
+        self._name = None
         if self._ble is not None:
             self._ble.gap_advertise(None)
 
-    def on_receive(self, callback):
-        self._cb = callback
+    def linked(self):
+        return self._conn is not None
+
+    def recv(self):
+        d = self._rx  # swap first: an IRQ between the lines appends to d
+        self._rx = bytearray()
+        return bytes(d) if d else None
 
     def send(self, data):
-        return False
+        """Notify data to the central in MTU-sized pieces; False if not sent."""
+        conn = self._conn
+        if conn is None:
+            return False
+        step = self._mtu - 3
+        mv = memoryview(data)
+        try:
+            for i in range(0, len(data), step):
+                self._ble.gatts_notify(conn, self._tx_h, mv[i:i + step])
+        except OSError:
+            return False  # link gone or the stack's queue full: the app asks again
+        return True
+
+    def drop(self):
+        conn = self._conn
+        if conn is not None:
+            try:
+                self._ble.gap_disconnect(conn)
+            except OSError:
+                pass
 
 
 _CAUSES = {
@@ -487,7 +589,7 @@ class Board:
         self.lock = Lock()
         self.pilot = Pilot()
         self.meter_uart = MeterUart()
-        self.rfid = Rfid()
+        self.rfid = _rfid()
         self.signal = Signal()
         self.button = Button()
         self.sensors = Sensors()

@@ -32,9 +32,19 @@ METER_TX = 17
 METER_RX = 18
 METER_DE = 16
 
-# RFID reader: 125 kHz module with an ASCII serial output (UART2, RX only).
+# RFID reader, RFID_KIND "mfrc522": an MFRC522 13.56 MHz reader on SPI
+# (machine.SPI(RFID_SPI) = the SPI3 host; the SD card uses SPI2), or
+# "ascii": a 125 kHz module with an ASCII serial output (UART2, RX only).
+RFID_KIND = "mfrc522"
+RFID_SPI = 2
+RFID_SCK = 14
+RFID_MOSI = 15
+RFID_MISO = 33
+RFID_CS = 34
+RFID_RST = None     # NRSTPD tied high: the driver soft-resets the chip
+RFID_SPI_HZ = 4000000
 RFID_UART = 2
-RFID_RX = 15
+RFID_RX = 15        # same pin as RFID_MOSI: one reader kind is fitted
 RFID_TX = None
 RFID_BAUD = 9600
 

@@ -332,10 +332,15 @@ class Wdt:
 
 
 class Ble:
+    """A BLE link the test drives: connect(), receive(bytes), disconnect();
+    what the firmware sent is in `sent` (bytes per send) and `text()`."""
+
     def __init__(self):
         self.name = None
         self.sent = []
-        self._cb = None
+        self._linked = False
+        self._rx = bytearray()
+        self.drops = 0
 
     def advertise(self, name):
         self.name = name
@@ -343,16 +348,36 @@ class Ble:
     def stop(self):
         self.name = None
 
-    def on_receive(self, callback):
-        self._cb = callback
+    def linked(self):
+        return self._linked
+
+    def recv(self):
+        if not self._rx:
+            return None
+        data = bytes(self._rx)
+        self._rx = bytearray()
+        return data
 
     def send(self, data):
         self.sent.append(bytes(data))
 
+    def drop(self):
+        self.drops += 1
+        self._linked = False
+
     # test side
+    def connect(self):
+        self._rx = bytearray()
+        self._linked = True
+
     def receive(self, data):
-        if self._cb is not None:
-            self._cb(bytes(data))
+        self._rx += bytes(data)
+
+    def disconnect(self):
+        self._linked = False
+
+    def text(self):
+        return b"".join(self.sent).decode()
 
 
 class ResetRequested(Exception):

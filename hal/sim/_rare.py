@@ -16,23 +16,28 @@ def configure_fallback(b, ssid, password, enabled):
     b.out("fallback", {"ssid": ssid, "enabled": bool(enabled)})
 
 
-# ---- ble (commissioning, a later issue: advertising is reported to the bench)
-def advertise(b, name):
-    b.name = name
-    b.out("ble", name)
-
-
+# ---- ble (advertise, linked: hal/sim/board.py): the bench's BLE central
+# sends {"ble": {"linked": bool, "rx": text}}; answers go out as ble_tx.
 def stop(b):
-    b.name = None
     b.out("ble", None)
 
 
-def on_receive(b, callback):
-    b.ble_cb = callback
+def recv(b):
+    d = b.ble_rx
+    b.ble_rx = b""
+    return d or None
 
 
 def send(b, data):
-    pass
+    if not b.ble_linked:
+        return False
+    b.out("ble_tx", bytes(data).decode(), False)
+    return True
+
+
+def drop(b):
+    b.ble_linked = False
+    b.out("ble_drop", None, False)
 
 
 # ---- system

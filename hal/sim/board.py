@@ -38,6 +38,7 @@ _MP = sys.implementation.name == "micropython"
 _BUF = const(384)  # link receive buffer: the longest line (full snapshot) is < 230 bytes
 _MAX_PENDING = const(8192)  # unsent output bytes before we fall back to a full resync
 _MAX_CARDS = const(4)
+_MAX_BLE = const(1024)  # BLE bytes from the bench not yet recv()ed
 _SENSORS = {"temperature_dc": "temp", "ne_mv": "ne", "leak_ac_ua": "lac", "leak_dc_ua": "ldc",
             "phase_ok": "phase", "supply_ok": "supply"}
 
@@ -87,6 +88,8 @@ class Board:
             "rst": True,                       # False: system.reset() does not take (bench `fail reset`)
         }
         self.cards = []
+        self.ble_linked = False  # bench BLE central (tools/commission.py)
+        self.ble_rx = b""
         self.sock = None
         self._buf = bytearray(_BUF)
         self._mv = memoryview(self._buf)
@@ -156,6 +159,12 @@ class Board:
                     card = msg.get("rfid")
                     if card and len(self.cards) < _MAX_CARDS:
                         self.cards.append(card)
+                    ble = msg.get("ble")
+                    if ble:
+                        self.ble_linked = bool(ble.get("linked", self.ble_linked))
+                        rx = ble.get("rx")
+                        if rx and len(self.ble_rx) < _MAX_BLE:
+                            self.ble_rx += rx.encode()
                     count += 1
                 except (ValueError, AttributeError, TypeError):
                     pass
@@ -338,6 +347,14 @@ class Board:
             if time.ticks_diff(now, self._fed) >= ms >> 2:
                 self._fed = now
                 self.out("feed", None, False)
+
+    # ---- ble: asked at boot and polled by the firmware, so not in _rare
+    # (recv, send, drop are). The bench's BLE central: docs/simulator.md.
+    def advertise(self, name):
+        self.out("ble", name)
+
+    def linked(self):
+        return self.ble_linked
 
     # ---- system (reset: _rare)
     def unique_id(self):

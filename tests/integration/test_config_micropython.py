@@ -165,8 +165,8 @@ def test_write_only_keys_listed_without_value_on_micropython(tmp_path):
     )
     res, _ = run_mp(tmp_path, script)
     keys, known, unknown = res
-    assert len(keys) == 47 and unknown == []
-    assert sorted(known) == sorted(set(keys) - {"AuthorizationKey", "WiFiPass"})
+    assert len(keys) == 49 and unknown == []
+    assert sorted(known) == sorted(set(keys) - {"AuthorizationKey", "WiFiPass", "WiFiPrimaryPass"})
 
 
 def test_heap_budget_on_micropython():

@@ -75,7 +75,9 @@ GUIDE = {
     "WiFiPass": "N/A",
     "WiFiSsid": "N/A",
 }
-EXTRA = {"AuthorizationKey": "", "WebSocketPingInterval": 60, "ReserveConnectorZeroSupported": False}
+EXTRA = {"AuthorizationKey": "", "WebSocketPingInterval": 60, "ReserveConnectorZeroSupported": False,
+         "WiFiPrimarySsid": "", "WiFiPrimaryPass": ""}
+SECRETS = ("AuthorizationKey", "WiFiPass", "WiFiPrimaryPass")
 
 READ_ONLY = {
     "MeterValuesSampledData", "NumberOfConnectors", "ConnectorPhaseRotationMaxLength",
@@ -611,7 +613,7 @@ def test_get_configuration_all(tmp_path):
         assert len(by_key) == len(known)
         assert set(by_key) == set(cfg.keys())
         for e in known:
-            if e["key"] in ("AuthorizationKey", "WiFiPass"):
+            if e["key"] in SECRETS:
                 assert set(e) == {"key", "readonly"}  # write-only: listed without a value
                 continue
             assert set(e) == {"key", "readonly", "value"}
@@ -644,9 +646,10 @@ def test_get_configuration_max_keys(tmp_path):
     assert unknown == ["X1"]
     known, unknown = cfg.get_configuration(None)  # all keys: not limited
     assert len(known) == len(cfg.keys())  # every key, the write-only secrets without value
-    secrets = [e for e in known if e["key"] in ("AuthorizationKey", "WiFiPass")]
+    secrets = [e for e in known if e["key"] in SECRETS]
     assert sorted(secrets, key=lambda e: e["key"]) == [{"key": "AuthorizationKey", "readonly": False},
-                                                       {"key": "WiFiPass", "readonly": False}]
+                                                       {"key": "WiFiPass", "readonly": False},
+                                                       {"key": "WiFiPrimaryPass", "readonly": False}]
 
 
 # ---- subscribe -------------------------------------------------------------------

@@ -134,6 +134,8 @@ class Bench:
         self.sent = {}
         self.wdt_ms = 0
         self.last_feed = 0.0
+        self.ble_linked = False  # the bench's BLE central (cmd ble, tools/commission.py)
+        self.ble_in = ""  # what the firmware notified, not yet read
         self.garbage = 0
         self.proxied = set()
         self.model = None
@@ -166,7 +168,13 @@ class Bench:
             with open(board, "w") as f:
                 json.dump({"uid": os.urandom(6).hex().upper()}, f)
         with open(board) as f:
-            self.uid = json.load(f)["uid"]
+            bj = json.load(f)
+        self.uid = bj["uid"]
+        if "otp_secret" not in bj:  # the factory's per-device OTP secret (docs/commissioning.md)
+            bj["otp_secret"] = os.urandom(20).hex()
+            with open(board, "w") as f:
+                json.dump(bj, f)
+        self.otp_secret = bj["otp_secret"]
         # Installed = main.py is there; factory files placed before the first boot
         # (a CA certificate, say) do not count as an installed firmware.
         if os.path.exists(os.path.join(self.flash, "main.py")) and (
@@ -189,7 +197,7 @@ class Bench:
             files += list(LITTLEFS_CODE)
         else:
             files = build(self.flash, board="sim")
-        prov = {"variant": self.variant,
+        prov = {"variant": self.variant, "otp": {"secret": self.otp_secret},
                 "config": {"OcppServerAddress": self.csms, "OcppChargerId": self.charger_id}}
         for k, v in self.config.items():
             prov["config"][k] = str(v)
@@ -382,6 +390,7 @@ class Bench:
             self.link.close()
             self.link = None
         self.relay_cmd = False
+        self.ble_linked = False  # a reset drops the BLE connection
         if self.duty is not None:
             self.duty = None
             self.event("duty", None)
@@ -464,6 +473,12 @@ class Bench:
             self.last_feed = time.monotonic()
         elif kind == "hello":
             self.event("link", v)
+        elif kind == "ble_tx":
+            self.ble_in = (self.ble_in + str(v))[-65536:]
+            self.event("ble_tx", v)
+        elif kind == "ble_drop":
+            self.ble_linked = False
+            self.event("ble", "dropped")
         else:
             self.hal[kind] = v
             self.event("hal", {kind: v})
@@ -596,6 +611,28 @@ class Bench:
     def cmd_ev_current(self, req):
         self.ev_current = float(req["amps"])
         self.force = bool(req.get("force", False))
+
+    def cmd_ble(self, req):
+        """The bench's BLE central: op connect | write (data: text) | read |
+        disconnect. read returns (and clears) what the firmware notified."""
+        op = req.get("op")
+        if op == "connect":
+            self.ble_linked = self.link is not None
+            self.ble_in = ""
+            self.send({"ble": {"linked": True}})
+        elif op == "write":
+            if not self.ble_linked:
+                raise ValueError("not connected")
+            self.send({"ble": {"rx": str(req["data"])}})
+        elif op == "read":
+            text, self.ble_in = self.ble_in, ""
+            return {"data": text, "linked": self.ble_linked}
+        elif op == "disconnect":
+            self.ble_linked = False
+            self.send({"ble": {"linked": False}})
+        else:
+            raise ValueError("op must be connect, write, read or disconnect")
+        return {"linked": self.ble_linked}
 
     def cmd_rfid(self, req):
         tag = str(req["id"]).upper()

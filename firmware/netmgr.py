@@ -1,0 +1,136 @@
+# Which WiFi network the controller uses (the guide's network rules; docs/network.md).
+# The controller always uses WiFi: the primary network (WiFiPrimarySsid: the
+# SIM module's hotspot or a site network) and, with WiFiConnect=true, the
+# fallback network (WiFiSsid/WiFiPass). The HAL keeps reconnecting to the
+# network last configure()d; this module chooses it:
+#   - the current network down for FAIL_S: the other one;
+#   - unstable (UNSTABLE_DROPS drops within WINDOW_S) while the other one has
+#     fewer: the other one;
+#   - WeakSignal (the supervisor's fault: threshold, hysteresis, filter)
+#     for WEAK_RECONNECT_S: reconnect; still weak after WEAK_SWITCH_S: the
+#     other one;
+#   - on the fallback for RETRY_S while the primary's record is no worse:
+#     back to the primary (both keep being watched).
+# Loaded and started only when a primary or a fallback network is
+# configured (firmware/app.py).
+import asyncio
+import time
+
+from lib import log
+
+TICK_MS = 1000
+FAIL_S = 30
+UNSTABLE_DROPS = 3
+WINDOW_S = 600
+WEAK_RECONNECT_S = 60
+WEAK_SWITCH_S = 180
+RETRY_S = 900
+TAG = "wifi"
+
+
+def networks(cfg):
+    """[(ssid, password), ...]: the primary first, then the fallback if enabled."""
+    nets = []
+    if cfg.get("WiFiPrimarySsid"):
+        nets.append((cfg.get("WiFiPrimarySsid"), cfg.get("WiFiPrimaryPass")))
+    ssid = cfg.get("WiFiSsid")
+    if cfg.get("WiFiConnect") and ssid and ssid != "N/A":
+        nets.append((ssid, cfg.get("WiFiPass")))
+    return nets
+
+
+class NetManager:
+    def __init__(self, net, nets, weak=None):
+        self.net = net
+        self.nets = nets
+        self.weak = weak  # callable: WeakSignal active
+        self.cur = 0
+        self.events = [[] for _ in nets]  # ticks_ms of drops/failures/weak periods, per network, in WINDOW_S
+        self.switches = 0
+        self._up = False
+        self._down_ms = 0
+        self._weak_ms = 0
+        self._since = 0
+        self._last = None
+
+    def start(self, now):
+        self._since = now
+        self._last = now
+        if self.nets:
+            log.info(TAG, "using %s (%d network%s)" % (self.nets[0][0], len(self.nets),
+                                                        "s, failover on" if len(self.nets) > 1 else ""))
+            self.net.configure(self.nets[0][0], self.nets[0][1])
+
+    def _event(self, i, now):
+        ev = self.events[i]
+        ev.append(now)
+        while ev and time.ticks_diff(now, ev[0]) > WINDOW_S * 1000:
+            ev.pop(0)
+        if len(ev) > 2 * UNSTABLE_DROPS:
+            ev.pop(0)
+
+    def score(self, i, now):
+        """Events of network i within WINDOW_S (lower = more stable)."""
+        return sum(1 for t in self.events[i] if time.ticks_diff(now, t) <= WINDOW_S * 1000)
+
+    def _switch(self, i, now, why):
+        log.warn(TAG, "%s: switching %s -> %s" % (why, self.nets[self.cur][0], self.nets[i][0]))
+        self.cur = i
+        self.switches += 1
+        self._since = now
+        self._down_ms = 0
+        self._weak_ms = 0
+        self._up = False
+        self.net.configure(self.nets[i][0], self.nets[i][1])
+
+    def step(self, now):
+        """One look at the link (every TICK_MS)."""
+        if not self.nets:
+            return
+        dt = time.ticks_diff(now, self._last) if self._last is not None else 0
+        self._last = now
+        other = 1 - self.cur if len(self.nets) > 1 else -1
+        cur = self.nets[self.cur][0]
+        up = self.net.up()
+        if self._up and not up:
+            log.warn(TAG, "%s dropped" % cur)
+            self._event(self.cur, now)
+        self._up = up
+        if not up:
+            self._down_ms += dt  # (a reconnect for WeakSignal keeps its weak time)
+            if self._down_ms >= FAIL_S * 1000:
+                self._event(self.cur, now)
+                self._down_ms = 0
+                if other >= 0:
+                    self._switch(other, now, "%s unreachable for %d s" % (cur, FAIL_S))
+            return
+        self._down_ms = 0
+        if self.weak is not None and self.weak():
+            before = self._weak_ms
+            self._weak_ms += dt
+            if before < WEAK_RECONNECT_S * 1000 <= self._weak_ms:
+                log.warn(TAG, "WeakSignal on %s (%d dBm): reconnecting" % (cur, self.net.rssi()))
+                self._event(self.cur, now)
+                self.net.configure(self.nets[self.cur][0], self.nets[self.cur][1])
+            elif before < WEAK_SWITCH_S * 1000 <= self._weak_ms:
+                self._event(self.cur, now)
+                if other >= 0:
+                    self._switch(other, now, "WeakSignal on %s after reconnecting" % cur)
+                else:
+                    log.warn(TAG, "WeakSignal on %s, no fallback network (WiFiConnect=false)" % cur)
+            return
+        self._weak_ms = 0
+        if other < 0:
+            return
+        mine, theirs = self.score(self.cur, now), self.score(other, now)
+        if mine >= UNSTABLE_DROPS and theirs < mine:
+            self._switch(other, now, "%s unstable (%d events in %d s)" % (cur, mine, WINDOW_S))
+        elif self.cur != 0 and time.ticks_diff(now, self._since) >= RETRY_S * 1000 and \
+                self.score(0, now) <= mine:
+            self._switch(0, now, "primary no less stable")
+
+    async def run(self):
+        self.start(time.ticks_ms())
+        while True:
+            await asyncio.sleep_ms(TICK_MS)
+            self.step(time.ticks_ms())

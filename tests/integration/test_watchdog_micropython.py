@@ -1,0 +1,53 @@
+"""The watchdog's per-cycle calls on the real MicroPython unix port: the
+control loop calls checkin() and tick() every 20 ms, so they must not
+allocate; and a late task stops the feeding there too."""
+from tests.integration.test_config_micropython import ROOT, run_mp
+
+SCRIPT = r"""
+import sys
+sys.path.insert(0, %(root)r)
+import gc, json, time
+from firmware import watchdog as W
+
+
+class Wdt:
+    def __init__(self):
+        self.feeds = 0
+
+    def start(self, ms):
+        self.ms = ms
+
+    def feed(self):
+        self.feeds += 1
+
+
+W.FEED_MS = 0
+wdt = Wdt()
+W.start(wdt, "")
+for i in range(100):  # warm up
+    W.checkin(W.CONTROL)
+    W.tick()
+gc.collect()
+gc.disable()
+a = gc.mem_alloc()
+for i in range(5000):
+    W.checkin(W.CONTROL)
+    W.tick()
+used = gc.mem_alloc() - a
+gc.enable()
+fed = wdt.feeds
+W.DEADLINE_MS[W.METER] = 1
+W.checkin(W.METER)
+time.sleep_ms(5)
+W.tick()
+W.tick()
+print("RESULT " + json.dumps({"alloc": used, "fed": fed, "fed_after_late": wdt.feeds - fed}))
+"""
+
+
+def test_checkin_and_tick_allocate_nothing_on_micropython(tmp_path):
+    res, out = run_mp(tmp_path, SCRIPT % {"root": ROOT})
+    assert res["alloc"] == 0, res
+    assert res["fed"] >= 5000
+    assert res["fed_after_late"] == 0
+    assert "task meter late: watchdog not fed" in out

@@ -1,0 +1,510 @@
+"""hal/esp32 on CPython against fakes of machine, network, esp32, bluetooth
+and vfs (tests/unit/fakes_esp32) that behave as the MicroPython docs say,
+failure modes included. What is checked is what the board's pins, buses and
+radio see, and what the HAL reports to the firmware."""
+import asyncio
+import os
+import time
+
+import pytest
+
+from tests.unit import fakes_esp32
+from tests.unit.fakes_esp32 import bluetooth as fbt
+from tests.unit.fakes_esp32 import network as fnet
+
+UV_PLUS_12V = 3100000  # pins: 1.6 V = 0 V, 8 mV of pilot per ADC mV
+UV_MINUS_12V = 100000
+
+
+@pytest.fixture
+def hw():
+    with fakes_esp32.installed() as world:
+        world.adc_uv[1] = UV_PLUS_12V  # pilot: state A
+        from hal.esp32 import board as B
+        from hal.esp32 import pins as P
+        yield world, B, P
+
+
+def make(hw):
+    world, B, P = hw
+    return world, B.Board(), P
+
+
+# ---- contactor, lock, pilot ------------------------------------------------
+
+def test_relay_drives_the_coil_and_reads_the_auxiliary_contact(hw):
+    world, b, P = make(hw)
+    assert world.outputs[P.RELAY] == 0  # open at power-up
+    b.relay.set(True)
+    assert world.outputs[P.RELAY] == 1
+    world.levels[P.RELAY_FB] = 1 - P.RELAY_FB_ACTIVE
+    assert b.relay.closed() is False  # welded open / coil dead: the supervisor compares
+    world.levels[P.RELAY_FB] = P.RELAY_FB_ACTIVE
+    assert b.relay.closed() is True
+    b.relay.set(False)
+    assert world.outputs[P.RELAY] == 0
+
+
+def test_lock_motor_pulse_ends_after_its_drive_time(hw):
+    world, b, P = make(hw)
+    b.lock.set(True)
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (1, 0)
+    now = time.ticks_ms()
+    b.lock.service(time.ticks_add(now, P.LOCK_PULSE_MS // 2))
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (1, 0)  # still driving
+    b.lock.service(time.ticks_add(now, P.LOCK_PULSE_MS + 5))
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (0, 0)  # drive timeout: brake
+    world.levels[P.LOCK_FB] = P.LOCK_FB_ACTIVE
+    assert b.lock.locked() is True
+    b.lock.set(False)
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (0, 1)
+    world.levels[P.LOCK_FB] = 1 - P.LOCK_FB_ACTIVE
+    assert b.lock.locked() is False
+
+
+def test_pilot_pwm_at_1khz_and_steady_levels(hw):
+    world, b, P = make(hw)
+    assert world.outputs[P.PILOT_PWM] == 1 and P.PILOT_PWM not in world.pwms  # +12 V, no PWM
+    b.pilot.set_duty(50)
+    pwm = world.pwms[P.PILOT_PWM]
+    assert pwm.freq() == 1000 == P.PILOT_FREQ
+    assert pwm.duty_u16() == 32767
+    b.pilot.set_duty(16)  # 9.6 A
+    assert world.pwms[P.PILOT_PWM] is pwm and pwm.duty_u16() == 16 * 65535 // 100
+    b.pilot.set_duty(0)  # state F: steady -12 V
+    assert P.PILOT_PWM not in world.pwms and world.outputs[P.PILOT_PWM] == 0
+    b.pilot.set_duty(None)
+    assert world.outputs[P.PILOT_PWM] == 1
+    assert b.pilot.duty() is None
+
+
+def test_pilot_adc_sees_both_plateaus_of_the_waveform(hw):
+    world, b, P = make(hw)
+    phase = {"n": 0}
+
+    def waveform():  # 9 V high plateau (state B), -12 V low plateau
+        phase["n"] += 1
+        return 1600000 + 9000 * 1000 // 8 if phase["n"] % 3 else UV_MINUS_12V
+
+    world.adc_uv[P.PILOT_ADC] = waveform
+    b.pilot.set_duty(50)
+    b.pilot.sample()
+    assert b.pilot.high_mv() == 9000
+    assert b.pilot.low_mv() == -12000
+
+
+# ---- meter RS-485 ------------------------------------------------------------
+
+def test_rs485_direction_pin_around_a_transmission(hw):
+    world, b, P = make(hw)
+    b.meter_uart.init(9600, 8, 2, 1)
+    u = world.uarts[P.METER_UART]
+    assert u.config["parity"] == 0 and u.config["baudrate"] == 9600  # machine: 0 = even
+    seen = []
+    u.on_write = lambda uart, data: seen.append(world.outputs[P.METER_DE])
+    b.meter_uart.write(b"\x01\x03\x00\x00\x00\x02\xc4\x0b")
+    assert seen == [1]  # driver enabled while the bytes go out
+    assert u.flushed == 1  # waited for the last stop bit (UART.flush)
+    assert world.outputs[P.METER_DE] == 0  # receiving again
+    # the DE pin goes low only after flush(): the write order on the pin
+    de = [lvl for pin, lvl in world.writes if pin == P.METER_DE]
+    assert de[-2:] == [1, 0]
+
+
+def test_rs485_read_with_nothing_received_is_zero_not_none(hw):
+    world, b, P = make(hw)
+    b.meter_uart.init(9600)
+    u = world.uarts[P.METER_UART]
+    buf = bytearray(16)
+    assert u.readinto(buf) is None  # the port's answer on timeout
+    assert b.meter_uart.readinto(buf) == 0
+    assert b.meter_uart.any() == 0
+    u.feed(b"\x01\x03\x04")
+    assert b.meter_uart.any() == 3
+    assert b.meter_uart.readinto(buf) == 3 and bytes(buf[:3]) == b"\x01\x03\x04"
+
+
+def test_rs485_any_before_init_is_zero(hw):
+    world, b, P = make(hw)
+    assert b.meter_uart.any() == 0
+
+
+# ---- RFID: MFRC522 on SPI ------------------------------------------------------
+
+class Mfrc522Chip:
+    """Register-level MFRC522: VersionReg, FIFO, Transceive of WUPA and
+    anticollision with a card in the field or none."""
+
+    def __init__(self, version=0x92):
+        self.regs = {0x37: version, 0x01: 0x00, 0x04: 0, 0x06: 0, 0x14: 0x80}
+        self.fifo = []
+        self.card = None  # 4-byte UID
+        self.sent = []
+
+    def __call__(self, out):
+        addr = out[0]
+        reg = (addr >> 1) & 0x3F
+        if addr & 0x80:  # read
+            if reg == 0x09:
+                return bytes([0, self.fifo.pop(0) if self.fifo else 0])
+            if reg == 0x0A:
+                return bytes([0, len(self.fifo)])
+            return bytes([0, self.regs.get(reg, 0)])
+        val = out[1]
+        if reg == 0x09:
+            self.fifo.append(val)
+        elif reg == 0x0A and val & 0x80:
+            self.fifo = []
+        elif reg == 0x04:
+            self.regs[0x04] &= ~val & 0x7F
+        elif reg == 0x01 and val == 0x0F:
+            self.regs[0x01] = 0x00  # soft reset done at once
+        elif reg == 0x0D and val & 0x80 and self.regs.get(0x01) == 0x0C:
+            self._transceive()
+        else:
+            self.regs[reg] = val
+        return bytes(2)
+
+    def _transceive(self):
+        req = bytes(self.fifo)
+        self.sent.append(req)
+        self.fifo = []
+        if self.card is None:
+            self.regs[0x04] = 0x01  # TimerIRq: nobody answered
+            return
+        if req == b"\x52":
+            self.fifo = [0x04, 0x00]  # ATQA
+        elif req == b"\x93\x20":
+            u = self.card
+            self.fifo = list(u) + [u[0] ^ u[1] ^ u[2] ^ u[3]]
+        self.regs[0x04] = 0x30
+
+
+@pytest.fixture
+def chip(hw):
+    world, B, P = hw
+    c = Mfrc522Chip()
+    world.spi_devices[P.RFID_SPI] = c
+    return c
+
+
+def later(monkeypatch, ms):
+    t = time.ticks_ms()
+    monkeypatch.setattr(time, "ticks_ms", lambda: time.ticks_add(t, ms))
+
+
+def test_mfrc522_card_reported_once_per_presentation(hw, chip, monkeypatch):
+    world, b, P = make(hw)
+    assert b.rfid.ok() is True
+    assert chip.regs[0x14] & 0x03 == 0x03  # antenna on after init
+    assert b.rfid.poll() is None
+    chip.card = b"\x04\xab\x12\xcd"
+    later(monkeypatch, 200)
+    assert b.rfid.poll() == "04AB12CD"
+    later(monkeypatch, 400)
+    assert b.rfid.poll() is None  # still the same card in the field
+    chip.card = None
+    later(monkeypatch, 1200)
+    b.rfid.poll()
+    chip.card = b"\x04\xab\x12\xcd"
+    later(monkeypatch, 1400)
+    assert b.rfid.poll() == "04AB12CD"  # taken away and presented again
+
+
+def test_mfrc522_polls_the_chip_at_most_every_poll_ms(hw, chip, monkeypatch):
+    world, b, P = make(hw)
+    from hal.esp32 import mfrc522
+    later(monkeypatch, 500)
+    for _ in range(50):  # the control loop asks every cycle
+        b.rfid.poll()
+    assert len(chip.sent) == 1
+    later(monkeypatch, 500 + mfrc522.POLL_MS)
+    b.rfid.poll()
+    assert len(chip.sent) == 2
+
+
+def test_dead_mfrc522_is_reader_failure(hw):
+    world, B, P = hw
+    world.spi_devices[P.RFID_SPI] = None  # nothing answers: MISO floats high
+    b = B.Board()
+    assert b.rfid.ok() is False  # the supervisor's ReaderFailure (tests/unit/test_supervisor.py)
+    assert b.rfid.poll() is None
+
+
+def test_mfrc522_spi_oserror_is_reader_failure_and_recovery(hw, chip, monkeypatch):
+    world, b, P = make(hw)
+    assert b.rfid.ok()
+    world.spi_devices[P.RFID_SPI] = "error"  # the bus raises OSError(EIO)
+    later(monkeypatch, 200)
+    assert b.rfid.poll() is None
+    assert b.rfid.ok() is False
+    world.spi_devices[P.RFID_SPI] = chip  # reader replaced / reconnected
+    from hal.esp32 import mfrc522
+    later(monkeypatch, 200 + mfrc522.CHECK_MS)
+    b.rfid.poll()
+    assert b.rfid.ok() is True
+
+
+# ---- RFID: ASCII serial reader (RFID_KIND "ascii") --------------------------------
+
+def test_ascii_reader_with_uart_read_none(hw, monkeypatch):
+    world, B, P = hw
+    monkeypatch.setattr(P, "RFID_KIND", "ascii")
+    b = B.Board()
+    u = world.uarts[P.RFID_UART]
+    assert b.rfid.poll() is None  # UART.readinto() -> None: nothing
+    tag = b"0415A2B3C4"
+    x = 0
+    for i in range(0, 10, 2):
+        x ^= int(tag[i:i + 2], 16)
+    u.feed(b"\x02" + tag + b"%02X" % x + b"\x03")
+    assert b.rfid.poll() == "0415A2B3C4"
+    assert b.rfid.ok() is True
+
+
+# ---- network -------------------------------------------------------------------
+
+def test_wlan_primary_connects_and_rssi_only_when_connected(hw):
+    world, b, P = make(hw)
+    w = fnet.wlans[-1]
+    assert w.active() is True
+    assert b.net.up() is False
+    assert b.net.rssi() == -127  # status("rssi") raises while not connected: not asked
+    fnet.aps["depot"] = {"password": "pw-depot", "rssi": -67}
+    b.net.configure("depot", "pw-depot")
+    assert w.connects[-1] == ("depot", "pw-depot")
+    assert w.status() == fnet.STAT_CONNECTING and b.net.up() is False
+    w.step()
+    assert w.status() == fnet.STAT_GOT_IP
+    assert b.net.up() is True and b.net.rssi() == -67
+
+
+def test_wlan_failover_to_the_fallback_and_back(hw):
+    world, b, P = make(hw)
+    w = fnet.wlans[-1]
+    fnet.aps["sim-hotspot"] = {"password": "p1", "rssi": -70}
+    fnet.aps["site"] = {"password": "p2", "rssi": -60}
+    b.net.configure("sim-hotspot", "p1")
+    b.net.configure_fallback("site", "p2", True)
+    w.step()
+    assert b.net.up()
+    del fnet.aps["sim-hotspot"]  # the hotspot goes away
+    w.step()
+    assert w.status() == fnet.STAT_BEACON_TIMEOUT and not b.net.up()
+    t = time.ticks_ms()
+    b.net.service(t)
+    b.net.service(time.ticks_add(t, b.net.FAILOVER_MS - 1000))
+    assert w.connects[-1] == ("sim-hotspot", "p1")  # not yet
+    b.net.service(time.ticks_add(t, b.net.FAILOVER_MS + 10))
+    assert w.connects[-1] == ("site", "p2")
+    w.step()
+    assert b.net.up() and b.net.rssi() == -60
+
+
+def test_wlan_wrong_password_status_and_no_fallback_when_disabled(hw):
+    world, b, P = make(hw)
+    w = fnet.wlans[-1]
+    fnet.aps["depot"] = {"password": "right", "rssi": -50}
+    b.net.configure("depot", "wrong")
+    b.net.configure_fallback("site", "p2", False)  # WiFiConnect=false: primary only
+    w.step()
+    assert w.status() == fnet.STAT_WRONG_PASSWORD and not b.net.up()
+    t = time.ticks_ms()
+    b.net.service(time.ticks_add(t, b.net.FAILOVER_MS + 10))
+    assert w.connects[-1] == ("depot", "wrong")  # retried, never the fallback
+    assert ("site", "p2") not in w.connects
+
+
+def test_wlan_connect_raising_never_reaches_the_control_loop(hw):
+    """WLAN.connect() raises OSError on the port (e.g. "Wifi Internal Error");
+    the HAL's failover runs inside wait_input(), i.e. in the control loop."""
+    world, b, P = make(hw)
+    w = fnet.wlans[-1]
+    w.fail_connect = OSError("Wifi Internal Error")
+    b.net.configure("depot", "pw")  # at boot: must not raise either
+    assert not b.net.up()
+    t = time.ticks_ms()
+    b.net.service(time.ticks_add(t, b.net.FAILOVER_MS + 10))  # a retry that raises again
+    w.fail_connect = None
+    fnet.aps["depot"] = {"password": "pw", "rssi": -55}
+    b.net.service(time.ticks_add(t, 2 * b.net.FAILOVER_MS + 20))
+    assert w.connects[-1] == ("depot", "pw")
+    w.step()
+    assert b.net.up()
+
+
+def test_net_open_refused_while_down(hw):
+    world, b, P = make(hw)
+    with pytest.raises(OSError):
+        asyncio.run(b.net.open("csms.example.com", 443))
+
+
+# ---- SD card, flash, clock, system, watchdog -------------------------------------
+
+def test_sd_card_absent_and_dying(hw, monkeypatch):
+    world, B, P = hw
+    world.sd_present = False
+    b = B.Board()
+    assert b.sd.root is None and b.sd.ok() is False
+    world.sd_present = True
+    b = B.Board()
+    assert b.sd.root == "/sd/"
+    real = os.statvfs
+
+    def statvfs(path):
+        if path == P.SD_MOUNT:
+            if world.sd_dead_after_mount:
+                raise OSError(5, "EIO")
+            return (512,) * 10
+        return real(path)
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    assert b.sd.ok() is True
+    world.sd_dead_after_mount = True
+    assert b.sd.ok() is True  # probed at most once a second
+    later(monkeypatch, 1100)
+    assert b.sd.ok() is False  # SDCardFailure
+
+
+def test_system_reset_causes_and_unique_id(hw):
+    world, b, P = make(hw)
+    import machine
+    for cause, name in ((machine.PWRON_RESET, "power"), (machine.WDT_RESET, "watchdog"),
+                        (machine.SOFT_RESET, "soft"), (machine.HARD_RESET, "hard"),
+                        (machine.DEEPSLEEP_RESET, "power")):
+        world.cause = cause
+        assert b.system.reset_cause() == name
+    assert b.system.unique_id() == "246F28AABBCC"
+
+
+def test_clock_set_writes_the_rtc_in_machine_order(hw):
+    world, b, P = make(hw)
+    b.clock.set(1700000000)  # 2023-11-14 22:13:20 UTC, a Tuesday
+    assert world.rtc == (2023, 11, 14, 1, 22, 13, 20, 0)
+
+
+def test_watchdog_is_machine_wdt(hw):
+    world, b, P = make(hw)
+    b.wdt.feed()  # not started: nothing
+    assert world.wdt is None
+    b.wdt.start(8000)
+    assert world.wdt.timeout == 8000
+    t = world.wdt.fed
+    time.sleep(0.01)
+    b.wdt.feed()
+    assert world.wdt.fed > t
+
+
+def test_button_sensors_led_buzzer(hw, monkeypatch):
+    world, b, P = make(hw)
+    world.levels[P.EMERGENCY] = P.EMERGENCY_PRESSED
+    assert b.button.pressed() is True
+    world.levels[P.EMERGENCY] = 1 - P.EMERGENCY_PRESSED
+    assert b.button.pressed() is False
+    world.adc_uv[P.TEMP_ADC] = 750000  # 750 mV = 25.0 degC
+    assert b.sensors.read("temperature_dc") == 250
+    world.adc_uv[P.NE_ADC] = 300000
+    assert b.sensors.read("ne_mv") == 3000
+    world.levels[P.SUPPLY_OK] = 0
+    assert b.sensors.read("supply_ok") == 0
+    with pytest.raises(KeyError):
+        b.sensors.read("nope")
+    b.signal.led("Faulted")
+    assert world.bitstreams[-1] == (P.LED_WS2812, bytes((0, 60, 0)))  # GRB
+    n = len(world.bitstreams)
+    b.signal.led("Faulted")
+    assert len(world.bitstreams) == n  # unchanged: no bitstream
+    b.signal.show("FAUTH1")
+    buzz = world.pwms[P.BUZZER]
+    assert buzz.duty_u16() > 0
+    b.signal.service(time.ticks_add(time.ticks_ms(), 700))
+    assert buzz.duty_u16() == 0
+
+
+# ---- BLE commissioning link ----------------------------------------------------
+
+def ble_board(hw):
+    world, b, P = make(hw)
+    b.ble.advertise("JOLT-AABBCCDD")
+    r = fbt.radio
+    rx_h, tx_h = None, None
+    (svc_uuid, chars), = r.services
+    for (uuid, flags), h in zip(chars, range(1, 3)):
+        if flags & fbt.FLAG_WRITE:
+            rx_h = h
+        if flags & fbt.FLAG_NOTIFY:
+            tx_h = h
+    return b, r, rx_h, tx_h
+
+
+def test_ble_advertises_the_name_and_exposes_one_service(hw):
+    b, r, rx_h, tx_h = ble_board(hw)
+    assert b"JOLT-AABBCCDD" in r.adv
+    assert rx_h is not None and tx_h is not None and rx_h != tx_h
+    assert b.ble.linked() is False and b.ble.recv() is None
+
+
+def test_ble_write_recv_notify_in_mtu_pieces_and_disconnect(hw):
+    b, r, rx_h, tx_h = ble_board(hw)
+    r.central_connect(7)
+    assert b.ble.linked() is True and r.adv is None
+    r.central_write(7, rx_h, b"AUTH 12")
+    r.central_write(7, rx_h, b"3456\n")
+    assert b.ble.recv() == b"AUTH 123456\n"
+    assert b.ble.recv() is None
+    assert b.ble.send(b"x" * 45) is True
+    assert [len(d) for c, h, d in r.notified] == [20, 20, 5] and all(h == tx_h for c, h, d in r.notified)
+    r.central_mtu(7, 103)
+    del r.notified[:]
+    b.ble.send(b"y" * 150)
+    assert [len(d) for c, h, d in r.notified] == [100, 50]
+    r.notify_fail = True
+    assert b.ble.send(b"z") is False  # the stack's queue full: reported, not raised
+    r.central_disconnect(7)
+    assert b.ble.linked() is False
+    assert b"JOLT-AABBCCDD" in r.adv  # advertising again
+    assert b.ble.send(b"late") is False
+
+
+def test_ble_drop_disconnects_the_central(hw):
+    b, r, rx_h, tx_h = ble_board(hw)
+    r.central_connect(9)
+    b.ble.drop()
+    assert 9 not in r.conns and b.ble.linked() is False
+
+
+def test_ble_second_central_ignored_while_one_is_linked(hw):
+    b, r, rx_h, tx_h = ble_board(hw)
+    r.central_connect(1)
+    r.central_connect(2)
+    r.central_write(2, rx_h, b"ID\n")
+    assert b.ble.recv() is None  # only the first central is served
+
+
+def test_commissioning_session_over_the_esp32_gatt_service(hw, tmp_path):
+    """firmware/commissioning.py over hal/esp32's Ble and the fake radio."""
+    import json
+    from firmware import commissioning as C
+    from firmware.config import Config
+    from lib import otp
+    root = str(tmp_path) + "/"
+    key = b"12345678901234567890"
+    (tmp_path / "provision.json").write_text(json.dumps({"otp": {"secret": key.hex()}}))
+    b, r, rx_h, tx_h = ble_board(hw)
+    cfg = Config(root=root, device_id="X")
+    r.central_connect(3)
+    for line in ("ID", "AUTH " + otp.hotp(key, 0), "SET Phase Three.Phase", "GET Phase", "BYE"):
+        r.central_write(3, rx_h, line.encode() + b"\n")
+
+    async def run():
+        C.POLL_S, old = 0.001, C.POLL_S
+        try:
+            await asyncio.wait_for(C.Commissioning(cfg, b.system.unique_id(), b.clock, root).serve(b.ble), 2)
+        finally:
+            C.POLL_S = old
+
+    asyncio.run(run())
+    text = b"".join(d for c, h, d in r.notified).decode()
+    assert text.split("\n")[:-1] == ["OK 246F28AABBCC", "OK", "OK Accepted", "OK Three.Phase", "OK"]
+    assert cfg.get("Phase") == "Three.Phase"
+    assert 3 not in r.conns  # the session ended: the link is dropped
