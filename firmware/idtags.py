@@ -14,6 +14,8 @@ CACHE_FILE = "auth_cache.json"
 LIST_FILE = "auth_list.bin"
 LIST_MOD = "firmware.locallist"
 CACHE_MAX = 200
+
+
 class IdTags:
     def __init__(self, cp, cfg, board):
         self.cp = cp
