@@ -57,6 +57,7 @@ async def decide(t, tag, purpose, conn):
         return (REFUSE, info, "AUTH_FAIL", None)
     return (START, info, "AUTH_OK", res and res["id"])
 
+
 def remote_reservation(t, tag, res):
     """RemoteStartTransaction at a connector with reservation res (or None):
     (allowed, reservationId). A reserved connector takes only its idTag, or
@@ -69,6 +70,7 @@ def remote_reservation(t, tag, res):
             return False, None
     return True, res["id"]
 
+
 def start_answer(t, info, free):
     """The invalid-id policy for a StartTransaction answer: None (charge on),
     DEAUTH (stop) or the Wh still allowed (MaxEnergyOnInvalidId)."""
@@ -78,6 +80,7 @@ def start_answer(t, info, free):
     if t.cfg.get("StopTransactionOnInvalidId"):
         return DEAUTH
     return t.cfg.get("MaxEnergyOnInvalidId")
+
 
 async def authorize(t, id_tag):
     """idTagInfo for a card (the guide's diagram); never raises."""

@@ -6,7 +6,7 @@
 # firmware/auth.py, run through IdTags.run.
 import gc
 import json
-import struct
+import os
 
 from lib import fsutil, isotime, log, transient
 
@@ -14,57 +14,6 @@ CACHE_FILE = "auth_cache.json"
 LIST_FILE = "auth_list.bin"
 LIST_MOD = "firmware.locallist"
 CACHE_MAX = 200
-# The local list file (firmware/locallist.py describes it).
-LIST_MAGIC = b"JLL1"
-LIST_HEAD = 10
-LIST_REC = 45
-LIST_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
-
-
-def list_lookup(path, tag, now, k, rest):
-    """idTagInfo of tag in the local list file at path (Expired once its
-    expiryDate passed), None if not listed or no valid list. A binary search
-    with seeks into k (20 bytes) and rest (25 bytes): the list is never in RAM."""
-    key = tag.encode()
-    if len(key) > 20:
-        return None
-    key += bytes(20 - len(key))
-    try:
-        try:
-            f = open(path, "rb")
-        except OSError:
-            # A cut inside fsutil.replace left only the new list (LocalList
-            # renames it at the next update); an incomplete one fails the size check.
-            f = open(path + ".new", "rb")
-        with f:
-            h = f.read(LIST_HEAD)
-            if len(h) < LIST_HEAD or h[:4] != LIST_MAGIC:
-                return None
-            hi = struct.unpack_from("<H", h, 8)[0]
-            if f.seek(0, 2) != LIST_HEAD + hi * LIST_REC:
-                return None  # a cut while writing: not a list
-            lo = 0
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                f.seek(LIST_HEAD + mid * LIST_REC)
-                f.readinto(k)
-                if k == key:
-                    f.readinto(rest)
-                    st, exp, parent = struct.unpack("<BI20s", rest)
-                    status = LIST_STATUSES[st] if st < len(LIST_STATUSES) else "Invalid"
-                    info = {"status": "Expired" if status == "Accepted" and exp and exp <= now else status}
-                    if parent[0]:
-                        info["parentIdTag"] = parent.split(b"\0")[0].decode()
-                    if exp:
-                        info["expiryDate"] = isotime.format(exp)
-                    return info
-                if k < key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-    except OSError:
-        pass
-    return None
 
 
 class IdTags:
@@ -75,8 +24,6 @@ class IdTags:
         self.cache = TagStore(root + CACHE_FILE, CACHE_MAX, board.clock)
         self.list_path = root + LIST_FILE
         self.clock = board.clock
-        self._k = bytearray(20)     # list_lookup's buffers
-        self._rest = bytearray(25)
         cp.on("ClearCache", self._clear_cache)
         cp.on("SendLocalList", self._list_request)
         cp.on("GetLocalListVersion", self._list_request)
@@ -107,16 +54,32 @@ class IdTags:
         return {"status": "Accepted"}
 
     def listed(self, id_tag):
-        """The local list's idTagInfo for id_tag (None: not listed, or no list)."""
+        """The local list's idTagInfo for id_tag (None: not listed, or no list).
+        The list code is loaded only while a list file exists."""
         if not self.cfg.get("LocalAuthListEnabled"):
             return None
-        return list_lookup(self.list_path, id_tag, self.clock.now(), self._k, self._rest)
+        for p in (self.list_path, self.list_path + ".new"):
+            try:
+                os.stat(p)
+                break
+            except OSError:
+                pass
+        else:
+            return None
+        try:
+            return transient.load(LIST_MOD).LocalList(self.list_path, self.clock).lookup(id_tag)
+        finally:
+            transient.drop(LIST_MOD)
 
     def remember(self, id_tag, info):
         """Every idTagInfo from the central system refreshes the cache (OCPP 3.5.1)."""
         if isinstance(info, dict) and self.cfg.get("AuthorizationCacheEnabled") and "status" in info:
-            if self.listed(id_tag) is None:  # the local list is never shadowed by the cache
-                self.cache.put(id_tag, info)
+            try:
+                if self.listed(id_tag) is not None:
+                    return  # the local list is never shadowed by the cache
+            except MemoryError:
+                return
+            self.cache.put(id_tag, info)
 
 
 class TagStore:

@@ -11,15 +11,18 @@
 # (lib/fsutil.replace): a power cut leaves the old list or the new one. A file
 # whose size does not match its header is not a list (a cut while writing).
 #
-# The lookup a card needs is firmware/idtags.py's list_lookup (resident and
-# small). This module, the rest (updates, the requests, repair at boot), is
-# needed a few times a day: firmware/idtags.py loads it for each use and drops
-# it (lib/transient.py); LocalList objects live only as long as that use.
+# Needed a few times an hour (a card while a list exists, a SendLocalList):
+# firmware/idtags.py loads this module for each use and drops it
+# (lib/transient.py), so nothing of it stays on the heap; LocalList objects
+# live only as long as that use.
 import struct
 
 from lib import fsutil, isotime, log
-from firmware.idtags import LIST_HEAD as HEAD, LIST_MAGIC as MAGIC, LIST_REC as REC, LIST_STATUSES as STATUSES, \
-    list_lookup
+
+HEAD = 10
+REC = 45
+MAGIC = b"JLL1"
+STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
 
 
 def _key(tag):
@@ -73,9 +76,36 @@ class LocalList:
 
     def lookup(self, tag):
         """idTagInfo of tag (Expired once its expiryDate passed), None if not listed."""
-        if not self.count:
+        if not self.count or len(tag) > 20:
             return None
-        return list_lookup(self.path, tag, self.clock.now(), self._key, self._rest)
+        key = _key(tag)
+        k = self._key
+        lo, hi = 0, self.count
+        try:
+            with open(self.path, "rb") as f:
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    f.seek(HEAD + mid * REC)
+                    f.readinto(k)
+                    if k == key:
+                        f.readinto(self._rest)
+                        st, exp, parent = struct.unpack("<BI20s", self._rest)
+                        status = STATUSES[st] if st < len(STATUSES) else "Invalid"
+                        if status == "Accepted" and exp and exp <= self.clock.now():
+                            status = "Expired"
+                        info = {"status": status}
+                        if parent[0]:
+                            info["parentIdTag"] = parent.split(b"\0")[0].decode()
+                        if exp:
+                            info["expiryDate"] = isotime.format(exp)
+                        return info
+                    if k < key:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+        except OSError as e:
+            log.error("auth", "local list: %r" % (e,))
+        return None
 
     def update(self, full, version, entries, max_total):
         """SendLocalList after the request's checks: 'Accepted' or 'Failed' (the

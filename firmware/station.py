@@ -3,7 +3,6 @@
 # notifications, signals) and answers the central system's connector-level
 # requests (remote start/stop, unlock, availability).
 import asyncio
-import gc
 
 from lib import isotime, log, transient
 from firmware.chargepoint import CallError, NotConnected
@@ -47,9 +46,6 @@ class Station(ConnectorContext):
         except Exception as e:  # a MemoryError loading the decision costs this card only
             log.error("auth", "%s: %r" % (tag, e))
             verdict = ("refuse", {"status": "Invalid"}, "AUTH_FAIL", None)
-        # The decision's code is garbage now: collect it before the session's
-        # long-lived objects are made, so they fill its place (no fragments).
-        gc.collect()
         conn.on_authorized(tag, verdict, purpose)
 
     def start_tx(self, conn, session):
@@ -86,16 +82,16 @@ class Station(ConnectorContext):
     def _start_result(self, tx, info):
         conn = self.connector
         s = conn.session
-        if s is None or s.tx is not tx or conn.phase != TX:
-            return
+        status = info.get("status")
+        if s is None or s.tx is not tx or conn.phase != TX or status == "Accepted" or status is None:
+            return  # the policy (firmware/auth.py start_answer) is loaded only for a refusal
         try:
             verdict = self.auth.run("start_answer", info, s.free)
-        except Exception as e:  # no memory for the policy: the safe side, stop unless Accepted
+        except Exception as e:  # no memory for the policy: the safe side, stop
             log.error("tx", "start answer: %r" % (e,))
-            verdict = None if info.get("status") in ("Accepted", None) else "deauth"
+            verdict = "deauth"
         if verdict is None:
             return
-        status = info.get("status")
         if verdict == "deauth":
             log.info("tx", "StartTransaction answered %s: stopping" % status)
             conn.stop("DeAuthorized", s.id_tag)

@@ -96,3 +96,26 @@ def test_list_before_cache_and_local_pre_authorize(tmp_path, csms):
         assert started_locally(rig, "TAG2", t0)
         start = rig.wait_call("StartTransaction", since_t=t0)
         assert start["idTag"] == "TAG2"
+
+
+def test_offline_rules_with_a_list(tmp_path, csms):
+    cfg = {"LocalAuthorizeOffline": "false", "AllowOfflineTxForUnknownId": "false"}
+    with Rig(tmp_path, csms, config=cfg) as rig:
+        assert send(rig, 1, [listed("LISTOK"), listed("LISTBLK", "Blocked")]) == "Accepted"
+        go_offline(rig)
+        rig.plug()
+        # LocalAuthorizeOffline false: even a listed Accepted card is not checked locally,
+        # and AllowOfflineTxForUnknownId false lets nothing through.
+        assert refused(rig, "LISTOK")
+        rig.unplug()
+        t_up = time.monotonic()
+        rig.cmd(cmd="network", up=True)
+        rig.csms.wait_connected(rig.cp_id, timeout=15)
+        rig.wait_status(1, "Available", since_t=t_up, timeout=15)
+        assert rig.call("ChangeConfiguration", {"key": "AllowOfflineTxForUnknownId", "value": "true"})["status"] == "Accepted"
+        go_offline(rig)
+        rig.plug()
+        # AllowOfflineTxForUnknownId: the rest goes through, but never a card the list blocks.
+        assert refused(rig, "LISTBLK")
+        rig.card("STRANGER")
+        rig.wait_bench(lambda s: s["lock"] and s["duty"], what="offline start for an unknown card")

@@ -144,3 +144,36 @@ def test_start_transaction_answer_policy(tmp_path):
     (tmp_path / "b").mkdir()
     b, _ = make(tmp_path / "b", config={"StopTransactionOnInvalidId": "false", "MaxEnergyOnInvalidId": "250"})
     assert b.run("start_answer", {"status": "Blocked"}, False) == 250
+
+
+def test_no_memory_for_the_decision_costs_that_card_only(tmp_path, monkeypatch):
+    """A MemoryError loading the decision refuses that card (AUTH_FAIL); the
+    next card is decided normally (the connector is not left waiting)."""
+    from firmware.app import App
+    from lib import transient
+
+    board = Board(flash_root=str(tmp_path) + "/")
+    app = App(board)
+    cp = FakeCp(True, {"status": "Accepted"})
+    app.cp.call = cp.call
+    app.cp.accepted = True
+    conn = app.station.connector
+    real = transient.load
+
+    def no_memory(name):
+        if name == "firmware.auth":
+            raise MemoryError()
+        return real(name)
+
+    async def card(tag):
+        conn.on_card(tag)
+        for _ in range(20):
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(transient, "load", no_memory)
+    asyncio.run(card("TAG1"))
+    assert board.signal.history == ["AUTH_FAIL"] and conn.session is None and cp.asked == []
+    monkeypatch.setattr(transient, "load", real)
+    asyncio.run(card("TAG1"))
+    assert board.signal.history == ["AUTH_FAIL", "AUTH_OK"] and cp.asked == ["TAG1"]
+    assert conn.session is not None and conn.session.id_tag == "TAG1"
