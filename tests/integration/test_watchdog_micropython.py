@@ -27,14 +27,22 @@ W.start(wdt, "")
 for i in range(100):  # warm up
     W.checkin(W.CONTROL)
     W.tick()
-gc.collect()
-gc.disable()
-a = gc.mem_alloc()
-for i in range(5000):
-    W.checkin(W.CONTROL)
-    W.tick()
-used = gc.mem_alloc() - a
-gc.enable()
+
+
+def measure(n):
+    # in a function: locals, so no module-global dict grows while measuring
+    gc.collect()
+    gc.disable()
+    a = gc.mem_alloc()
+    for i in range(n):
+        W.checkin(W.CONTROL)
+        W.tick()
+    used = gc.mem_alloc() - a
+    gc.enable()
+    return used
+
+
+used = measure(5000)
 fed = wdt.feeds
 W.DEADLINE_MS[W.METER] = 1
 W.checkin(W.METER)
