@@ -44,12 +44,19 @@ def measure(n):
 
 used = measure(5000)
 fed = wdt.feeds
+W.expect(W.OCPP, 604800 * 1000)  # HeartbeatInterval's maximum: 7 days, more than half the ticks period
+W.expect(W.TXQUEUE, 100 * 86400 * 1000)  # TransactionMessageRetryInterval * attempt
+feeds = wdt.feeds
+W.tick()
+long_wait_fed = wdt.feeds - feeds
+fed = wdt.feeds
 W.DEADLINE_MS[W.METER] = 1
 W.checkin(W.METER)
 time.sleep_ms(5)
 W.tick()
 W.tick()
-print("RESULT " + json.dumps({"alloc": used, "fed": fed, "fed_after_late": wdt.feeds - fed}))
+print("RESULT " + json.dumps({"alloc": used, "fed": fed, "fed_after_late": wdt.feeds - fed,
+                              "long_wait_fed": long_wait_fed}))
 """
 
 
@@ -58,4 +65,5 @@ def test_checkin_and_tick_allocate_nothing_on_micropython(tmp_path):
     assert res["alloc"] == 0, res
     assert res["fed"] >= 5000
     assert res["fed_after_late"] == 0
+    assert res["long_wait_fed"] == 1  # a 7-day heartbeat wait is not "late"
     assert "task meter late: watchdog not fed" in out

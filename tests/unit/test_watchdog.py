@@ -223,3 +223,14 @@ def test_a_failed_reset_starves_the_watchdog(tmp_path):
                              lambda s: [control_loop(s)] + [worker(t, s) for t in TASKS[1:]], 2.0,
                              stop_fn=lambda: failed["v"], between=(0.5, lambda: failed.update(v=True)))
     assert (first, second) == (False, True)
+
+
+def test_a_wait_longer_than_a_day_is_parked_not_late(tmp_path):
+    """HeartbeatInterval may be 7 days: more than half the ticks period, where
+    a deadline would wrap and look late at once."""
+    wdt = HwWdt()
+    W.start(wdt, str(tmp_path) + "/")
+    W.expect(W.OCPP, 604800 * 1000)
+    assert W._due[W.OCPP] is None
+    W.expect(W.OCPP, 86400000)
+    assert W._due[W.OCPP] is not None
