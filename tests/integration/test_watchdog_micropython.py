@@ -65,5 +65,7 @@ def test_checkin_and_tick_allocate_nothing_on_micropython(tmp_path):
     assert res["alloc"] == 0, res
     assert res["fed"] >= 5000
     assert res["fed_after_late"] == 0
-    assert res["long_wait_fed"] == 1  # a 7-day heartbeat wait is not "late"
+    # a 7-day wait is not "late" (this port's ticks period is longer than the ESP32's 2**30 ms:
+    # the wrap itself is checked in tests/unit/test_watchdog.py, whose shim has that period)
+    assert res["long_wait_fed"] == 1
     assert "task meter late: watchdog not fed" in out
