@@ -23,6 +23,10 @@ TXQUEUE = const(3)   # transaction message queue (firmware/transactions.py)
 # Default deadline of each task (ms): longest time between two check-ins.
 DEADLINE_MS = [1000, 120000, 30000, 60000]
 MARGIN_MS = 5000      # added to an expect()ed wait
+# A longer expected wait is parked instead: ticks differences are only
+# meaningful within half the ticks period (2**29 ms, 6.2 days on the ports),
+# and HeartbeatInterval alone may be 7 days.
+EXPECT_MAX_MS = 86400000
 WDT_MS = 8000         # hardware timeout: a task late this long resets the board
 FEED_MS = 1000
 
@@ -35,7 +39,10 @@ def checkin(task):
 
 
 def expect(task, ms):
-    _due[task] = time.ticks_add(time.ticks_ms(), int(ms) + MARGIN_MS)
+    if ms > EXPECT_MAX_MS:
+        _due[task] = None
+    else:
+        _due[task] = time.ticks_add(time.ticks_ms(), int(ms) + MARGIN_MS)
 
 
 def park(task):

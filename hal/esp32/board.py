@@ -506,6 +506,7 @@ class Ble:
         elif event == _IRQ_DISCONNECT:
             if data[0] == self._conn:
                 self._conn = None
+            if self._conn is None:
                 self._advertise()  # advertising stops on a connection
         elif event == _IRQ_WRITE:
             if data[0] == self._conn and data[1] == self._rx_h:
@@ -557,6 +558,9 @@ class Ble:
     def drop(self):
         conn = self._conn
         if conn is not None:
+            # Not linked from now on (the DISCONNECT IRQ comes later): the
+            # firmware does not start a new session on the dying link.
+            self._conn = None
             try:
                 self._ble.gap_disconnect(conn)
             except OSError:

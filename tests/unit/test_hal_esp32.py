@@ -471,6 +471,17 @@ def test_ble_drop_disconnects_the_central(hw):
     r.central_connect(9)
     b.ble.drop()
     assert 9 not in r.conns and b.ble.linked() is False
+    assert b"JOLT-AABBCCDD" in r.adv  # advertising again
+
+
+def test_ble_not_linked_between_drop_and_the_disconnect_event(hw, monkeypatch):
+    b, r, rx_h, tx_h = ble_board(hw)
+    r.central_connect(9)
+    monkeypatch.setattr(r, "gap_disconnect", lambda conn: True)  # the IRQ comes later
+    b.ble.drop()
+    assert b.ble.linked() is False
+    r.central_disconnect(9)
+    assert b"JOLT-AABBCCDD" in r.adv
 
 
 def test_ble_second_central_ignored_while_one_is_linked(hw):

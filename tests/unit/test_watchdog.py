@@ -223,3 +223,15 @@ def test_a_failed_reset_starves_the_watchdog(tmp_path):
                              lambda s: [control_loop(s)] + [worker(t, s) for t in TASKS[1:]], 2.0,
                              stop_fn=lambda: failed["v"], between=(0.5, lambda: failed.update(v=True)))
     assert (first, second) == (False, True)
+
+
+def test_a_seven_day_heartbeat_wait_is_not_late(tmp_path):
+    """HeartbeatInterval may be 7 days: more than half the 2**30 ms ticks
+    period of the ESP32 (and of the CPython shim), where a deadline would wrap
+    and look late at once."""
+    wdt = HwWdt()
+    W.start(wdt, str(tmp_path) + "/")
+    W._dog[3] = time.ticks_ms()  # a feed is due
+    W.expect(W.OCPP, 604800 * 1000)
+    W.tick()
+    assert len(wdt.feeds) == 1
