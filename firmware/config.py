@@ -274,33 +274,54 @@ class Config:
         i = self._i(key, True)
         return self._apply(i, key, self._parse(P.row(self._p[i]), value, True), True)
 
-    def get_configuration(self, keys=None):
-        """OCPP GetConfiguration -> (configurationKey list, unknownKey list)."""
+    def get_configuration(self, keys=None, out=None):
+        """OCPP GetConfiguration -> (configurationKey list, unknownKey list).
+
+        With out (a writable stream such as lib.ocppj.Out) the answer's JSON
+        object is written into it instead, one entry at a time, and None is
+        returned: a full read then never holds ~50 entries on the heap at once
+        (a fragmented board heap may not have room for them)."""
         known = []
         unknown = []
         every = not keys  # all keys, no limit
         if every:
-            keys = self.keys()
+            keys = range(len(self._p))
         limit = self.get(_m(_K_MAXKEYS))
         seen = []
+        sep = '{"configurationKey":['
         for k in keys:
-            if not every:
+            if every:
+                i = k
+            else:
                 if k in seen:
                     continue
                 if len(seen) >= limit:
                     break
                 seen.append(k)
-            i = self._i(k, False)
+                i = self._i(k, False)
             row = P.row(self._p[i]) if i >= 0 else None
             if row is None:
                 unknown.append(k)
-            elif row[4] & _F_WO:
-                # A known key whose value is a secret: listed, never its value.
-                known.append({"key": row[0], "readonly": bool(row[4] & _F_RO)})
+                continue
+            # A write-only key's value is a secret: listed, never its value.
+            e = {"key": row[0], "readonly": bool(row[4] & _F_RO)}
+            if not row[4] & _F_WO:
+                e["value"] = _to_str(row[1], self._v[i])
+            if out is None:
+                known.append(e)
             else:
-                known.append({"key": row[0], "readonly": bool(row[4] & _F_RO),
-                              "value": _to_str(row[1], self._v[i])})
-        return known, unknown
+                out.write(sep)
+                json.dump(e, out)
+                sep = ","
+        if out is None:
+            return known, unknown
+        if sep != ",":
+            out.write(sep)
+        out.write("]")
+        if unknown:
+            out.write(',"unknownKey":')
+            json.dump(unknown, out)
+        out.write("}")
 
     # ---- internals --------------------------------------------------------
 

@@ -2,7 +2,7 @@
 # connector or a transaction: configuration, vendor data, triggers, reset.
 import asyncio
 
-from lib import log
+from lib import log, ocppj
 from firmware import version
 from firmware.connector import connector_known
 
@@ -27,11 +27,18 @@ class Operations:
         cp.on("Reset", self.reset)
 
     async def get_configuration(self, p):
-        known, unknown = self.cfg.get_configuration(p.get("key"))
-        res = {"configurationKey": known}
-        if unknown:
-            res["unknownKey"] = unknown
-        return res
+        keys = p.get("key")
+        cfg = self.cfg
+
+        def build():
+            known, unknown = cfg.get_configuration(keys)
+            res = {"configurationKey": known}
+            if unknown:
+                res["unknownKey"] = unknown
+            return res
+
+        # Written entry by entry into the send buffer (ocppj.Streamed).
+        return ocppj.Streamed(lambda out: cfg.get_configuration(keys, out), build)
 
     async def change_configuration(self, p):
         status = self.cfg.set(p["key"], p["value"])

@@ -82,13 +82,34 @@ class Out(io.IOBase):
 
     def encode(self, obj):
         """obj as JSON: a memoryview of the buffer (valid until the next
-        encode), or a new str when it does not fit."""
+        encode), or a new str when it does not fit. A Streamed last element
+        (an answer's payload) writes itself into the buffer."""
         self.n = 0
+        last = obj[-1] if isinstance(obj, list) else None
         try:
-            json.dump(obj, self)
+            if isinstance(last, Streamed):
+                self.write("[%d," % obj[0])
+                json.dump(obj[1], self)
+                self.write(",")
+                last.write(self)
+                self.write("]")
+            else:
+                json.dump(obj, self)
         except OverflowError:
+            if isinstance(last, Streamed):
+                obj = obj[:-1] + [last.build()]
             return json.dumps(obj)
         return memoryview(self.buf)[:self.n]
+
+
+class Streamed:
+    """A payload too big to build on a small heap: write(out) writes its JSON
+    into the stream piece by piece; build() makes the object, used only when
+    the JSON does not fit the encoding buffer."""
+
+    def __init__(self, write, build):
+        self.write = write
+        self.build = build
 
 
 def peek_id(text, starts=("[2,", "[3,", "[4,")):

@@ -812,3 +812,34 @@ def test_message_table_lines():
     assert m(config_mod._M_REJECTED) == "ChangeConfiguration %s rejected: %s"
     assert m(config_mod._M_INVALID + 1).endswith("default used")
     assert m(config_mod._M_MEASURAND + 1) == "unknown feature profile %s"
+
+
+@pytest.mark.parametrize("keys", [None, [], ["HeartbeatInterval", "Nope", "AuthorizationKey", "Nope", "Phase"],
+                                  ["X1", "X2"], ["FreeMode"]])
+@pytest.mark.parametrize("size", [4096, 256])
+def test_get_configuration_answer_written_into_the_send_buffer(tmp_path, keys, size):
+    # The CALLRESULT as the charger encodes it: streamed entry by entry into
+    # the send buffer, or built whole when it does not fit (size 256).
+    import asyncio
+    from firmware.operations import Operations
+    from lib import ocppj
+
+    class _Cp:
+        def on(self, action, handler):
+            self.__dict__[action] = handler
+
+    cfg = mk(tmp_path)
+    cfg.set("AuthorizationKey", "s3cret-s3cret-s3cret")
+    cp = _Cp()
+    Operations(cp, cfg, None)
+    payload = asyncio.run(cp.GetConfiguration({} if keys is None else {"key": keys}))
+    wire = ocppj.Out(size).encode([ocppj.RESULT, "id-1", payload])
+    text = bytes(wire).decode() if not isinstance(wire, str) else wire
+    assert isinstance(wire, str) == (size == 256 and keys in (None, []))
+    kind, uid, _, got = ocppj.parse(text)
+    known, unknown = cfg.get_configuration(keys)
+    want = {"configurationKey": known}
+    if unknown:
+        want["unknownKey"] = unknown
+    assert (kind, uid, got) == (ocppj.RESULT, "id-1", want)
+    assert "s3cret" not in text
