@@ -6,7 +6,7 @@ import hal
 from lib import log, ocppj, transient
 from lib.journal import Journal
 from firmware import version, watchdog
-from firmware.chargepoint import OUT_BYTES, ChargePoint
+from firmware.chargepoint import OUT_BYTES, RX_BYTES, ChargePoint
 from firmware.config import Config
 from firmware.control import Control
 from firmware.idtags import IdTags
@@ -27,10 +27,11 @@ BLE_POLL_S = 0.25
 
 class App:
     def __init__(self, board):
-        # The message buffer first, while the heap is still in one piece
+        # The message buffers first, while the heap is still in one piece
         # (loading the configuration scatters small strings through it).
         gc.collect()
         out = ocppj.Out(OUT_BYTES)
+        rx = bytearray(RX_BYTES)
         self.board = board
         root = board.flash.root
         self.cfg = Config(root=root, device_id=board.system.unique_id())
@@ -42,7 +43,7 @@ class App:
         }
         # The one owner of relay, lock and pilot PWM (the output interlock).
         self.outputs = Outputs(board)
-        self.cp = ChargePoint(board, self.cfg, identity, out)
+        self.cp = ChargePoint(board, self.cfg, identity, out, rx)
         self.ops = Operations(self.cp, self.cfg, board)
         self.meter = Metering(board, self.cfg, self.outputs)
         self.auth = IdTags(self.cp, self.cfg, board)

@@ -19,6 +19,7 @@ _BOOT_RETRY_S = const(30)
 _MAX_INCOMING_TASKS = const(4)
 _MAX_MESSAGE = const(16384)
 OUT_BYTES = const(4096)  # messages up to this size (any journal record: lib/journal.MAX_DATA) are encoded without a heap block of their own
+RX_BYTES = const(2048)   # received messages up to this size (all but the largest) are assembled without one
 
 
 class CallError(Exception):
@@ -36,7 +37,7 @@ class NotConnected(Exception):
 
 
 class ChargePoint:
-    def __init__(self, board, cfg, identity, out=None):
+    def __init__(self, board, cfg, identity, out=None, rx=None):
         self.board = board
         self.cfg = cfg
         self.identity = identity  # BootNotification fields
@@ -54,6 +55,7 @@ class ChargePoint:
         self._hb_wake = asyncio.Event()
         self._net_was_down = False
         self._out = out or ocppj.Out(OUT_BYTES)
+        self._rx = rx if rx is not None else bytearray(RX_BYTES)
         self._out_lock = asyncio.Lock()  # the buffer is in use until the frame is written
         # A new HeartbeatInterval takes effect at once, not after the old one.
         cfg.subscribe(lambda key, value: key in ("HeartbeatInterval", "WebSocketPingInterval")
@@ -265,7 +267,7 @@ class ChargePoint:
                 ws = await connect(
                     self.board.net.open, scheme, host, port, path + "/" + cid, "ocpp1.6",
                     (cid, key) if key else None, ctx,
-                    min(max(5, cfg.get("ConnectionTimeOut")) * 1000, 30000), _MAX_MESSAGE)
+                    min(max(5, cfg.get("ConnectionTimeOut")) * 1000, 30000), _MAX_MESSAGE, self._rx)
             except Exception as e:
                 log.warn("ocpp", "connect failed: %r, retry in %d s" % (e, backoff))
                 await self._sleep_unless_net_change(backoff)

@@ -115,6 +115,13 @@ class Streamed:
 def peek_id(text, starts=("[2,", "[3,", "[4,")):
     """Best effort: the id of a message that cannot be decoded but still starts
     like [2,"id" (so it gets its answer); None otherwise."""
+    if not isinstance(text, str):  # bytes in a receive buffer: its ASCII start
+        b = bytes(text[:2 * _MAX_ID_LEN])
+        for k in range(len(b)):
+            if b[k] > 127:
+                b = b[:k]
+                break
+        text = str(b, "ascii")
     i = text.find('"')
     j = text.find('"', i + 1)
     if 0 <= i < j <= i + 1 + _MAX_ID_LEN and text[:i].replace(" ", "").replace("\t", "").replace(
@@ -131,7 +138,10 @@ def parse(text):
     Raises FrameError with the CALLERROR code to answer for a broken message."""
     fv = "FormationViolation"
     try:
-        msg = json.loads(text)
+        try:
+            msg = json.loads(text)  # str, or bytes in a buffer (invalid UTF-8 is a ValueError)
+        except TypeError:
+            msg = json.loads(bytes(text))  # CPython reads no memoryview
     except ValueError:
         raise FrameError(fv, "message is not valid JSON", peek_id(text))
     if not isinstance(msg, list) or len(msg) < 3:

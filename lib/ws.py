@@ -76,10 +76,14 @@ def _mask(buf, off, payload, start, n, key):
 
 
 class WebSocket:
-    def __init__(self, reader, writer, max_message=16384):
+    def __init__(self, reader, writer, max_message=16384, rx=None):
         self._r = reader
         self._w = writer
         self.max_message = max_message
+        # rx: a buffer allocated once (at boot, while the heap is whole) that
+        # messages up to its size are assembled in; recv() then returns a
+        # memoryview of it, valid until the next recv(), instead of a str.
+        self._rx = rx
         self.closed = False
         self.close_code = None
         self.close_reason = ""
@@ -312,8 +316,17 @@ class WebSocket:
             # small pieces, so the link stays in step; recv() then raises
             # MemoryError for this one message and the next recv() goes on.
             data = None
-            if not drop:
+            rx = self._rx
+            if not drop and rx is not None and (op or msg is rx):
+                if total <= len(rx):
+                    # Into the receive buffer: no heap block for the message.
+                    await self._read_into(memoryview(rx)[total - n:total])
+                    msg = data = rx
+            if data is None and not drop:
                 try:
+                    if rx is not None and msg is rx:  # outgrew the buffer: on the heap after all
+                        msg = None
+                        msg = bytearray(memoryview(rx)[:total - n])
                     data = await self._read(n)
                     if msg is not None:
                         msg.extend(data)
@@ -334,10 +347,38 @@ class WebSocket:
             msg = None
             if drop:
                 raise MemoryError("ws: message dropped")
+            if data is rx:
+                # UTF-8 is checked by the JSON decoder that reads it.
+                return memoryview(rx)[:total]
             try:
                 return str(data, "utf-8")
             except UnicodeError:
                 await self._fail(1007, "invalid utf-8")
+
+    async def _read_into(self, mv):
+        n = len(mv)
+        pend = self._pending
+        got = len(pend) if len(pend) < n else n
+        mv[:got] = pend[:got]
+        self._pending = pend[got:] if got < len(pend) else b""
+        r = self._r
+        try:
+            while got < n:
+                if hasattr(r, "readinto"):
+                    k = await r.readinto(mv[got:])
+                    if k is None:
+                        continue  # TLS record not complete yet
+                else:
+                    b = await r.read(n - got)
+                    k = len(b)
+                    mv[got:got + k] = b
+                if not k:
+                    raise EOFError
+                got += k
+        except EOFError:
+            await self._fail(1006, "eof")
+        except OSError:
+            await self._fail(1006, "read error")
 
     # ------------------------------------------------------------------ writing
 
@@ -433,7 +474,7 @@ class WebSocket:
 
 
 async def connect(open_fn, scheme, host, port, path, subprotocol="ocpp1.6", auth=None,
-                  ssl_ctx=None, timeout_ms=10000, max_message=16384):
+                  ssl_ctx=None, timeout_ms=10000, max_message=16384, rx=None):
     sni = host
     if scheme == "ws":
         ssl_ctx = sni = None
@@ -447,7 +488,7 @@ async def connect(open_fn, scheme, host, port, path, subprotocol="ocpp1.6", auth
 
     async def run():
         reader, writer = await open_fn(host, port, ssl_ctx, sni)
-        ws = box[0] = WebSocket(reader, writer, max_message)
+        ws = box[0] = WebSocket(reader, writer, max_message, rx)
         await ws._handshake(host, port, path, subprotocol, auth)
         return ws
 

@@ -515,15 +515,17 @@ def _after_handshake(frames):
     return script
 
 
-def _run_raw(frames, max_message=16384):
+def _run_raw(frames, max_message=16384, rx=None):
     async def main():
         srv, port, done = await raw_server(_after_handshake(frames))
         async with srv:
-            ws = await raw_client(port, max_message=max_message)
+            ws = await raw_client(port, max_message=max_message, rx=rx)
             got = []
             try:
                 while True:
-                    got.append(await ws.recv())
+                    m = await ws.recv()
+                    # From the receive buffer: a view valid until the next recv().
+                    got.append(m if isinstance(m, str) else ("rx", bytes(m)))
             except WSClosed as e:
                 exc = e
             replies = await asyncio.wait_for(done, 3)
@@ -746,3 +748,29 @@ def test_message_without_memory_is_dropped_and_the_link_stays(monkeypatch):
             return got
 
     assert run(main()) == ["MemoryError", "after", "MemoryError", "last", "echo 3000", False]
+
+
+def test_messages_up_to_the_receive_buffer_are_assembled_in_it():
+    rx = bytearray(8)
+    frames = [
+        server_frame(1, b"12345678"),                        # exactly fills it
+        server_frame(1, b"ab", fin=False), server_frame(9, b"p"), server_frame(0, b"cd"),
+        server_frame(1, b"abcd", fin=False), server_frame(0, b"efghij"),  # outgrows it
+        server_frame(1, b"0123456789"),                      # bigger from the start
+        server_frame(1, b"\xc3\xa9"),                        # UTF-8 left to the JSON decoder
+        server_frame(8, struct.pack(">H", 1000)),
+    ]
+    got, exc, replies = _run_raw(frames, rx=rx)
+    assert got == [("rx", b"12345678"), ("rx", b"abcd"), "abcdefghij", "0123456789", ("rx", b"\xc3\xa9")]
+    assert exc.code == 1000
+
+
+def test_a_message_from_the_receive_buffer_decodes_as_ocpp():
+    from lib import ocppj
+    msg = b'[2,"u1","Heartbeat",{}]'
+    got, exc, _ = _run_raw([server_frame(1, msg), server_frame(1, b'[2,"u2","X",{"a":"\xff"}]'),
+                            server_frame(8, struct.pack(">H", 1000))], rx=bytearray(64))
+    assert ocppj.parse(memoryview(bytearray(got[0][1]))) == (2, "u1", "Heartbeat", {})
+    with pytest.raises(ocppj.FrameError) as e:  # invalid UTF-8: answered, not taken
+        ocppj.parse(memoryview(bytearray(got[1][1])))
+    assert e.value.code == "FormationViolation" and e.value.uid == "u2"
