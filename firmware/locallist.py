@@ -111,21 +111,15 @@ class LocalList:
         """SendLocalList after the request's checks: 'Accepted' or 'Failed' (the
         old list untouched). entries: [{"idTag", "idTagInfo"?}], no idTagInfo
         in a Differential deletes the idTag."""
-        changes = []
         for e in entries:
-            info = e.get("idTagInfo")
-            if info is None and full:
+            if full and e.get("idTagInfo") is None:
                 return "Failed"  # OCPP: idTagInfo is required in a Full update
-            rec = None
-            if info is not None:
-                exp = info.get("expiryDate")
-                exp = isotime.parse(exp) if exp else 0
-                rec = struct.pack("<20sBI20s", _key(e["idTag"]), STATUSES.index(info["status"]),
-                                  exp or 0, _key(info.get("parentIdTag") or ""))
-            changes.append((_key(e["idTag"]), rec))
-        changes.sort(key=lambda c: c[0])
-        for i in range(1, len(changes)):
-            if changes[i][0] == changes[i - 1][0]:
+        # The changes in record order, as indexes: each record is packed into
+        # one buffer as it is written, so an update holds no copy of them
+        # (str order is the records' byte order: UTF-8, NUL padding).
+        order = sorted(range(len(entries)), key=lambda i: entries[i]["idTag"])
+        for j in range(1, len(order)):
+            if entries[order[j]]["idTag"] == entries[order[j - 1]]["idTag"]:
                 return "Failed"  # OCPP: idTags in one list are unique
         tmp = self.path + ".new"
         n = 0
@@ -136,7 +130,7 @@ class LocalList:
                 if not full and self.count:
                     old = open(self.path, "rb")
                 try:
-                    n = self._merge(out, old, changes, max_total)
+                    n = self._merge(out, old, entries, order, max_total)
                 finally:
                     if old:
                         old.close()
@@ -157,32 +151,45 @@ class LocalList:
         self.version, self.count = version, n
         return "Accepted"
 
-    def _merge(self, out, old, changes, max_total):
-        # Streams old records and sorted changes into out; returns the count, -1 if too many.
+    def _merge(self, out, old, entries, order, max_total):
+        # Streams old records and the sorted changes into out; returns the
+        # count, -1 if too many. A change is packed into rec (its key first).
         k, rest = self._key, self._rest
+        rec = bytearray(REC)
+        ck = memoryview(rec)[:20]
         left = self.count if old else 0
         if old:
             old.seek(HEAD)
         i = n = 0
         have = False
+        cur = -1  # the change packed into rec
         while True:
             if not have and left:
                 old.readinto(k)
                 old.readinto(rest)
                 left -= 1
                 have = True
-            if have and (i >= len(changes) or k < changes[i][0]):
-                rec = None
+            if i < len(order) and cur != i:
+                e = entries[order[i]]
+                info = e.get("idTagInfo")
+                if info is None:  # a delete: only its key matters
+                    struct.pack_into("<20sBI20s", rec, 0, e["idTag"].encode(), 255, 0, b"")
+                else:
+                    exp = info.get("expiryDate")
+                    struct.pack_into("<20sBI20s", rec, 0, e["idTag"].encode(), STATUSES.index(info["status"]),
+                                     (isotime.parse(exp) or 0) if exp else 0,
+                                     (info.get("parentIdTag") or "").encode())
+                cur = i
+            if have and (i >= len(order) or k < ck):
                 have = False
                 n += 1
                 out.write(k)
                 out.write(rest)
-            elif i < len(changes):
-                key, rec = changes[i]
+            elif i < len(order):
                 i += 1
-                if have and k == key:
+                if have and k == ck:
                     have = False  # replaced or deleted
-                if rec is not None:
+                if rec[20] != 255:
                     n += 1
                     out.write(rec)
             else:
