@@ -433,11 +433,11 @@ class WebSocket:
         w = self._w
         try:
             async with self._wlock:
-                if n <= _PIECE:
-                    w.write(_frame(opcode, text))
+                if opcode >= _OP_CLOSE:
+                    w.write(_frame(opcode, text))  # control frames: 125 bytes at most
                     await w.drain()
                     return
-                # A big message is masked and written _PIECE bytes at a time
+                # A message is masked and written _PIECE bytes at a time
                 # through the connection's own buffer: no message-sized block
                 # on the heap. Everything is allocated before the first byte
                 # goes out: once the frame has begun, a failure breaks the link.

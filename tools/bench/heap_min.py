@@ -83,11 +83,13 @@ def suite(heap_k):
                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         summary = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
         failed = re.findall(r"^FAILED (\S+)", r.stdout, re.M)
-        peak = None
+        peak = {}  # runtime -> highest live peak its firmware logged
         for path in glob.glob(os.path.join(tmp, "t", "*", "*bench.log")):
             with open(path, errors="replace") as f:
-                for m in re.findall(r"live peak (\d+)", f.read()):
-                    peak = max(peak or 0, int(m))
+                text = f.read()
+            rt = "board32" if ", board32)" in text else "micropython"
+            for m in re.findall(r"live peak (\d+)", text):
+                peak[rt] = max(peak.get(rt, 0), int(m))
         return r.returncode == 0, summary, failed, peak
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -122,7 +124,9 @@ def main():
             a.suite, where, "passed" if ok else "FAILED", summary))
         for name in failed:
             print("heap_min integration_suite failed: %s" % name)
-        print("heap_min integration_suite live_peak: %s bytes" % peak)
+        for rt in sorted(peak):
+            print("heap_min integration_suite live_peak %s: %d bytes%s" % (
+                rt, peak[rt], "" if rt == "board32" or not board32_binary() else " (the wss:// tests, 256K)"))
         sys.exit(0 if ok else 1)
     runtimes = ["board32", "micropython"] if a.runtime == "both" else [a.runtime]
     if "board32" in runtimes and not board32_binary():
