@@ -99,9 +99,10 @@ class Transactions:
                 # it is stopped already (a PowerLoss stop now would be a second one).
                 self.open_at_boot = None
             elif K_START not in queued and K_MAP not in queued:
-                # Cut between recording it open and queuing its StartTransaction:
-                # the central system never heard of it, there is nothing to stop.
-                log.warn("tx", "local#%d never queued: forgotten" % tx.get("l", 0))
+                # Cut between recording it open and queuing its StartTransaction
+                # (or its StartTransaction was given up): the central system has
+                # no transaction to stop.
+                log.warn("tx", "local#%d has no StartTransaction: no PowerLoss stop" % tx.get("l", 0))
                 self.open_at_boot = None
 
     # --- transaction lifecycle ---------------------------------------------
