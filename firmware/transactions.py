@@ -223,10 +223,12 @@ class Transactions:
         if tx is None:
             return None
         self.by_local[tx["l"]] = tx
-        # meterStop: the best knowledge of the register, the saved floor (at or
-        # above every value reported for tx) or the meter's reading if higher;
-        # stop() keeps it at or above meterStart.
-        self.stop(tx, "PowerLoss", None, self.energy_wh(tx), self.last_ts or tx["ts"])
+        # meterStop: the register saved with the time saved (at or above every
+        # value reported for tx, which is saved before it is reported). Not the
+        # meter's reading now: energy after that time has no known time and
+        # would put a higher value before a sample already reported. stop()
+        # keeps it at or above meterStart.
+        self.stop(tx, "PowerLoss", None, self.meter.session_wh(self.floor_wh, tx["base"]), self.last_ts or tx["ts"])
         return tx
 
     # --- the ordered message queue ---------------------------------------------
