@@ -291,12 +291,16 @@ def check(messages, events, charging_cuts, business=True, restart=False):
     stops = processed(messages, "StopTransaction")
     mvs = processed(messages, "MeterValues")
     # Nothing processed twice.
-    for action, lst in (("StartTransaction", starts), ("StopTransaction", stops), ("MeterValues", mvs)):
+    # (With OnPowerLossRestart two restarts for one card can start in the same
+    # second on the same register: the same payload, two transactions. A start
+    # processed twice shows there as a transactionId without a stop.)
+    for action, lst in (("StartTransaction", [] if restart else starts), ("StopTransaction", stops),
+                        ("MeterValues", mvs)):
         seen = set()
         for m in lst:
             key = repr(sorted(m["payload"].items()))
             if key in seen:
-                v.append("%s processed twice: %s" % (action, m["raw"][:200]))
+                v.append("%s processed twice: %s" % (action, json.dumps(m["payload"])[:200]))
             seen.add(key)
     # Every acknowledged start has exactly one stop.
     tx = []  # (tid, start payload) in delivery order
@@ -343,9 +347,17 @@ def check(messages, events, charging_cuts, business=True, restart=False):
         # The session's card started it in the seconds before the cut (the card
         # changes after each cut; the same card was last used a minute before).
         # An OnPowerLossRestart transaction has the same card and comes after it.
-        cand = [t for t, s in tx if s["idTag"] == tag and wall - CUT_WINDOW_S <= _epoch(s["timestamp"]) <= wall + 1]
+        # With OnPowerLossRestart the charging one may be a restart under an
+        # earlier card of the session: one of the session's transactions then.
+        same = (lambda s: s["idTag"][:len(TAGS[0])] == tag[:len(TAGS[0])]) if restart else \
+            (lambda s: s["idTag"] == tag)
+        cand = [t for t, s in tx if same(s) and wall - CUT_WINDOW_S <= _epoch(s["timestamp"]) <= wall + 1]
         if not cand:
             v.append("power cut while charging (%s at %.1f): no transaction found" % (tag, wall))
+            continue
+        if restart:
+            if not any(stop_of.get(t, {}).get("reason") == "PowerLoss" for t in cand):
+                v.append("power cut while charging (%s at %.1f): no PowerLoss stop" % (tag, wall))
             continue
         t = min(cand)
         stop = stop_of.get(t)
