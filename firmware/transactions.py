@@ -108,9 +108,10 @@ class Transactions:
                 # it is stopped already (a PowerLoss stop now would be a second one).
                 self.open_at_boot = None
             elif K_START not in queued and K_MAP not in queued:
-                # Cut between recording it open and queuing its StartTransaction:
-                # the central system never heard of it, there is nothing to stop.
-                log.warn("tx", "local#%d never queued: forgotten" % tx.get("l", 0))
+                # Cut between recording it open and queuing its StartTransaction
+                # (or its StartTransaction was given up): the central system has
+                # no transaction to stop.
+                log.warn("tx", "local#%d has no StartTransaction: no PowerLoss stop" % tx.get("l", 0))
                 self.open_at_boot = None
 
     # --- transaction lifecycle ---------------------------------------------
@@ -242,10 +243,12 @@ class Transactions:
         if tx is None:
             return None
         self.by_local[tx["l"]] = tx
-        # meterStop: the best knowledge of the register, the saved floor (at or
-        # above every value reported for tx) or the meter's reading if higher;
-        # stop() keeps it at or above meterStart.
-        self.stop(tx, "PowerLoss", None, self.energy_wh(tx), self.last_ts or tx["ts"])
+        # meterStop: the register saved with the time saved (at or above every
+        # value reported for tx, which is saved before it is reported). Not the
+        # meter's reading now: energy after that time has no known time and
+        # would put a higher value before a sample already reported. stop()
+        # keeps it at or above meterStart.
+        self.stop(tx, "PowerLoss", None, self.meter.session_wh(self.floor_wh, tx["base"]), self.last_ts or tx["ts"])
         return tx
 
     # --- the ordered message queue ---------------------------------------------

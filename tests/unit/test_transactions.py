@@ -2,7 +2,9 @@
 and what is dropped first when the journal is full. The central system is a
 fake at the ChargePoint.call boundary; storage is the real journal on disk."""
 import asyncio
+import calendar
 import json
+import time
 
 from firmware.chargepoint import NotConnected
 from firmware.config import Config
@@ -231,3 +233,28 @@ def test_a_cut_before_the_start_was_queued_sends_nothing(tmp_path):
     assert txs2.recover() is None
     asyncio.run(drain(txs2))
     assert cp2.sent == []
+
+
+def test_power_loss_stop_is_not_above_a_sample_reported_after_its_time(tmp_path):
+    """Chaos run (issue 10): the PowerLoss stop took the meter's reading after
+    the reboot (622) at the last saved time, before a sample of 620 reported a
+    second later: the register ran backwards on the central system's time line.
+    It gives the register saved with that time."""
+    txs, _ = make(tmp_path)
+    t0 = txs.board.clock.now()
+    tx = txs.start(1, "TAG", None)          # saved: 1000 Wh at t0
+    asyncio.run(drain(txs))
+    txs.board.clock.set(t0 + 5)
+    txs.queue_meter_values(tx, sample(1000))  # reported at t0 + 5: still 1000 Wh
+    asyncio.run(drain(txs))
+    cp2 = FakeCP()
+    meter2 = FakeMeter()
+    meter2.wh = 1002                         # charged on until the cut, time unknown
+    txs2, _ = make(tmp_path, cp=cp2, meter=meter2)
+    txs2.recover()
+    asyncio.run(drain(txs2))
+    (action, stop), = cp2.sent
+    stop_t = calendar.timegm(time.strptime(stop["timestamp"][:19], "%Y-%m-%dT%H:%M:%S"))
+    assert action == "StopTransaction" and stop["meterStop"] >= 1000
+    assert stop_t >= t0 + 5 or stop["meterStop"] <= 1000, (stop, t0)
+    assert txs2.start(1, "TAG", None)["start"] == 1002  # the next one counts from the meter
