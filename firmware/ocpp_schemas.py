@@ -36,9 +36,13 @@ def schema(action):
     text = _REQUESTS.get(action)
     if text is None:
         return None
-    if '"@P"' in text:
-        text = text.replace('"@P"', _PROFILE)
-    return json.loads(text)
+    s = json.loads(text)
+    for f in s:
+        if f[3] == "@P":
+            # Parsed in place: splicing the texts first would need one block
+            # of ~700 bytes, which a fragmented board heap may not have.
+            f[3] = json.loads(_PROFILE)
+    return s
 
 
 def check(action, payload, handled):
