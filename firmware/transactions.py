@@ -151,7 +151,9 @@ class Transactions:
             payload["transactionData"] = data
         self._queue(K_STOP, "StopTransaction", payload, tx["l"])
         self.by_local.pop(tx["l"], None)
-        self._save_state(None)
+        # While the stop is only held in RAM the state file keeps the
+        # transaction open: a power cut then ends it with PowerLoss at boot.
+        self._save_state(tx if self._held[0] is not None else None)
         log.info("tx", "stop local#%d reason=%s meterStop=%d" % (tx["l"], reason, stop_wh))
 
     def energy_allowed(self, tx):
@@ -268,11 +270,17 @@ class Transactions:
                 self._save_state(tx)
                 if self._state_due:
                     return False
+            if held[0] is None:
+                return True
             while held[0] is not None:
                 self._journal(*held[0])
                 for i in range(HELD - 1):
                     held[i] = held[i + 1]
                 held[HELD - 1] = None
+            tx = None
+            for tx in self.by_local.values():
+                break
+            self._save_state(tx)  # a stop that was held is journaled now
         except MemoryError:
             return False
         return True
