@@ -174,9 +174,11 @@ class Transactions:
             payload["transactionData"] = data
         self._queue(K_STOP, "StopTransaction", payload, tx["l"])
         self.by_local.pop(tx["l"], None)
-        # Another transaction may be open (one started before a power-loss stop):
-        # STATE_FILE keeps it, or a power cut during it would lose it.
-        self._save_state(self._open_tx())
+        # STATE_FILE keeps a transaction open while its stop is only held in
+        # RAM (a power cut then ends it with PowerLoss at boot), and otherwise
+        # any other open one (started before a power-loss stop), or a power
+        # cut during it would lose it.
+        self._save_state(tx if self._held[0] is not None else self._open_tx())
         log.info("tx", "stop local#%d reason=%s meterStop=%d" % (tx["l"], reason, stop_wh))
 
     def energy_allowed(self, tx):
@@ -311,11 +313,17 @@ class Transactions:
                 self._save_state(tx)
                 if self._state_due:
                     return False
+            if held[0] is None:
+                return True
             while held[0] is not None:
                 self._journal(*held[0])
                 for i in range(HELD - 1):
                     held[i] = held[i + 1]
                 held[HELD - 1] = None
+            tx = None
+            for tx in self.by_local.values():
+                break
+            self._save_state(tx)  # a stop that was held is journaled now
         except MemoryError:
             return False
         return True

@@ -108,3 +108,34 @@ def test_no_memory_for_the_start_still_charges_and_sends_the_start_later(tmp_pat
     assert [a for a, p in h.csms.calls if a in ("StartTransaction", "StopTransaction")] == [
         "StartTransaction", "StopTransaction"]
     assert h.sent("StopTransaction")[0]["transactionId"] == 1
+
+
+def test_a_power_cut_while_the_stop_is_held_ends_the_transaction_with_power_loss(tmp_path):
+    async def charge_then_stop_without_memory():
+        h = Harness(tmp_path)
+        task = asyncio.ensure_future(h.app.txs.run())
+        h.pilot("B")
+        await h.cycles(5)
+        h.board.rfid.present("TAG1")
+        await h.cycles(5)
+        h.pilot("C")
+        assert await h.until(lambda: h.sent("StartTransaction"))
+        h.no_memory = 10 ** 6  # memory never comes back before the power cut
+        h.board.rfid.present("TAG1")
+        await h.cycles(10)
+        assert not h.board.relay.command
+        task.cancel()
+        assert not h.sent("StopTransaction")  # only held in RAM
+
+    async def reboot():
+        h = Harness(tmp_path)  # same flash: the journal and state file survive, RAM does not
+        task = asyncio.ensure_future(h.app.txs.run())
+        h.app.txs.recover()
+        assert await h.until(lambda: h.sent("StopTransaction"), 600)
+        task.cancel()
+        return h
+
+    asyncio.run(charge_then_stop_without_memory())
+    h = asyncio.run(reboot())
+    (stop,) = h.sent("StopTransaction")
+    assert stop["transactionId"] == 1 and stop["reason"] == "PowerLoss"
