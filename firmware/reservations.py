@@ -16,12 +16,9 @@ import json
 from lib import fsutil, isotime, log
 from firmware.connector import IDLE, connector_known
 
-FILE = "reservation.json"
-
-
 def load(station, arg):
     """At boot: the reservation kept on flash (an expired one ends at the first tick)."""
-    raw = fsutil.read(station.board.flash.root + FILE)
+    raw = fsutil.read(station.res_path)
     r = None
     if raw:
         try:
@@ -40,7 +37,7 @@ def store(station, arg):
     r, why = arg
     station.connector.reserved = r
     try:
-        fsutil.write_atomic(station.board.flash.root + FILE, json.dumps(r))
+        fsutil.write_atomic(station.res_path, json.dumps(r))
     except OSError as e:
         log.error("res", "cannot store the reservation: %r" % (e,))
     log.info("res", "reservation " + why)

@@ -4,7 +4,7 @@
 # requests (remote start/stop, unlock, availability).
 import asyncio
 
-from lib import isotime, log, transient
+from lib import fsutil, isotime, log, transient
 from firmware.chargepoint import CallError, NotConnected
 from firmware.connector import Connector, ConnectorContext, TX, connector_known
 
@@ -18,6 +18,7 @@ class Station(ConnectorContext):
         self.cp = cp
         self.auth = auth
         self.txs = txs
+        self.res_path = board.flash.root + "reservation.json"  # firmware/reservations.py
         self.outputs = outputs        # firmware.outputs.Outputs
         self.connector = Connector(CONNECTOR_ID, cfg, self)
         self.sent = {}                # connectorId -> last status tuple sent
@@ -51,16 +52,22 @@ class Station(ConnectorContext):
     def start_tx(self, conn, session):
         resid = session.reservation
         r = conn.reserved
+        if resid is not None and (r is None or r["id"] != resid):
+            resid = None  # expired or cancelled meanwhile
+        tx = self.txs.start(conn.cid, session.id_tag, session.parent, resid)
         if resid is not None:
-            if r is not None and r["id"] == resid:
-                # The reservation ends with the transaction it was made for (OCPP 5.13);
-                # run_status writes that to flash (no flash I/O in the control loop).
-                conn.reserved = None
-                self._res_end = "%d used" % resid
-                self._status_wake.set()
-            else:
-                resid = None  # expired or cancelled meanwhile
-        return self.txs.start(conn.cid, session.id_tag, session.parent, resid)
+            # The reservation ends with the transaction it was made for (OCPP
+            # 5.13). On flash at once, right after txs.start recorded the
+            # transaction in this same control step: a power cut after the
+            # start must not bring the used reservation back at boot.
+            conn.reserved = None
+            try:
+                fsutil.write_atomic(self.res_path, "null")
+            except OSError as e:
+                log.error("res", "cannot store the reservation: %r" % (e,))
+            self._res_end = "%d used" % resid  # run_status logs it and sends the status
+            self._status_wake.set()
+        return tx
 
     def stop_tx(self, conn, tx, reason, id_tag):
         self.txs.stop(tx, reason, id_tag)
