@@ -129,6 +129,10 @@ class Bench:
         self.logs = collections.deque(maxlen=LOG_RING)
         self.proc = None
         self.proc_reason = None  # why we killed it (power / watchdog / stop)
+        # A power change waits for a firmware start under way (boot.py, then
+        # main.py): a cut during it then kills the started process (its exit
+        # is recorded) instead of leaving it running beside the next one.
+        self._plock = asyncio.Lock()
         self.boots = 0
         self.link = None
         self.sent = {}
@@ -325,6 +329,10 @@ class Bench:
             self.log("boot.py exited with %s" % p.returncode)
 
     async def spawn(self, cause):
+        async with self._plock:
+            await self._spawn(cause)
+
+    async def _spawn(self, cause):
         self.line.flush()
         self.wdt_ms = 0
         env = dict(os.environ)
@@ -407,22 +415,26 @@ class Bench:
         except ProcessLookupError:
             pass
         await proc.wait()
-        for _ in range(100):  # let watch() record the exit
+        # Let watch() record the exit: it first reads what the firmware still
+        # had in the pipe, which takes a while on a loaded machine (1 s was
+        # not always enough: the power-off status then said running).
+        for _ in range(500):
             if self.proc is not proc:
                 break
             await asyncio.sleep(0.01)
 
     async def set_power(self, on):
-        if on == self.powered:
-            return
-        self.powered = on
-        self.event("power", on)
-        if not on:
-            await self.kill("power")
-            self.board_reset()
-            self.model.save()
-        else:
-            await self.spawn("power")
+        async with self._plock:
+            if on == self.powered:
+                return
+            self.powered = on
+            self.event("power", on)
+            if not on:
+                await self.kill("power")
+                self.board_reset()
+                self.model.save()
+            else:
+                await self._spawn("power")
 
     # ---- hardware link (firmware HAL <-> bench)
     async def on_link(self, reader, writer):
