@@ -7,7 +7,6 @@
 import asyncio
 import gc
 import json
-import sys
 import time
 
 from lib import fsutil, isotime, log, ocppj
@@ -307,10 +306,7 @@ class Transactions:
         held = self._held
         try:
             if self._state_due:
-                tx = None
-                for tx in self.by_local.values():
-                    break
-                self._save_state(tx)
+                self._save_state(self._open_tx())
                 if self._state_due:
                     return False
             if held[0] is None:
@@ -320,10 +316,7 @@ class Transactions:
                 for i in range(HELD - 1):
                     held[i] = held[i + 1]
                 held[HELD - 1] = None
-            tx = None
-            for tx in self.by_local.values():
-                break
-            self._save_state(tx)  # a stop that was held is journaled now
+            self._save_state(self._open_tx())  # a stop that was held is journaled now
         except MemoryError:
             return False
         return True
@@ -393,10 +386,8 @@ class Transactions:
             await self._deliver(seq, kind, data)
 
     async def _deliver(self, seq, kind, data):
-        if not isinstance(data, (bytes, str)) and sys.implementation.name != "micropython":
-            data = bytes(data)  # CPython (host tests): its json takes no memoryview
         try:
-            rec = json.loads(data)
+            rec = ocppj.loads(data)
             action, payload, local = rec["a"], rec["p"], rec["l"]
         except (ValueError, KeyError):
             log.error("tx", "unreadable queued record %d dropped" % seq)

@@ -130,6 +130,15 @@ def peek_id(text, starts=("[2,", "[3,", "[4,")):
     return None
 
 
+def loads(data):
+    """json.loads of a str or of bytes in a buffer (a memoryview of a receive
+    or journal buffer; invalid UTF-8 is a ValueError)."""
+    try:
+        return json.loads(data)
+    except TypeError:
+        return json.loads(bytes(data))  # CPython's json reads no memoryview
+
+
 def parse(text):
     """Decode one OCPP-J message.
 
@@ -138,10 +147,7 @@ def parse(text):
     Raises FrameError with the CALLERROR code to answer for a broken message."""
     fv = "FormationViolation"
     try:
-        try:
-            msg = json.loads(text)  # str, or bytes in a buffer (invalid UTF-8 is a ValueError)
-        except TypeError:
-            msg = json.loads(bytes(text))  # CPython reads no memoryview
+        msg = loads(text)
     except ValueError:
         raise FrameError(fv, "message is not valid JSON", peek_id(text))
     if not isinstance(msg, list) or len(msg) < 3:

@@ -8,22 +8,7 @@ import firmware.outputs as O
 import firmware.supervisor as S
 from firmware.app import App
 from hal.mock.board import Board
-
-CYCLE_MS = 20
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0
-
-    def ticks_ms(self):
-        return self.now
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-    def ticks_add(self, a, b):
-        return a + b
+from tests.unit.test_charging_properties import CYCLE_MS, Clock  # the control-loop clock
 
 
 def test_a_used_reservation_is_off_flash_when_its_transaction_starts(tmp_path, monkeypatch):
