@@ -40,18 +40,6 @@ def new_id():
     return "%s-%d" % (_prefix, _counter)
 
 
-def call(uid, action, payload):
-    return json.dumps([CALL, uid, action, payload])
-
-
-def result(uid, payload):
-    return json.dumps([RESULT, uid, payload])
-
-
-def error(uid, code, description="", details=None):
-    return json.dumps(error_msg(uid, code, description, details))
-
-
 def error_msg(uid, code, description="", details=None):
     return [ERROR, uid, code, description[:255], details if details is not None else {}]
 

@@ -9,10 +9,14 @@ from lib import isotime, ocppj, url
 
 
 def test_frames_round_trip():
+    # Encoded as the charger sends them: through the message buffer.
+    def wire(msg):
+        return bytes(ocppj.Out(256).encode(msg)).decode()
+
     uid = ocppj.new_id()
-    assert ocppj.parse(ocppj.call(uid, "Heartbeat", {})) == (2, uid, "Heartbeat", {})
-    assert ocppj.parse(ocppj.result(uid, {"a": 1})) == (3, uid, None, {"a": 1})
-    kind, u, code, (desc, details) = ocppj.parse(ocppj.error(uid, "NotImplemented", "x"))
+    assert ocppj.parse(wire([ocppj.CALL, uid, "Heartbeat", {}])) == (2, uid, "Heartbeat", {})
+    assert ocppj.parse(wire([ocppj.RESULT, uid, {"a": 1}])) == (3, uid, None, {"a": 1})
+    kind, u, code, (desc, details) = ocppj.parse(wire(ocppj.error_msg(uid, "NotImplemented", "x")))
     assert (kind, u, code, desc, details) == (4, uid, "NotImplemented", "x", {})
 
 
