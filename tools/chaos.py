@@ -352,6 +352,14 @@ def check(messages, events, charging_cuts, business=True, restart=False):
         same = (lambda s: s["idTag"][:len(TAGS[0])] == tag[:len(TAGS[0])]) if restart else \
             (lambda s: s["idTag"] == tag)
         cand = [t for t, s in tx if same(s) and wall - CUT_WINDOW_S <= _epoch(s["timestamp"]) <= wall + 1]
+        if not cand and not restart:
+            # A card shown after the previous session ended (a second card, or
+            # the stop card read twice) authorizes the next plug-in: that
+            # transaction carries the earlier card. The one charging at the cut
+            # is then the last one started before it.
+            before = [(_epoch(s["timestamp"]), t) for t, s in tx
+                      if wall - CUT_WINDOW_S <= _epoch(s["timestamp"]) <= wall]
+            cand = [max(before)[1]] if before else []
         if not cand:
             v.append("power cut while charging (%s at %.1f): no transaction found" % (tag, wall))
             continue
