@@ -5,7 +5,6 @@
 # Kept small on purpose (every function and string costs heap on the device):
 # one-use helpers are inlined and log texts are short.
 import asyncio
-import json
 import time
 from micropython import const
 
@@ -36,6 +35,23 @@ class NotConnected(Exception):
     pass
 
 
+class _Buffer:
+    """`async with cp.buffer as out`: the message buffer (an empty ocppj.Out)
+    held until the block ends; sends wait meanwhile. The block must not await."""
+
+    def __init__(self, lock, out):
+        self._lock = lock
+        self._out = out
+
+    async def __aenter__(self):
+        await self._lock.acquire()
+        self._out.n = 0
+        return self._out
+
+    async def __aexit__(self, *exc):
+        self._lock.release()
+
+
 class ChargePoint:
     def __init__(self, board, cfg, identity, out=None, rx=None):
         self.board = board
@@ -57,6 +73,7 @@ class ChargePoint:
         self._out = out or ocppj.Out(OUT_BYTES)
         self._rx = rx if rx is not None else bytearray(RX_BYTES)
         self._out_lock = asyncio.Lock()  # the buffer is in use until the frame is written
+        self.buffer = _Buffer(self._out_lock, self._out)
         # A new HeartbeatInterval takes effect at once, not after the old one.
         cfg.subscribe(lambda key, value: key in ("HeartbeatInterval", "WebSocketPingInterval")
                       and self._hb_wake.set())
@@ -115,12 +132,14 @@ class ChargePoint:
         """The message buffer for use before the next await, or None while a send holds it."""
         return None if self._out_lock.locked() else self._out.buf
 
-    def encode(self, obj):
-        """JSON of obj for use before the next await (the transaction journal):
-        the shared buffer when no send holds it, else a new str."""
+    def writer(self):
+        """The message buffer as an empty ocppj.Out for use before the next
+        await (the transaction journal encodes into it), or None while a send
+        holds it."""
         if self._out_lock.locked():
-            return json.dumps(obj)
-        return self._out.encode(obj)
+            return None
+        self._out.n = 0
+        return self._out
 
     async def _send(self, ws, msg, quiet=False):
         # msg: the OCPP-J message as a list, encoded into the shared buffer.

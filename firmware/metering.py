@@ -4,10 +4,9 @@
 # (MeterValueSampleInterval), clock-aligned (ClockAlignedDataInterval) and the
 # StopTransaction transactionData. docs/metering.md.
 import asyncio
-import json
 import time
 
-from lib import isotime, log, transient
+from lib import isotime, log, ocppj, transient
 from firmware import watchdog
 from lib.modbus import ModbusError, ModbusException, ModbusMaster, PARITY_EVEN, plan
 
@@ -18,8 +17,9 @@ _MV = "firmware.metervalues"
 POLL_MS = 1000
 SLAVE = 1
 ENERGY = ("Energy.Active.Import.Register", None)
-BUNDLE = 4        # samples in one MeterValues at most (held while the link is busy)
+BUNDLE = 4        # connector 0 registers kept while not accepted (transaction samples are journaled)
 STOP_CLOCK = 12   # Sample.Clock entries kept for StopTransaction.transactionData
+MV_BYTES = 2048   # a meterValue's JSON at most (three phases, every measurand: about 1.7 KB)
 
 
 class Metering:
@@ -43,10 +43,11 @@ class Metering:
         self._tx = None          # transaction being reported
         self._next = 0           # ticks of its next periodic sample
         self._last = None        # deadband memory
+        # Samples are never dicts: a transaction sample is written straight
+        # into its journal record, what is kept (below) is JSON text.
         self._begin = None       # Transaction.Begin meterValue of self._tx
         self._clock = []         # Sample.Clock entries for StopTxnAlignedData
-        self._pend = []          # samples not yet handed over ...
-        self._pend_tx = None     # ... for this transaction (None: connector 0)
+        self._pend = []          # connector 0 energy registers while not accepted (JSON text)
         self._slot = None
         self._hb = None          # Home Plus: register when the last session began
 
@@ -154,7 +155,7 @@ class Metering:
             prev = now
             if self.station is not None:
                 try:
-                    self.report(now)
+                    await self.report(now)
                 except Exception as e:  # values are never worth the metering loop
                     log.error("meter", "report: %r" % (e,))
             spent = time.ticks_diff(time.ticks_ms(), start)
@@ -167,19 +168,8 @@ class Metering:
         s = c.session
         return s.tx if c.phase == 3 and s is not None else None  # connector.TX
 
-    def report(self, now):
+    async def report(self, now):
         cfg = self.cfg
-        p = self._pend
-        i = 0
-        while i < len(p):
-            # held back a cycle (constrained link): only the energy register
-            # (and estimate) is kept; entries with nothing left are dropped
-            sv = [s for s in p[i]["sampledValue"] if s["measurand"].startswith("Energy.Active.Import")]
-            if sv:
-                p[i]["sampledValue"] = sv
-                i += 1
-            else:
-                p.pop(i)
         tx = self._current_tx()
         if tx is not self._tx:
             self._tx = tx
@@ -189,8 +179,8 @@ class Metering:
                 self._hb = tx["base"]
                 self._last = {}
                 self._next = time.ticks_add(now, cfg.get("MeterValueSampleInterval") * 1000)
-                self._begin = self._sample(cfg.get("StopTxnSampledData"), "Transaction.Begin",
-                                           tx["ts"], tx["start"])
+                self._begin = self._text(cfg.get("StopTxnSampledData"), "Transaction.Begin",
+                                         tx["ts"], tx["start"])
         elif self._hb is None and self._wh is not None:
             self._hb = self._wh
         iv = cfg.get("MeterValueSampleInterval")
@@ -198,59 +188,93 @@ class Metering:
             self._next = time.ticks_add(self._next, iv * 1000)
             if time.ticks_diff(now, self._next) >= 0:
                 self._next = time.ticks_add(now, iv * 1000)
-            self._add(tx, self._sample(cfg.get("MeterValuesSampledData"), "Sample.Periodic",
-                                       self.board.clock.now(), self.energy(tx), self._last))
+            await self._journal(tx, cfg.get("MeterValuesSampledData"), "Sample.Periodic",
+                                self.board.clock.now(), self._last)
         ci = cfg.get("ClockAlignedDataInterval")
         if ci > 0:
             slot = self.board.clock.now() // ci
             if self._slot is not None and slot == self._slot + 1:
                 ts = slot * ci
-                self._add(tx, self._sample(cfg.get("MeterValuesAlignedData"), "Sample.Clock",
-                                           ts, self.energy(tx)))
+                csl = cfg.get("MeterValuesAlignedData")
                 if tx is not None:
-                    mv = self._sample(cfg.get("StopTxnAlignedData"), "Sample.Clock", ts, self.energy(tx))
+                    await self._journal(tx, csl, "Sample.Clock", ts)
+                    mv = self._text(cfg.get("StopTxnAlignedData"), "Sample.Clock", ts, self.energy(tx))
                     if mv is not None:
                         if len(self._clock) >= STOP_CLOCK:
                             self._clock.pop(0)
-                        # Kept as JSON text for the whole session: a third of
-                        # the heap the dicts take (decoded again at the stop).
-                        self._clock.append(json.dumps(mv))
+                        self._clock.append(mv)
+                else:
+                    self._idle(csl, ts)
             self._slot = slot  # a clock jump resynchronises without a reading
-        self._flush(False)
-
-    def _sample(self, csl, ctx, ts, energy, last=None):
-        """metervalues.sample(). Imported once and kept: it runs every few
-        seconds, and loading and dropping it each time (transient) cost more
-        in heap churn than its ~700 B resident (bytecode in ROMFS)."""
-        return transient.load(_MV).sample(self, csl, ctx, ts, energy, last)
-
-    def _add(self, tx, mv):
-        if mv is None:
-            return
-        if tx is not self._pend_tx:
-            self._flush(True)
-            self._pend_tx = tx
-        self._pend.append(mv)
-
-    def _flush(self, force):
-        p = self._pend
-        if not p:
-            return
-        tx = self._pend_tx
-        up = self.cp.accepted
-        if tx is not None:
-            if force or up or len(p) >= BUNDLE:
-                self.txs.queue_meter_values(tx, p)
-                self._pend = []
-        elif up:
-            asyncio.create_task(self._send({"connectorId": 0, "meterValue": p}))
+        if self._pend and self.cp.accepted:
+            p = self._pend
             self._pend = []
-        elif len(p) >= BUNDLE:
-            p.pop(0)  # non-transaction values are not journaled: the oldest goes
+            asyncio.create_task(self._send(self._texts(p)))
+
+    def _sample(self, csl, ctx, ts, energy, out, last=None):
+        # firmware.metervalues.sample(). Imported once and kept: it runs every
+        # few seconds, and loading and dropping it each time (transient) cost
+        # more in heap churn than its ~700 B resident (bytecode in ROMFS).
+        return transient.load(_MV).sample(self, csl, ctx, ts, energy, out, last)
+
+    async def _journal(self, tx, csl, ctx, ts, last=None):
+        """A transaction sample, written into its journal record in the
+        message buffer (held meanwhile: sends wait a moment): no heap."""
+        async with self.cp.buffer as out:
+            self.txs.begin_meter_values(tx, out)
+            if self._sample(csl, ctx, ts, self.energy(tx), out, last) >= 0:
+                self.txs.end_meter_values(tx, out)
+
+    def _text(self, csl, ctx, ts, energy):
+        """A meterValue as JSON text (bytes) kept for later, or None when
+        nothing is left: written in the message buffer when free, then copied
+        out at its size."""
+        out = self.cp.writer() or ocppj.Out(MV_BYTES)
+        return out.text() if self._sample(csl, ctx, ts, energy, out) >= 0 else None
+
+    def _idle(self, csl, ts):
+        """A clock-aligned sample without a transaction (connector 0): sent at
+        once while the central system has accepted us, written as the message is
+        encoded. Otherwise only its energy register is kept, BUNDLE at most,
+        the oldest dropped (not journaled: no transaction depends on it)."""
+        if self.cp.accepted:
+            asyncio.create_task(self._send(self._streamed(0, None, csl, "Sample.Clock", ts, self.energy(None))))
+            return
+        mv = self._text(ENERGY[0] if ENERGY[0] in csl.split(",") else "", "Sample.Clock", ts, self.energy(None))
+        if mv is not None:
+            if len(self._pend) >= BUNDLE:
+                self._pend.pop(0)
+            self._pend.append(mv)
+
+    def _streamed(self, cid, tid, csl, ctx, ts, energy):
+        """A MeterValues payload whose one meterValue is sampled as it is
+        encoded (no copy on the heap); nothing to send raises Empty."""
+        def write(out):
+            out.write('{"connectorId":%d' % cid)
+            if tid is not None:
+                out.write(',"transactionId":%d' % tid)
+            out.write(b',"meterValue":[')
+            if self._sample(csl, ctx, ts, energy, out) < 0:
+                raise Empty()
+            out.write(b"]}")
+
+        def build():  # only if it did not fit the buffer
+            o = ocppj.Out(MV_BYTES + 64)
+            write(o)
+            return ocppj.loads(memoryview(o.buf)[:o.n])
+
+        return ocppj.Streamed(write, build)
+
+    def _texts(self, texts):
+        fields = {"connectorId": 0}
+        return ocppj.Streamed(lambda out: ocppj.write_obj(out, fields, "meterValue", texts),
+                              lambda: ocppj.built(fields, "meterValue", texts))
 
     async def _send(self, payload):
         try:
             await self.cp.call("MeterValues", payload)
+        except Empty:
+            pass
         except Exception as e:
             log.warn("meter", "MeterValues: %r" % (e,))
 
@@ -259,39 +283,40 @@ class Metering:
         tx = self._current_tx()
         if tx is not None:
             self.txs.reporting(tx)  # the register it reports is durable first
-        mv = self._sample(self.cfg.get("MeterValuesSampledData"), "Trigger",
-                          self.board.clock.now(), self.energy(tx))
-        if mv is not None:
-            p = {"connectorId": 1 if cid is None else cid, "meterValue": [mv]}
-            tid = self.txs.transaction_id(tx) if tx is not None else None
-            if tid is not None and p["connectorId"] == 1:
-                p["transactionId"] = tid
-            await self.cp.call("MeterValues", p)
+        cid = 1 if cid is None else cid
+        tid = self.txs.transaction_id(tx) if tx is not None and cid == 1 else None
+        try:
+            await self.cp.call("MeterValues", self._streamed(
+                cid, tid, self.cfg.get("MeterValuesSampledData"), "Trigger", self.board.clock.now(),
+                self.energy(tx)))
+        except Empty:
+            pass
 
     def tx_data(self, tx, stop_wh, now):
-        """StopTransaction.transactionData: StopTxnSampledData at Transaction.Begin
-        and .End, StopTxnAlignedData at each clock boundary in between. Samples
-        still held for this transaction are queued first (they come before the
-        StopTransaction)."""
-        if self._pend_tx is tx:
-            self._flush(True)
+        """StopTransaction.transactionData as JSON texts: StopTxnSampledData at
+        Transaction.Begin and .End, StopTxnAlignedData at each clock boundary in
+        between."""
         out = []
         b = self._begin if self._tx is tx else None
         csl = self.cfg.get("StopTxnSampledData")
         if b is None and ENERGY[0] in csl.split(","):
-            b = {"timestamp": isotime.format(tx["ts"]), "sampledValue": [
-                {"value": str(tx["start"]), "context": "Transaction.Begin", "measurand": ENERGY[0], "unit": "Wh"}]}
+            # after a reboot: meterStart is all that is known of the beginning
+            b = '{"timestamp":"%s","sampledValue":[{"value":"%d","context":"Transaction.Begin",' \
+                '"measurand":"%s","unit":"Wh"}]}' % (isotime.format(tx["ts"]), tx["start"], ENERGY[0])
         if b is not None:
             out.append(b)
         if self._tx is tx:
-            for c in self._clock:
-                out.append(json.loads(c))
-        e = self._sample(csl, "Transaction.End", now, stop_wh)
+            out.extend(self._clock)
+        e = self._text(csl, "Transaction.End", now, stop_wh)
         if e is not None:
             out.append(e)
         self._tx = None
         self._clock = []
         return out or None
+
+
+class Empty(Exception):
+    """A meter value with nothing left to send (no measurand has a value)."""
 
 
 def _load_plan(variant, three):

@@ -31,24 +31,34 @@ def _row(name):
     return _M[p:_M.find("\n", p)].split("|") if p >= 0 else None
 
 
-def sample(m, csl, ctx, ts, energy, last=None):
-    """{"timestamp", "sampledValue"} for the measurands of `csl` (a str), or
-    None when nothing is left. m: firmware.metering.Metering (m.reading(),
-    m.down, m.est_wh, m.three); energy: Energy.Active.Import.Register in Wh as
-    this context reports it (None: not known). last: {key: value} for the
+def sample(m, csl, ctx, ts, energy, out, last=None):
+    """Write the meterValue {"timestamp", "sampledValue"} of the measurands of
+    `csl` (a str) as JSON into out (an ocppj.Out, from out.n), the energy
+    register (and estimate) first. Returns the offset in out where those end
+    (from where it began: registers_only() cuts there), or -1 when nothing is left (out.n is then
+    back where it was). m: firmware.metering.Metering (m.reading(), m.down,
+    m.est_wh, m.three); energy: Energy.Active.Import.Register in Wh as this
+    context reports it (None: not known). last: {key: value} for the
     deadband, updated (None: every value)."""
-    out = []
-    for name in csl.split(","):
+    begin = out.n
+    out.write(b'{"timestamp":"')
+    out.write(isotime.format(ts))
+    out.write(b'","sampledValue":[')
+    first = out.n
+    cut = first
+    names = csl.split(",")
+    if EAIR in names:
+        r = _row(EAIR)
+        if energy is not None:
+            _sv(out, first, ctx, EAIR, None, r, energy)
+        if m.down:
+            # meter down: the estimate since its last reading, as its own measurand
+            _sv(out, first, ctx, "Energy.Active.Import.Interval", None, r, int(m.est_wh))
+        cut = out.n
+    for name in names:
         r = _row(name)
-        if r is None:
+        if r is None or name == EAIR:
             continue  # not measured by this charger (docs/metering.md)
-        if name == EAIR:
-            if energy is not None:
-                out.append(_sv(ctx, name, None, r, energy))
-            if m.down:
-                # meter down: the estimate since its last reading, as its own measurand
-                out.append(_sv(ctx, "Energy.Active.Import.Interval", None, r, int(m.est_wh)))
-            continue
         for ph in (PHASES if m.three else PHASES[:1]) if r[4] else (None,):
             v = m.reading(name, ph)
             if v is None:
@@ -59,29 +69,37 @@ def sample(m, csl, ctx, ts, energy, last=None):
                 if o is not None and abs(v - o) < float(r[3]):
                     continue
                 last[k] = v
-            out.append(_sv(ctx, name, ph, r, v))
-    if not out:
-        return None
-    return {"timestamp": isotime.format(ts), "sampledValue": out}
+            _sv(out, first, ctx, name, ph, r, v)
+    if out.n == first:
+        out.n = begin
+        return -1
+    out.write(b"]}")
+    return cut - begin
 
 
-def _sv(ctx, name, ph, r, v):
-    d = {"value": r[2] % v if r[2] != "%d" else str(int(v + 0.5) if v >= 0 else int(v - 0.5)),
-         "context": ctx, "measurand": name}
+def _sv(out, first, ctx, name, ph, r, v):
+    # constants and formatted numbers only: nothing to escape
+    out.write(b'{"value":"' if out.n == first else b',{"value":"')
+    out.write(r[2] % v if r[2] != "%d" else str(int(v + 0.5) if v >= 0 else int(v - 0.5)))
+    out.write(b'","context":"')
+    out.write(ctx)
+    out.write(b'","measurand":"')
+    out.write(name)
     if r[1]:
-        d["unit"] = r[1]
+        out.write(b'","unit":"')
+        out.write(r[1])
     if ph:
-        d["phase"] = ph
+        out.write(b'","phase":"')
+        out.write(ph)
     if name == "Temperature":
-        d["location"] = "Body"
-    return d
+        out.write(b'","location":"Body')
+    out.write(b'"}')
 
 
-def registers_only(mv):
-    """Cut a meterValue down to its energy register (and estimate): what is kept
-    of older samples while the link is constrained. None if nothing is left."""
-    sv = [s for s in mv["sampledValue"] if s["measurand"].startswith("Energy.Active.Import")]
-    if not sv:
+def registers_only(text, cut):
+    """A meterValue written by sample() cut down to its energy register (and
+    estimate): what is kept of older samples while the link is constrained.
+    None if nothing is left."""
+    if cut < 0 or text[cut - 1] == 0x5B:  # "[": no energy entry
         return None
-    mv["sampledValue"] = sv
-    return mv
+    return text[:cut] + b"]}"

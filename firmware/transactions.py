@@ -10,7 +10,7 @@ import json
 import time
 
 from lib import fsutil, isotime, log, ocppj
-from lib.journal import JournalFull
+from lib.journal import MAX_DATA, JournalError, JournalFull
 from firmware.chargepoint import CallError, NotConnected
 from firmware import watchdog
 
@@ -26,7 +26,12 @@ from firmware import watchdog
 #   ts     start time (UTC epoch seconds)
 #   limit  Wh still allowed after an Invalid answer (MaxEnergyOnInvalidId), None: no limit
 # A queued message (journal data, kind K_START / K_STOP / K_METER):
-#   {"a": action, "p": payload, "l": local id, "u": its OCPP UniqueId}
+#   {"v":2,"a":action,"l":local id,"u":its OCPP UniqueId[,"i":idTag],"p":payload}
+# written in this order, "p" last and without the transactionId (given at
+# delivery), so it is sent as journaled: only the part before "p" is decoded
+# (a MeterValues or a StopTransaction with its transactionData is never a tree
+# of dicts on the heap while it waits for its answer). Earlier firmware wrote
+# {"a", "p", "l", "u"} in any order: such records are decoded whole.
 # The commit of a StartTransaction answer (kind K_MAP):
 #   {"l": local id, "id": transactionId, "s": journal seq of the StartTransaction}
 STATE_FILE = "tx_state.json"
@@ -37,6 +42,42 @@ K_STOP = 2
 K_METER = 3
 K_MAP = 4      # local id -> transactionId; also the commit of the StartTransaction answer
 HELD = 4       # messages kept in RAM when the heap had no room to journal them
+_V2 = b'{"v":2,'
+_P = b',"p":'
+_HEAD_MAX = 256  # the part of a record before its payload is shorter
+
+
+def _record(data):
+    """(header, payload offset) of a queued record; offset None: a record of
+    earlier firmware or a map record, the header then being the whole record."""
+    if bytes(data[:len(_V2)]) == _V2:
+        head = bytes(data[:_HEAD_MAX])
+        i = head.find(_P)
+        if i > 0:
+            return ocppj.loads(head[:i] + b"}"), i + len(_P)
+    return ocppj.loads(data), None
+
+
+def _write_head(out, action, local, uid, tag):
+    # the record up to its payload
+    out.write(_V2)
+    out.write(b'"a":')
+    json.dump(action, out)
+    out.write(b',"l":')
+    json.dump(local, out)
+    out.write(b',"u":')
+    json.dump(uid, out)
+    if tag:
+        out.write(b',"i":')
+        json.dump(tag, out)
+    out.write(_P)
+
+
+def _write_record(out, action, local, uid, msg):
+    fields, key, items = msg
+    _write_head(out, action, local, uid, fields.get("idTag"))
+    ocppj.write_obj(out, fields, key, items)
+    out.write(b"}")
 
 
 class Transactions:
@@ -84,9 +125,10 @@ class Transactions:
                 log.error("tx", "state file unreadable: %r" % (e,))
         tx = self.open_at_boot
         queued = {}  # kind -> locals with a pending record, for the interrupted transaction
-        for seq, kind, data in self.store.pending():
+        acks = []  # acked after the walk: an ack may rewrite the journal under it
+        for seq, kind, data in self.store.records(self.cp.scratch()):
             try:
-                rec = json.loads(data)
+                rec = _record(data)[0]
                 local = rec["l"]
             except (ValueError, KeyError, TypeError):
                 continue
@@ -98,7 +140,9 @@ class Transactions:
                 # The map record is the commit point of a StartTransaction answer.
                 self.id_map[local] = rec["id"]
                 self.map_seq[local] = seq
-                self.store.ack(rec["s"])
+                acks.append(rec["s"])
+        for seq in acks:
+            self.store.ack(seq)
         if tx is not None:
             if tx.get("l", 0) >= self.next_local:
                 self.next_local = tx["l"] + 1
@@ -148,7 +192,7 @@ class Transactions:
         }
         if reservation_id is not None:
             payload["reservationId"] = reservation_id
-        self._queue(K_START, "StartTransaction", payload, local)
+        self._queue(K_START, "StartTransaction", (payload, None, None), local)
         log.info("tx", "start local#%d %s meterStart=%d" % (local, id_tag, tx["start"]))
         return tx
 
@@ -159,9 +203,7 @@ class Transactions:
             stop_wh = tx["start"]  # meterStop never below meterStart
         if now is None:
             now = self.board.clock.now()
-        payload = {
-            "transactionId": 0, "meterStop": stop_wh, "timestamp": isotime.format(now), "reason": reason,
-        }
+        payload = {"meterStop": stop_wh, "timestamp": isotime.format(now), "reason": reason}
         if id_tag:
             payload["idTag"] = id_tag
         try:
@@ -169,9 +211,7 @@ class Transactions:
         except MemoryError:
             data = None  # the optional part goes, the stop stays
             log.warn("tx", "no memory: stop without transactionData")
-        if data:
-            payload["transactionData"] = data
-        self._queue(K_STOP, "StopTransaction", payload, tx["l"])
+        self._queue(K_STOP, "StopTransaction", (payload, "transactionData" if data else None, data), tx["l"])
         self.by_local.pop(tx["l"], None)
         # STATE_FILE keeps a transaction open while its stop is only held in
         # RAM (a power cut then ends it with PowerLoss at boot), and otherwise
@@ -185,14 +225,33 @@ class Transactions:
         return limit is None or self.energy_wh(tx) - tx["start"] < limit
 
     def _transaction_data(self, tx, stop_wh, now):
-        # firmware/metering.py: StopTxnSampledData / StopTxnAlignedData
+        # firmware/metering.py: StopTxnSampledData / StopTxnAlignedData, as JSON texts
         return self.meter.tx_data(tx, stop_wh, now)
 
     def queue_meter_values(self, tx, meter_value):
-        """Transaction MeterValues (a list of meterValue) through the ordered queue."""
+        """Transaction MeterValues through the ordered queue; meter_value: a
+        list of meterValue objects, each as JSON text (bytes or str)."""
         self.reporting(tx)
-        self._queue(K_METER, "MeterValues", {"connectorId": tx["cid"], "transactionId": 0,
-                                             "meterValue": meter_value}, tx["l"])
+        self._queue(K_METER, "MeterValues", ({"connectorId": tx["cid"]}, "meterValue", meter_value), tx["l"])
+
+    def begin_meter_values(self, tx, out):
+        """A transaction MeterValues record written in place (out: the message
+        buffer, held by the caller): this writes it up to its one meterValue,
+        the caller writes that, then calls end_meter_values()."""
+        self.reporting(tx)
+        _write_head(out, "MeterValues", tx["l"], ocppj.new_id(), None)
+        out.write('{"connectorId":%d,"meterValue":[' % tx["cid"])
+
+    def end_meter_values(self, tx, out):
+        out.write(b"]}}")
+        if self._held[0] is not None:
+            # messages wait in RAM for memory: nothing may pass them
+            log.warn("tx", "no memory: meter values dropped")
+            return
+        try:
+            self._append(K_METER, "MeterValues", memoryview(out.buf)[:out.n])
+        except MemoryError:
+            log.warn("tx", "no memory: meter values dropped")
 
     def transaction_id(self, tx):
         """transactionId known for a live transaction (None until StartTransaction is answered)."""
@@ -321,10 +380,43 @@ class Transactions:
             return False
         return True
 
-    def _journal(self, kind, action, payload, local):
+    def _encode(self, action, local, msg):
         # "u": the message's UniqueId, kept with it so that a resend after a lost
         # answer (link or power cut) lets the central system see it is the same one.
-        data = self.cp.encode({"a": action, "p": payload, "l": local, "u": ocppj.new_id()})
+        uid = ocppj.new_id()
+        out = self.cp.writer()
+        if out is None:  # a send holds the message buffer: one of the exact size
+            n = ocppj.Count()
+            _write_record(n, action, local, uid, msg)
+            if n.n > MAX_DATA:
+                raise OverflowError
+            out = ocppj.Out(n.n)
+        _write_record(out, action, local, uid, msg)
+        return memoryview(out.buf)[:out.n]
+
+    def _journal(self, kind, action, msg, local):
+        try:
+            data = self._encode(action, local, msg)
+        except OverflowError:
+            # Bigger than a journal record: meter values go in smaller
+            # messages, a stop without its transactionData.
+            fields, key, items = msg
+            if kind == K_METER and len(items) > 1:
+                h = len(items) // 2
+                ok = self._journal(kind, action, (fields, key, items[:h]), local)
+                rest = (fields, key, items[h:])
+                try:
+                    return self._journal(kind, action, rest, local) and ok
+                except MemoryError:
+                    return self._hold((kind, action, rest, local)) and ok  # the first half is journaled
+            if kind == K_STOP and key is not None:
+                log.warn("tx", "StopTransaction too big: sent without transactionData")
+                return self._journal(kind, action, (fields, None, None), local)
+            log.error("tx", "%s too big: not queued" % action)
+            return False
+        return self._append(kind, action, data)
+
+    def _append(self, kind, action, data):
         while True:
             try:
                 self.store.append(data, kind)
@@ -339,12 +431,12 @@ class Transactions:
         return True
 
     def _drop_oldest_meter(self):
-        for seq, kind, data in self.store.pending():
-            if kind == K_METER:
-                self.store.drop(seq)
-                log.warn("tx", "journal full: oldest meter values dropped")
-                return True
-        return False
+        seq = self.store.oldest(K_METER)
+        if seq is None:
+            return False
+        self.store.drop(seq)
+        log.warn("tx", "journal full: oldest meter values dropped")
+        return True
 
     def _head(self):
         """Oldest message still to deliver (map records are bookkeeping, not messages)."""
@@ -387,44 +479,79 @@ class Transactions:
 
     async def _deliver(self, seq, kind, data):
         try:
-            rec = ocppj.loads(data)
-            action, payload, local = rec["a"], rec["p"], rec["l"]
-        except (ValueError, KeyError):
+            rec, at = _record(data)
+            action, local = rec["a"], rec["l"]
+            tag = rec.get("i") if at is not None else rec["p"].get("idTag")
+            uid0 = rec.get("u")
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.error("tx", "unreadable queued record %d dropped" % seq)
             self.store.drop(seq)
             return
+        tid = None
         if action != "StartTransaction":
             tid = self.id_map.get(local)
             if tid is None:
                 log.error("tx", "%s for local#%d without transactionId: dropped" % (action, local))
                 self.store.drop(seq)
                 return
-            payload["transactionId"] = tid
+        if at is None:
+            payload = rec["p"]
+            if tid is not None:
+                payload["transactionId"] = tid
+        else:
+            payload = self._as_journaled(seq, at, len(data) - 1, tid)
+        data = rec = None  # data is the message buffer: the send reuses it
         attempts = max(1, self.cfg.get("TransactionMessageAttempts"))
         interval = self.cfg.get("TransactionMessageRetryInterval")
         for attempt in range(1, attempts + 1):
             # The first attempt on a connection reuses the UniqueId; a retry on the
             # same connection must not (OCPP-J), so it gets a new one.
-            uid = rec.get("u") if attempt == 1 else None
+            uid = uid0 if attempt == 1 else None
             watchdog.checkin(watchdog.TXQUEUE)
             try:
                 res = await self.cp.call(action, payload, CALL_TIMEOUT_MS, uid)
             except NotConnected:
                 return  # not an attempt: delivered after reconnect
-            except (CallError, asyncio.TimeoutError) as e:
+            except (CallError, asyncio.TimeoutError, JournalError) as e:
                 log.warn("tx", "%s attempt %d/%d failed: %r" % (action, attempt, attempts, e))
                 if attempt < attempts:
                     watchdog.expect(watchdog.TXQUEUE, interval * attempt * 1000)
                     await asyncio.sleep(interval * attempt)
                 continue
-            self._answered(seq, action, payload, local, res)
+            self._answered(seq, action, tag, local, res)
             return
         log.error("tx", "%s given up after %d attempts" % (action, attempts))
         self.store.drop(seq)
         if action == "StopTransaction":
             self._forget(local)
 
-    def _answered(self, seq, action, payload, local, res):
+    def _as_journaled(self, seq, start, end, tid):
+        """The payload at start..end of record seq, written into the message
+        buffer straight from the journal when the CALL is encoded, with the
+        transactionId put first."""
+        store = self.store
+
+        def write(out):
+            s = start
+            if tid is not None:
+                # a MeterValues or StopTransaction payload always has fields
+                out.write('{"transactionId":%d,' % tid)
+                s += 1  # past its "{"
+            try:
+                ok = store.copy(seq, s, end, out)
+            except OSError as e:
+                raise JournalError("read: %r" % (e,))
+            if not ok:
+                raise JournalError("record %d gone" % seq)
+
+        def build():  # only when the message does not fit the buffer
+            o = ocppj.Out(end - start + 32)
+            write(o)
+            return ocppj.loads(memoryview(o.buf)[:o.n])
+
+        return ocppj.Streamed(write, build)
+
+    def _answered(self, seq, action, tag, local, res):
         info = res.get("idTagInfo")
         if action == "StartTransaction":
             tid = res.get("transactionId")
@@ -433,16 +560,16 @@ class Transactions:
             self.map_seq[local] = self.store.append(json.dumps({"l": local, "id": tid, "s": seq}), K_MAP)
             self.store.ack(seq)
             tx = self.by_local.get(local)
-            if info:
-                self.auth.remember(payload["idTag"], info)
+            if info and tag:
+                self.auth.remember(tag, info)
             log.info("tx", "local#%d is transaction %s (%s)" % (local, tid, info and info.get("status")))
             if tx is not None and self.on_start_result is not None:
                 self.on_start_result(tx, info or {})
         else:
             self.store.ack(seq)
             if action == "StopTransaction":
-                if info and payload.get("idTag"):
-                    self.auth.remember(payload["idTag"], info)
+                if info and tag:
+                    self.auth.remember(tag, info)
                 self._forget(local)
 
     def _forget(self, local):

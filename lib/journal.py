@@ -163,10 +163,20 @@ class Journal:
         end = len(idx) // 3
         while h < end and idx[h * 3 + 2] == _DEAD:
             h += 1
-        if h >= 16 and h * 2 >= end:
-            self._idx = idx[h * 3:]
-            h = 0
         self._h = h
+        if end >= 16 and self._n * 2 <= end:
+            # Half the index retired: keep the live entries only. A record
+            # pending for long (an open transaction's map record) would
+            # otherwise hold every entry after it in RAM until compaction.
+            w = 0
+            for r in range(h * 3, len(idx), 3):
+                if idx[r + 2] != _DEAD:
+                    idx[w] = idx[r]
+                    idx[w + 1] = idx[r + 1]
+                    idx[w + 2] = idx[r + 2]
+                    w += 3
+            self._idx = idx[:w]
+            self._h = 0
 
     # ---- open / recovery ----------------------------------------------
 
@@ -445,6 +455,32 @@ class Journal:
             f.close()
         return out
 
+    def records(self, buf=None):
+        """The pending (seq, kind, data) one at a time, in append order. buf:
+        each payload that fits is read into it (data is then a memoryview of
+        buf, valid until the next record): a long backlog is never in RAM
+        whole."""
+        idx = self._idx
+        i = self._h * 3
+        while i < len(idx):
+            if idx[i + 2] != _DEAD:
+                f = open(self.path, "rb")
+                try:
+                    r = self._read(f, i, buf)
+                finally:
+                    f.close()
+                yield r
+            i += 3
+
+    def oldest(self, kind):
+        """Sequence number of the oldest pending record of kind (from RAM), or None."""
+        idx = self._idx
+        for i in range(self._h * 3, len(idx), 3):
+            meta = idx[i + 2]
+            if meta != _DEAD and meta >> 16 == kind:
+                return idx[i]
+        return None
+
     def first(self, skip_kind=None, buf=None):
         """The oldest pending (seq, kind, data) whose kind is not skip_kind, or
         None. buf: read the payload into it when it fits (data is then a
@@ -461,6 +497,28 @@ class Journal:
                     f.close()
             i += 3
         return None
+
+    def copy(self, seq, start, end, out):
+        """Write bytes start..end of pending record seq's payload into out (a
+        stream with write()) through a small buffer, not the record whole (it
+        was checked when read). False if seq is no longer pending."""
+        i = self._find(seq)
+        if i < 0:
+            return False
+        mv = memoryview(bytearray(_CHUNK))
+        f = open(self.path, "rb")
+        try:
+            f.seek(self._idx[i + 1] + HDR + start)
+            n = end - start
+            while n > 0:
+                k = f.readinto(mv[:n if n < _CHUNK else _CHUNK])
+                if not k:
+                    raise JournalError("short read")
+                out.write(mv[:k])
+                n -= k
+        finally:
+            f.close()
+        return True
 
     def seqs(self):
         """Pending sequence numbers, in order (from RAM, no flash read)."""

@@ -55,18 +55,22 @@ class Out(io.IOBase):
         self.n = 0
 
     def write(self, b):
+        if isinstance(b, str):
+            try:
+                b = memoryview(b)  # MicroPython: the str's UTF-8 bytes, not a copy
+            except TypeError:
+                b = b.encode()  # CPython (its json.dump writes str)
         n = self.n
         k = len(b)
         if n + k > len(self.buf):
             raise OverflowError
-        if isinstance(b, str):  # CPython's json.dump writes str
-            b = b.encode()
-            k = len(b)
-            if n + k > len(self.buf):
-                raise OverflowError
         self.buf[n:n + k] = b
         self.n = n + k
         return k
+
+    def text(self, start=0):
+        """What was written since start, as bytes of its own (the buffer is reused)."""
+        return bytes(memoryview(self.buf)[start:self.n])
 
     def encode(self, obj):
         """obj as JSON: a memoryview of the buffer (valid until the next
@@ -76,11 +80,12 @@ class Out(io.IOBase):
         last = obj[-1] if isinstance(obj, list) else None
         try:
             if isinstance(last, Streamed):
-                self.write("[%d," % obj[0])
-                json.dump(obj[1], self)
-                self.write(",")
+                self.write(b"[")
+                for i in range(len(obj) - 1):
+                    json.dump(obj[i], self)
+                    self.write(b",")
                 last.write(self)
-                self.write("]")
+                self.write(b"]")
             else:
                 json.dump(obj, self)
         except OverflowError:
@@ -88,6 +93,22 @@ class Out(io.IOBase):
                 obj = obj[:-1] + [last.build()]
             return json.dumps(obj)
         return memoryview(self.buf)[:self.n]
+
+
+class Count(io.IOBase):
+    """A stream that only counts the bytes written to it (sizes a buffer)."""
+
+    def __init__(self):
+        self.n = 0
+
+    def write(self, b):
+        if isinstance(b, str):
+            try:
+                b = memoryview(b)
+            except TypeError:
+                b = b.encode()
+        self.n += len(b)
+        return len(b)
 
 
 class Streamed:
@@ -98,6 +119,40 @@ class Streamed:
     def __init__(self, write, build):
         self.write = write
         self.build = build
+
+
+def write_obj(out, fields, key=None, items=None):
+    """The JSON object of `fields` (a dict) into out, with `key` last: an
+    array of `items`, each already JSON text (bytes or str). Lets a message
+    carry parts kept as text (meter values) without decoding them again."""
+    out.write(b"{")
+    sep = False
+    for k in fields:
+        if sep:
+            out.write(b",")
+        json.dump(k, out)
+        out.write(b":")
+        json.dump(fields[k], out)
+        sep = True
+    if key is not None:
+        if sep:
+            out.write(b",")
+        json.dump(key, out)
+        out.write(b":[")
+        for i in range(len(items)):
+            if i:
+                out.write(b",")
+            out.write(items[i])
+        out.write(b"]")
+    out.write(b"}")
+
+
+def built(fields, key=None, items=None):
+    """The object write_obj writes, decoded: for a payload that does not fit the buffer."""
+    d = dict(fields)
+    if key is not None:
+        d[key] = [loads(t) for t in items]
+    return d
 
 
 def peek_id(text, starts=("[2,", "[3,", "[4,")):

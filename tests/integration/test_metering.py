@@ -211,18 +211,31 @@ def test_damaged_frames_are_retried_without_a_gap(tmp_path, csms):
         assert rig.cmd(cmd="meter")["tampered"] > 0
 
 
-def test_samples_bundled_while_offline_keep_the_register(tmp_path, csms):
+def test_samples_taken_offline_all_arrive_in_order_with_their_values(tmp_path, csms):
+    """Transaction samples are journaled as they are taken: after an outage
+    every one of them arrives, oldest first, with all its measurands."""
     with Rig(tmp_path, csms, config=dict(FAST, ClockAlignedDataInterval="0")) as rig:
-        start_charging(rig)
+        start = start_charging(rig)
         tx_meter_values(rig, "Sample.Periodic", time.monotonic())
         rig.cmd(cmd="network", up=False)
-        time.sleep(9)
+        t_down = time.time()
+        time.sleep(4)
+        rig.cmd(cmd="ev_current", amps=10)  # a change the samples taken offline must carry
+        time.sleep(5)
+        t_up = time.time()
         t0 = time.monotonic()
         rig.cmd(cmd="network", up=True)
-        bundled = rig.wait_call("MeterValues", since_t=t0, timeout=30,
-                                where=lambda p: len(p["meterValue"]) > 1)
-        assert "transactionId" in bundled and len(bundled["meterValue"]) <= 4
-        for mv in bundled["meterValue"][:-1]:
-            assert {s["measurand"] for s in mv["sampledValue"]} == {EAIR}
-        ts = [epoch(mv["timestamp"]) for mv in bundled["meterValue"]]
-        assert ts == sorted(ts)
+        rig.wait_call("MeterValues", since_t=t0, timeout=30)
+        time.sleep(3)
+        offline = [mv for p in rig.calls("MeterValues", since_t=t0) if "transactionId" in p
+                   for mv in p["meterValue"] if t_down + 1 <= epoch(mv["timestamp"]) <= t_up - 1]
+        assert len(offline) >= 3, rig.csms.dump()  # one every 2 s while the link was down
+        ts = [epoch(mv["timestamp"]) for mv in offline]
+        assert ts == sorted(ts) and len(set(ts)) == len(ts)
+        wh = [int(one(mv, EAIR)["value"]) for mv in offline]
+        assert wh == sorted(wh) and wh[0] >= start["meterStart"]
+        # the deadband leaves out unchanged values, never the register, and
+        # nothing is cut down for having waited
+        changed = [mv for mv in offline if values(mv, "Current.Import")]
+        assert changed and abs(float(one(changed[0], "Current.Import", "L1")["value"]) - 10.0) < 0.01
+        assert all(len(values(mv, EAIR)) == 1 for mv in offline)

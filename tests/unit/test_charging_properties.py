@@ -18,6 +18,7 @@ import firmware.outputs as O
 import firmware.supervisor as S
 from firmware.app import App
 from hal.mock.board import Board
+from tests.unit.wire import as_sent
 
 CYCLE_MS = 20
 
@@ -53,7 +54,8 @@ class FakeCsms:
 
         if not self.online:
             raise NotConnected()
-        self.calls.append((action, dict(payload)))
+        payload = as_sent(action, payload)
+        self.calls.append((action, payload))
         if action == "Authorize":
             return {"idTagInfo": {"status": "Accepted" if payload["idTag"] in ACCEPTED else "Invalid"}}
         if action == "StartTransaction":

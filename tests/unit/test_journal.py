@@ -626,3 +626,22 @@ def test_power_cut_at_every_byte_of_every_write(tmp_path, monkeypatch):
         assert nxt > max(seqs + list(appended) + [0])
         assert [s for s, _, _ in Journal(p, max_bytes=400).pending()] == seqs + [nxt]
         shutil.rmtree(d)
+
+
+def test_index_stays_small_behind_a_long_pending_record(tmp_path):
+    """An open transaction's map record stays pending for the whole session
+    while its meter values come and go: the RAM index must not keep an entry
+    for every one of them (a 10-hour session is hundreds of records)."""
+    j = Journal(str(tmp_path / "j.bin"), 65536)
+    keep = j.append(b'{"map": 1}', 4)
+    c0 = j.compactions
+    for i in range(200):  # 13 KB of records and acks: no file compaction yet
+        s = j.append(b"x" * 40, 3)
+        assert j.ack(s)
+    assert j.compactions == c0
+    assert len(j._idx) <= 3 * 32, len(j._idx)
+    assert j.seqs() == [keep] and j.count() == 1
+    s = j.append(b"after", 3)
+    assert [r[0] for r in j.pending()] == [keep, s]
+    j2 = Journal(str(tmp_path / "j.bin"), 65536)  # and the file says the same
+    assert [r[2] for r in j2.pending()] == [b'{"map": 1}', b"after"]

@@ -10,6 +10,7 @@ import pytest
 
 from firmware import metervalues as MV
 from firmware.metering import Metering
+from lib import ocppj
 
 SCHEMAS = os.path.join(os.path.dirname(ocpp.__file__), "v16", "schemas")
 ALL = "Energy.Active.Import.Register,Energy.Reactive.Import.Register,Voltage,Current.Import," \
@@ -59,6 +60,7 @@ def meter(phase="Three.Phase", variant="business", ok=True):
     m._phase = phase
     m.three = phase == "Three.Phase"
     m.outputs = Outputs()
+    m.cp = BusyCP()
     m.ok, m.down, m.est_wh, m._wh, m._hb = ok, not ok, 12.7, 1000, None
     m.values = {("Voltage", "L1"): 230.04, ("Voltage", "L2"): 231.0, ("Voltage", "L3"): 229.5,
                 ("Current.Import", "L1"): 16.004, ("Current.Import", "L2"): 15.5,
@@ -67,6 +69,27 @@ def meter(phase="Three.Phase", variant="business", ok=True):
                 ("Frequency", None): 50.012, ("Energy.Reactive.Import.Register", None): 321.5,
                 ("Energy.Active.Import.Register", None): 1000.2}
     return m
+
+
+class BusyCP:
+    def writer(self):
+        return None  # a send holds the message buffer: the sample gets one of its own
+
+
+def written(m, csl, ctx, ts, energy, last=None):
+    """MV.sample's JSON text and where its energy entries end (None: nothing written)."""
+    out = ocppj.Out(4096)
+    out.write(b"xx")  # written from where the stream is, the offset counted from there
+    cut = MV.sample(m, csl, ctx, ts, energy, out, last)
+    if cut < 0:
+        assert out.n == 2
+        return None
+    return out.text(2), cut
+
+
+def sample(m, csl, ctx, ts, energy, last=None):
+    w = written(m, csl, ctx, ts, energy, last)
+    return None if w is None else json.loads(w[0])
 
 
 def payload(mv, tx=None):
@@ -83,7 +106,7 @@ def by(mv):
 
 @pytest.mark.parametrize("phase", ["Single.Phase", "Three.Phase"])
 def test_every_measurand_with_unit_and_phase(phase):
-    mv = MV.sample(meter(phase), ALL, "Sample.Periodic", 1764000000, 1000)
+    mv = sample(meter(phase), ALL, "Sample.Periodic", 1764000000, 1000)
     payload(mv, 5)
     s = by(mv)
     n = 3 if phase == "Three.Phase" else 1
@@ -111,18 +134,18 @@ def test_every_measurand_with_unit_and_phase(phase):
 def test_deadband_leaves_out_unchanged_values_but_never_the_register():
     m = meter()
     last = {}
-    first = MV.sample(m, ALL, "Sample.Periodic", 0, 1000, last)
-    assert len(first["sampledValue"]) == len(MV.sample(m, ALL, "Sample.Periodic", 0, 1000)["sampledValue"])
+    first = sample(m, ALL, "Sample.Periodic", 0, 1000, last)
+    assert len(first["sampledValue"]) == len(sample(m, ALL, "Sample.Periodic", 0, 1000)["sampledValue"])
     m.values[("Voltage", "L2")] = 231.0 + 1.9           # below the 2 V threshold
     m.values[("Current.Import", "L3")] = 16.0 + 0.25    # above 0.2 A
-    again = MV.sample(m, ALL, "Sample.Periodic", 2, 1000, last)
+    again = sample(m, ALL, "Sample.Periodic", 2, 1000, last)
     payload(again, 5)
     assert set(by(again)) == {("Energy.Active.Import.Register", None), ("Current.Import", "L3")}
 
 
 def test_meter_down_sends_register_and_estimate_only_from_the_meter():
     m = meter(ok=False)
-    mv = MV.sample(m, ALL, "Sample.Periodic", 0, 1000)
+    mv = sample(m, ALL, "Sample.Periodic", 0, 1000)
     payload(mv, 5)
     s = by(mv)
     assert s[("Energy.Active.Import.Register", None)]["value"] == "1000"
@@ -160,22 +183,40 @@ def test_home_plus_energy_is_session_energy():
 
 def test_registers_only_keeps_the_register_and_drops_empty_entries():
     m = meter(ok=False)
-    mv = MV.sample(m, ALL, "Sample.Clock", 0, 1000)
-    assert {s["measurand"] for s in MV.registers_only(mv)["sampledValue"]} == {
+    text, cut = written(m, ALL, "Sample.Clock", 0, 1000)
+    full = json.loads(text)
+    kept = json.loads(MV.registers_only(text, cut))
+    payload(kept, 5)
+    assert kept["timestamp"] == full["timestamp"]
+    assert {s["measurand"] for s in kept["sampledValue"]} == {
         "Energy.Active.Import.Register", "Energy.Active.Import.Interval"}
-    assert MV.registers_only(MV.sample(meter(), "Voltage", "Sample.Clock", 0, 1000)) is None
+    assert len(full["sampledValue"]) > len(kept["sampledValue"])
+    assert MV.registers_only(*written(meter(), "Voltage", "Sample.Clock", 0, 1000)) is None
+    assert written(meter(), "SoC", "Sample.Clock", 0, 1000) is None  # nothing this charger measures
 
 
 def test_stop_transaction_data_is_schema_valid():
     m = meter()
     m._tx = tx = {"ts": 100, "start": 900, "base": 900, "l": 1}
     m._pend, m._pend_tx = [], None
-    m._begin = MV.sample(m, "Energy.Active.Import.Register,Voltage", "Transaction.Begin", 100, 900)
-    m._clock = [json.dumps(MV.sample(m, "Energy.Active.Import.Register", "Sample.Clock", 120, 950))]  # kept as JSON text
+    m._begin = written(m, "Energy.Active.Import.Register,Voltage", "Transaction.Begin", 100, 900)[0]
+    m._clock = [written(m, "Energy.Active.Import.Register", "Sample.Clock", 120, 950)[0]]  # kept as JSON text
     m.cfg.v["StopTxnSampledData"] = "Energy.Active.Import.Register,Voltage"
-    data = m.tx_data(tx, 1000, 200)
+    data = [json.loads(t) for t in m.tx_data(tx, 1000, 200)]
     stop = {"transactionId": 1, "meterStop": 1000, "timestamp": "2025-01-01T00:00:00Z", "transactionData": data}
     jsonschema.validate(stop, schema("StopTransaction"))
     assert [mv["sampledValue"][0]["context"] for mv in data] == ["Transaction.Begin", "Sample.Clock", "Transaction.End"]
     assert by(data[-1])[("Energy.Active.Import.Register", None)]["value"] == "1000"
     assert len([s for s in data[-1]["sampledValue"] if s["measurand"] == "Voltage"]) == 3
+
+
+def test_stop_transaction_data_after_a_reboot_begins_with_meter_start():
+    m = meter()
+    m._tx, m._pend, m._pend_tx, m._clock = None, [], None, []
+    tx = {"ts": 100, "start": 900, "base": 900, "l": 1}  # not the one metering followed
+    m.cfg.v["StopTxnSampledData"] = "Energy.Active.Import.Register"
+    data = [json.loads(t) for t in m.tx_data(tx, 1000, 200)]
+    jsonschema.validate({"transactionId": 1, "meterStop": 1000, "timestamp": "2025-01-01T00:00:00Z",
+                         "transactionData": data}, schema("StopTransaction"))
+    assert [(mv["sampledValue"][0]["context"], mv["sampledValue"][0]["value"]) for mv in data] == [
+        ("Transaction.Begin", "900"), ("Transaction.End", "1000")]

@@ -10,7 +10,9 @@ from firmware.chargepoint import NotConnected
 from firmware.config import Config
 from firmware.transactions import K_METER, Transactions
 from hal.mock.board import Board
+from lib import ocppj
 from lib.journal import Journal
+from tests.unit.wire import as_sent
 
 
 class FakeCP:
@@ -24,14 +26,14 @@ class FakeCP:
     def listen(self, fn):
         pass
 
-    def encode(self, obj):  # ChargePoint.encode: the JSON the journal stores
-        return json.dumps(obj)
+    def writer(self):  # ChargePoint.writer: its message buffer, when free
+        return ocppj.Out(4096)
 
     def scratch(self):  # ChargePoint.scratch: its message buffer, when free
-        return bytearray(2048)
+        return bytearray(4096)
 
     async def call(self, action, payload, timeout_ms=None, uid=None):
-        self.sent.append((action, json.loads(json.dumps(payload))))
+        self.sent.append((action, as_sent(action, payload)))
         self.uids.append(uid)
         if self.lose_answers:
             self.lose_answers -= 1
@@ -144,8 +146,8 @@ def test_full_journal_drops_meter_values_never_start_or_stop(tmp_path):
     txs, j = make(tmp_path, journal_bytes=2048)
     tx = txs.start(1, "TAG", None)
     for i in range(40):
-        txs._queue(K_METER, "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": "2026-11-25T00:00:00Z",
-                   "sampledValue": [{"value": str(i)}]}]}, tx["l"])
+        txs.queue_meter_values(tx, [json.dumps({"timestamp": "2026-11-25T00:00:00Z",
+                                                "sampledValue": [{"value": str(i)}]})])
     txs.stop(tx, "Local", "TAG")
     kinds = [k for _, k, _ in j.pending()]
     assert kinds[0] == 1 and kinds[-1] == 2 and kinds.count(1) == 1 and kinds.count(2) == 1
@@ -154,8 +156,8 @@ def test_full_journal_drops_meter_values_never_start_or_stop(tmp_path):
 
 
 def sample(wh):
-    return [{"timestamp": "2026-11-25T00:00:00Z", "sampledValue": [
-        {"value": str(wh), "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]
+    return [json.dumps({"timestamp": "2026-11-25T00:00:00Z", "sampledValue": [
+        {"value": str(wh), "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]})]
 
 
 def test_power_loss_meter_stop_is_never_below_a_value_already_reported(tmp_path):
@@ -258,3 +260,92 @@ def test_power_loss_stop_is_not_above_a_sample_reported_after_its_time(tmp_path)
     assert action == "StopTransaction" and stop["meterStop"] >= 1000
     assert stop_t >= t0 + 5 or stop["meterStop"] <= 1000, (stop, t0)
     assert txs2.start(1, "TAG", None)["start"] == 1002  # the next one counts from the meter
+
+
+def big_sample(i):
+    # a three-phase sample with every measurand is about 1.7 KB of JSON
+    return json.dumps({"timestamp": "2026-11-25T00:00:%02dZ" % i, "sampledValue": [
+        {"value": "%d" % (1000 + i), "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register",
+         "unit": "Wh"}] + [{"value": "230.0", "context": "Sample.Periodic", "measurand": "Voltage", "unit": "V",
+                            "phase": "L%d" % (k % 3 + 1)} for k in range(14)]})
+
+
+def test_a_bundle_bigger_than_a_journal_record_goes_as_several_messages_nothing_lost(tmp_path):
+    txs, j = make(tmp_path)
+    tx = txs.start(1, "TAG", None)
+    samples = [big_sample(i) for i in range(4)]
+    assert sum(len(s) for s in samples) > 4096
+    txs.queue_meter_values(tx, samples)
+    txs.stop(tx, "Local", "TAG")
+    asyncio.run(drain(txs))
+    sent = txs.cp.sent
+    assert [a for a, _ in sent][0] == "StartTransaction" and sent[-1][0] == "StopTransaction"
+    mvs = [p for a, p in sent if a == "MeterValues"]
+    assert len(mvs) > 1
+    got = [mv for p in mvs for mv in p["meterValue"]]
+    assert got == [json.loads(s) for s in samples]  # all of them, in order
+    assert all(p["transactionId"] == 101 and p["connectorId"] == 1 for p in mvs)
+
+
+class BigMeter(FakeMeter):
+    def tx_data(self, tx, stop_wh, now):
+        return [big_sample(i) for i in range(3)]
+
+
+def test_a_stop_bigger_than_a_journal_record_goes_without_its_transaction_data(tmp_path):
+    txs, _ = make(tmp_path, meter=BigMeter())
+    tx = txs.start(1, "TAG", None)
+    txs.meter.wh = 1300
+    txs.stop(tx, "Local", "TAG")
+    asyncio.run(drain(txs))
+    (_, stop), = [x for x in txs.cp.sent if x[0] == "StopTransaction"]
+    assert stop == {"transactionId": 101, "meterStop": 1300, "timestamp": stop["timestamp"],
+                    "reason": "Local", "idTag": "TAG"}
+
+
+class SmallMeter(FakeMeter):
+    def tx_data(self, tx, stop_wh, now):
+        return [big_sample(1)]
+
+
+def test_a_stop_carries_its_transaction_data_and_its_answer_updates_the_card(tmp_path):
+    remembered = []
+    txs, _ = make(tmp_path, meter=SmallMeter())
+    txs.auth.remember = lambda tag, info: remembered.append((tag, info["status"]))
+    tx = txs.start(1, "TAG", None)
+    txs.stop(tx, "Local", "TAG2")
+    asyncio.run(drain(txs))
+    (_, stop), = [x for x in txs.cp.sent if x[0] == "StopTransaction"]
+    assert stop["transactionData"] == [json.loads(big_sample(1))] and stop["idTag"] == "TAG2"
+    assert remembered == [("TAG", "Accepted")]  # the start's answer; the stop's has no idTagInfo here
+
+
+class BusyCP(FakeCP):
+    def writer(self):
+        return None  # a send holds the message buffer
+
+
+def test_queued_while_a_send_holds_the_buffer(tmp_path):
+    txs, j = make(tmp_path, cp=BusyCP())
+    tx = txs.start(1, "TAG", None)
+    txs.queue_meter_values(tx, [big_sample(0)])
+    asyncio.run(drain(txs))
+    assert [a for a, _ in txs.cp.sent] == ["StartTransaction", "MeterValues"]
+    assert txs.cp.sent[1][1]["meterValue"] == [json.loads(big_sample(0))]
+
+
+def test_records_written_by_earlier_firmware_are_still_delivered(tmp_path):
+    """Journals on chargers in the field hold {"a","p","l","u"} records in any order."""
+    root = str(tmp_path) + "/"
+    j = Journal(root + "j.bin", 65536)
+    j.append(json.dumps({"p": {"connectorId": 1, "idTag": "OLD", "meterStart": 5,
+                               "timestamp": "2026-11-25T00:00:00Z"}, "a": "StartTransaction", "l": 7, "u": "u-1"}), 1)
+    j.append(json.dumps({"l": 7, "u": "u-2", "a": "StopTransaction", "p": {
+        "transactionId": 0, "meterStop": 9, "timestamp": "2026-11-25T00:01:00Z", "reason": "Local"}}), 2)
+    txs, _ = make(tmp_path)
+    assert txs.next_local == 8
+    asyncio.run(drain(txs))
+    (a1, start), (a2, stop) = txs.cp.sent
+    assert (a1, start["idTag"], a2, stop["transactionId"], stop["meterStop"]) == (
+        "StartTransaction", "OLD", "StopTransaction", 101, 9)
+    assert txs.cp.uids == ["u-1", "u-2"]
