@@ -9,6 +9,7 @@ import time
 from lib import isotime, log, ocppj, transient
 from firmware import watchdog
 from lib.modbus import ModbusError, ModbusException, ModbusMaster, PARITY_EVEN, plan
+from firmware.stopdata import StopData
 
 # firmware.metervalues builds the MeterValues content: needed once per sample
 # (seconds to minutes apart), not per poll, so it is loaded for that and dropped.
@@ -18,7 +19,6 @@ POLL_MS = 1000
 SLAVE = 1
 ENERGY = ("Energy.Active.Import.Register", None)
 BUNDLE = 4        # connector 0 registers kept while not accepted (transaction samples are journaled)
-STOP_CLOCK = 12   # Sample.Clock entries kept for StopTransaction.transactionData
 MV_BYTES = 2048   # a meterValue's JSON at most (three phases, every measurand: about 1.7 KB)
 
 
@@ -45,8 +45,7 @@ class Metering:
         self._last = None        # deadband memory
         # Samples are never dicts: a transaction sample is written straight
         # into its journal record, what is kept (below) is JSON text.
-        self._begin = None       # Transaction.Begin meterValue of self._tx
-        self._clock = []         # Sample.Clock entries for StopTxnAlignedData
+        self._stop = StopData(board.flash.root)  # StopTransaction.transactionData, on flash
         self._pend = []          # connector 0 energy registers while not accepted (JSON text)
         self._slot = None
         self._hb = None          # Home Plus: register when the last session began
@@ -173,14 +172,12 @@ class Metering:
         tx = self._current_tx()
         if tx is not self._tx:
             self._tx = tx
-            self._clock = []
-            self._begin = None
             if tx is not None:
                 self._hb = tx["base"]
                 self._last = {}
                 self._next = time.ticks_add(now, cfg.get("MeterValueSampleInterval") * 1000)
-                self._begin = self._text(cfg.get("StopTxnSampledData"), "Transaction.Begin",
-                                         tx["ts"], tx["start"])
+                self._stop.begin(tx["l"], self._kept(cfg.get("StopTxnSampledData"), "Transaction.Begin",
+                                                     tx["ts"], tx["start"]))
         elif self._hb is None and self._wh is not None:
             self._hb = self._wh
         iv = cfg.get("MeterValueSampleInterval")
@@ -198,11 +195,9 @@ class Metering:
                 csl = cfg.get("MeterValuesAlignedData")
                 if tx is not None:
                     await self._journal(tx, csl, "Sample.Clock", ts)
-                    mv = self._text(cfg.get("StopTxnAlignedData"), "Sample.Clock", ts, self.energy(tx))
+                    mv = self._kept(cfg.get("StopTxnAlignedData"), "Sample.Clock", ts, self.energy(tx))
                     if mv is not None:
-                        if len(self._clock) >= STOP_CLOCK:
-                            self._clock.pop(0)
-                        self._clock.append(mv)
+                        self._stop.clock(mv)
                 else:
                     self._idle(csl, ts)
             self._slot = slot  # a clock jump resynchronises without a reading
@@ -225,12 +220,12 @@ class Metering:
             if self._sample(csl, ctx, ts, self.energy(tx), out, last) >= 0:
                 self.txs.end_meter_values(tx, out)
 
-    def _text(self, csl, ctx, ts, energy):
-        """A meterValue as JSON text (bytes) kept for later, or None when
-        nothing is left: written in the message buffer when free, then copied
-        out at its size."""
+    def _kept(self, csl, ctx, ts, energy):
+        """A meterValue's JSON for use before the next await (a memoryview of
+        the message buffer, or of a buffer of its own while a send holds it),
+        or None when nothing is left."""
         out = self.cp.writer() or ocppj.Out(MV_BYTES)
-        return out.text() if self._sample(csl, ctx, ts, energy, out) >= 0 else None
+        return memoryview(out.buf)[:out.n] if self._sample(csl, ctx, ts, energy, out) >= 0 else None
 
     def _idle(self, csl, ts):
         """A clock-aligned sample without a transaction (connector 0): sent at
@@ -240,8 +235,9 @@ class Metering:
         if self.cp.accepted:
             asyncio.create_task(self._send(self._streamed(0, None, csl, "Sample.Clock", ts, self.energy(None))))
             return
-        mv = self._text(ENERGY[0] if ENERGY[0] in csl.split(",") else "", "Sample.Clock", ts, self.energy(None))
+        mv = self._kept(ENERGY[0] if ENERGY[0] in csl.split(",") else "", "Sample.Clock", ts, self.energy(None))
         if mv is not None:
+            mv = bytes(mv)  # a few dozen bytes: the register only
             if len(self._pend) >= BUNDLE:
                 self._pend.pop(0)
             self._pend.append(mv)
@@ -293,26 +289,30 @@ class Metering:
             pass
 
     def tx_data(self, tx, stop_wh, now):
-        """StopTransaction.transactionData as JSON texts: StopTxnSampledData at
+        """StopTransaction.transactionData as items of ocppj.write_obj, written
+        when the stop is journaled (right after this): StopTxnSampledData at
         Transaction.Begin and .End, StopTxnAlignedData at each clock boundary in
-        between."""
-        out = []
-        b = self._begin if self._tx is tx else None
+        between (the last 12), from the file kept for the transaction."""
         csl = self.cfg.get("StopTxnSampledData")
-        if b is None and ENERGY[0] in csl.split(","):
-            # after a reboot: meterStart is all that is known of the beginning
-            b = '{"timestamp":"%s","sampledValue":[{"value":"%d","context":"Transaction.Begin",' \
+        begin = None
+        if ENERGY[0] in csl.split(","):
+            # nothing on file for it: meterStart is all that is known of the beginning
+            begin = '{"timestamp":"%s","sampledValue":[{"value":"%d","context":"Transaction.Begin",' \
                 '"measurand":"%s","unit":"Wh"}]}' % (isotime.format(tx["ts"]), tx["start"], ENERGY[0])
-        if b is not None:
-            out.append(b)
-        if self._tx is tx:
-            out.extend(self._clock)
-        e = self._text(csl, "Transaction.End", now, stop_wh)
-        if e is not None:
-            out.append(e)
+        out = [self._stop.items(tx["l"], begin)]
+
+        def end(o, sep):
+            at = o.n
+            if sep:
+                o.write(b",")
+            if self._sample(csl, "Transaction.End", now, stop_wh, o) < 0:
+                o.n = at
+                return sep
+            return True
+
+        out.append(end)
         self._tx = None
-        self._clock = []
-        return out or None
+        return out
 
 
 class Empty(Exception):

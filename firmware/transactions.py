@@ -50,11 +50,24 @@ _HEAD_MAX = 256  # the part of a record before its payload is shorter
 def _record(data):
     """(header, payload offset) of a queued record; offset None: a record of
     earlier firmware or a map record, the header then being the whole record."""
-    if bytes(data[:len(_V2)]) == _V2:
-        head = bytes(data[:_HEAD_MAX])
-        i = head.find(_P)
-        if i > 0:
-            return ocppj.loads(head[:i] + b"}"), i + len(_P)
+    n = len(data) if len(data) < _HEAD_MAX else _HEAD_MAX
+    if n > len(_V2) and bytes(data[:len(_V2)]) == _V2:
+        # Find ,"p": without copying the record; the header is decoded with
+        # its "," turned into "}" for a moment (in place when data is the
+        # message buffer).
+        i = len(_V2)
+        while i < n - 4:
+            if data[i] == 0x2C and data[i + 1] == 0x22 and data[i + 2] == 0x70 and data[i + 3] == 0x22 \
+                    and data[i + 4] == 0x3A:
+                try:
+                    data[i] = 0x7D
+                except TypeError:  # bytes read outside the buffer
+                    return ocppj.loads(bytes(data[:i]) + b"}"), i + len(_P)
+                try:
+                    return ocppj.loads(data[:i + 1]), i + len(_P)
+                finally:
+                    data[i] = 0x2C
+            i += 1
     return ocppj.loads(data), None
 
 
@@ -475,7 +488,14 @@ class Transactions:
                     pass
                 continue
             seq, kind, data = head
-            await self._deliver(seq, kind, data)
+            try:
+                await self._deliver(seq, kind, data)
+            except MemoryError:
+                # the message stays queued: tried again once memory is back
+                data = head = None
+                log.warn("tx", "no memory to send %d" % seq)
+                gc.collect()
+                await asyncio.sleep(1)
 
     async def _deliver(self, seq, kind, data):
         try:

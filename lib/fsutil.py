@@ -41,6 +41,21 @@ def read(path):
     return None
 
 
+def pipe(f, n, out, buf):
+    """Copy n bytes (None: to the end) from the open file f into out (a stream
+    with write()) through buf, a small bytearray: never a file-sized block."""
+    mv = memoryview(buf)
+    while n is None or n > 0:
+        k = f.readinto(mv if n is None or n >= len(buf) else mv[:n])
+        if not k:
+            if n is None:
+                return
+            raise OSError(5)  # EIO: shorter than it should be
+        out.write(mv[:k])
+        if n is not None:
+            n -= k
+
+
 def sync():
     s = getattr(os, "sync", None)
     if s:

@@ -123,6 +123,7 @@ class Journal:
         self.compactions = 0  # statistics, for logs and tests
         self.recovered = 0  # how many times open() cut a torn/corrupt tail
         self.skipped = 0  # corrupt live records left out by compact()
+        self._chunk = None  # copy() buffer
         self._reset()
         self._open()
 
@@ -505,17 +506,14 @@ class Journal:
         i = self._find(seq)
         if i < 0:
             return False
-        mv = memoryview(bytearray(_CHUNK))
+        if self._chunk is None:
+            self._chunk = bytearray(_CHUNK)  # kept: a message is sent this way every few seconds
         f = open(self.path, "rb")
         try:
             f.seek(self._idx[i + 1] + HDR + start)
-            n = end - start
-            while n > 0:
-                k = f.readinto(mv[:n if n < _CHUNK else _CHUNK])
-                if not k:
-                    raise JournalError("short read")
-                out.write(mv[:k])
-                n -= k
+            fsutil.pipe(f, end - start, out, self._chunk)
+        except OSError:
+            raise JournalError("short read")
         finally:
             f.close()
         return True

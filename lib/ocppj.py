@@ -123,8 +123,10 @@ class Streamed:
 
 def write_obj(out, fields, key=None, items=None):
     """The JSON object of `fields` (a dict) into out, with `key` last: an
-    array of `items`, each already JSON text (bytes or str). Lets a message
-    carry parts kept as text (meter values) without decoding them again."""
+    array of `items`, each already JSON text (bytes or str) or a function
+    fn(out, sep) that writes any number of elements itself (after a "," when
+    sep) and returns sep or True if it wrote one. Lets a message carry parts
+    kept as text or on flash (meter values) without decoding them again."""
     out.write(b"{")
     sep = False
     for k in fields:
@@ -139,10 +141,15 @@ def write_obj(out, fields, key=None, items=None):
             out.write(b",")
         json.dump(key, out)
         out.write(b":[")
-        for i in range(len(items)):
-            if i:
+        sep = False
+        for it in items:
+            if callable(it):
+                sep = it(out, sep)
+                continue
+            if sep:
                 out.write(b",")
-            out.write(items[i])
+            out.write(it)
+            sep = True
         out.write(b"]")
     out.write(b"}")
 
@@ -151,7 +158,16 @@ def built(fields, key=None, items=None):
     """The object write_obj writes, decoded: for a payload that does not fit the buffer."""
     d = dict(fields)
     if key is not None:
-        d[key] = [loads(t) for t in items]
+        d[key] = []
+        for it in items:
+            if callable(it):
+                o = Out(8192)
+                o.write(b"[")
+                it(o, False)
+                o.write(b"]")
+                d[key].extend(loads(memoryview(o.buf)[:o.n]))
+            else:
+                d[key].append(loads(it))
     return d
 
 

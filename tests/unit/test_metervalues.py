@@ -10,6 +10,7 @@ import pytest
 
 from firmware import metervalues as MV
 from firmware.metering import Metering
+from firmware.stopdata import KEEP, StopData
 from lib import ocppj
 
 SCHEMAS = os.path.join(os.path.dirname(ocpp.__file__), "v16", "schemas")
@@ -195,28 +196,74 @@ def test_registers_only_keeps_the_register_and_drops_empty_entries():
     assert written(meter(), "SoC", "Sample.Clock", 0, 1000) is None  # nothing this charger measures
 
 
-def test_stop_transaction_data_is_schema_valid():
+def tx_data(m, tx, stop_wh, now):
+    """StopTransaction.transactionData as the journal record carries it."""
+    return ocppj.built({}, "d", m.tx_data(tx, stop_wh, now))["d"]
+
+
+def validate_stop(data):
+    jsonschema.validate({"transactionId": 1, "meterStop": 1000, "timestamp": "2025-01-01T00:00:00Z",
+                         "transactionData": data}, schema("StopTransaction"))
+
+
+def test_stop_transaction_data_is_schema_valid(tmp_path):
     m = meter()
-    m._tx = tx = {"ts": 100, "start": 900, "base": 900, "l": 1}
-    m._pend, m._pend_tx = [], None
-    m._begin = written(m, "Energy.Active.Import.Register,Voltage", "Transaction.Begin", 100, 900)[0]
-    m._clock = [written(m, "Energy.Active.Import.Register", "Sample.Clock", 120, 950)[0]]  # kept as JSON text
+    m._stop = StopData(str(tmp_path) + "/")
+    tx = {"ts": 100, "start": 900, "base": 900, "l": 1}
+    m._stop.begin(1, written(m, "Energy.Active.Import.Register,Voltage", "Transaction.Begin", 100, 900)[0])
+    m._stop.clock(written(m, "Energy.Active.Import.Register", "Sample.Clock", 120, 950)[0])
     m.cfg.v["StopTxnSampledData"] = "Energy.Active.Import.Register,Voltage"
-    data = [json.loads(t) for t in m.tx_data(tx, 1000, 200)]
-    stop = {"transactionId": 1, "meterStop": 1000, "timestamp": "2025-01-01T00:00:00Z", "transactionData": data}
-    jsonschema.validate(stop, schema("StopTransaction"))
+    data = tx_data(m, tx, 1000, 200)
+    validate_stop(data)
     assert [mv["sampledValue"][0]["context"] for mv in data] == ["Transaction.Begin", "Sample.Clock", "Transaction.End"]
     assert by(data[-1])[("Energy.Active.Import.Register", None)]["value"] == "1000"
     assert len([s for s in data[-1]["sampledValue"] if s["measurand"] == "Voltage"]) == 3
 
 
-def test_stop_transaction_data_after_a_reboot_begins_with_meter_start():
+def test_stop_data_keeps_the_newest_clock_entries_and_survives_a_reboot(tmp_path):
     m = meter()
-    m._tx, m._pend, m._pend_tx, m._clock = None, [], None, []
+    root = str(tmp_path) + "/"
+    m._stop = StopData(root)
+    m.cfg.v["StopTxnSampledData"] = "Energy.Active.Import.Register"
+    m._stop.begin(7, written(m, "Energy.Active.Import.Register", "Transaction.Begin", 100, 900)[0])
+    for i in range(KEEP + 5):
+        m._stop.clock(written(m, "Energy.Active.Import.Register", "Sample.Clock", 200 + i, 901 + i)[0])
+    tx = {"ts": 100, "start": 900, "base": 900, "l": 7}
+    data = tx_data(m, tx, 1000, 300)
+    validate_stop(data)
+    values = [(mv["sampledValue"][0]["context"], int(mv["sampledValue"][0]["value"])) for mv in data]
+    assert values == [("Transaction.Begin", 900)] + [("Sample.Clock", 901 + i) for i in range(5, KEEP + 5)] + [
+        ("Transaction.End", 1000)]
+    # After a power cut the PowerLoss stop of transaction 7 finds them; another transaction does not.
+    m2 = meter()
+    m2._stop = StopData(root)
+    m2.cfg.v["StopTxnSampledData"] = "Energy.Active.Import.Register"
+    assert tx_data(m2, tx, 1000, 300) == data
+    other = dict(tx, l=8)
+    assert [mv["sampledValue"][0]["context"] for mv in tx_data(m2, other, 1000, 300)] == [
+        "Transaction.Begin", "Transaction.End"]
+
+
+def test_stop_data_without_a_begin_entry_drops_the_oldest_clock_entry(tmp_path):
+    m = meter()
+    m._stop = StopData(str(tmp_path) + "/")
+    m.cfg.v["StopTxnSampledData"] = "Voltage"
+    m._stop.begin(3, None)
+    for i in range(KEEP + 2):
+        m._stop.clock(written(m, "Energy.Active.Import.Register", "Sample.Clock", 200 + i, 901 + i)[0])
+    data = tx_data(m, {"ts": 100, "start": 900, "base": 900, "l": 3}, 1000, 300)
+    validate_stop(data)
+    assert [int(mv["sampledValue"][0]["value"]) for mv in data[:-1]] == [901 + i for i in range(2, KEEP + 2)]
+    assert {s["measurand"] for s in data[-1]["sampledValue"]} == {"Voltage"}
+
+
+def test_stop_transaction_data_after_a_reboot_begins_with_meter_start(tmp_path):
+    m = meter()
+    m._stop = StopData(str(tmp_path) + "/")  # nothing on file
+    m._tx = None
     tx = {"ts": 100, "start": 900, "base": 900, "l": 1}  # not the one metering followed
     m.cfg.v["StopTxnSampledData"] = "Energy.Active.Import.Register"
-    data = [json.loads(t) for t in m.tx_data(tx, 1000, 200)]
-    jsonschema.validate({"transactionId": 1, "meterStop": 1000, "timestamp": "2025-01-01T00:00:00Z",
-                         "transactionData": data}, schema("StopTransaction"))
+    data = tx_data(m, tx, 1000, 200)
+    validate_stop(data)
     assert [(mv["sampledValue"][0]["context"], mv["sampledValue"][0]["value"]) for mv in data] == [
         ("Transaction.Begin", "900"), ("Transaction.End", "1000")]

@@ -349,3 +349,40 @@ def test_records_written_by_earlier_firmware_are_still_delivered(tmp_path):
     assert (a1, start["idTag"], a2, stop["transactionId"], stop["meterStop"]) == (
         "StartTransaction", "OLD", "StopTransaction", 101, 9)
     assert txs.cp.uids == ["u-1", "u-2"]
+
+
+class NoMemoryOnceCP(FakeCP):
+    def __init__(self):
+        super().__init__()
+        self.fail = 1
+
+    async def call(self, action, payload, timeout_ms=None, uid=None):
+        if self.fail:
+            self.fail -= 1
+            raise MemoryError("memory allocation failed")
+        return await super().call(action, payload, timeout_ms, uid)
+
+
+def test_no_memory_while_sending_keeps_the_message_queued(tmp_path, monkeypatch):
+    import firmware.transactions as T
+
+    real_sleep = asyncio.sleep
+
+    async def no_sleep(s):
+        await real_sleep(0)  # the queue's pause after a MemoryError, without the second
+
+    monkeypatch.setattr(T.asyncio, "sleep", no_sleep)
+    txs, j = make(tmp_path, cp=NoMemoryOnceCP())
+    txs.start(1, "TAG", None)
+
+    async def run_queue():
+        task = asyncio.ensure_future(txs.run())
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if txs.cp.sent:
+                break
+        task.cancel()
+
+    asyncio.run(run_queue())
+    assert [a for a, _ in txs.cp.sent] == ["StartTransaction"]
+    assert j.count() == 1  # its map record: the start was answered and acked
