@@ -9,7 +9,7 @@ import time
 from micropython import const
 
 from lib import isotime, log, ocppj, transient, url
-from lib.ws import WSClosed, WSError, connect
+from lib.ws import PIECE, WSClosed, WSError, connect
 from firmware import watchdog
 
 _CALL_TIMEOUT_MS = const(30000)
@@ -72,6 +72,7 @@ class ChargePoint:
         self._net_was_down = False
         self._out = out or ocppj.Out(OUT_BYTES)
         self._rx = rx if rx is not None else bytearray(RX_BYTES)
+        self._piece = bytearray(PIECE)  # the WebSocket's send buffer, kept across reconnects
         self._out_lock = asyncio.Lock()  # the buffer is in use until the frame is written
         self.buffer = _Buffer(self._out_lock, self._out)
         # A new HeartbeatInterval takes effect at once, not after the old one.
@@ -286,7 +287,8 @@ class ChargePoint:
                 ws = await connect(
                     self.board.net.open, scheme, host, port, path + "/" + cid, "ocpp1.6",
                     (cid, key) if key else None, ctx,
-                    min(max(5, cfg.get("ConnectionTimeOut")) * 1000, 30000), _MAX_MESSAGE, self._rx)
+                    min(max(5, cfg.get("ConnectionTimeOut")) * 1000, 30000), _MAX_MESSAGE, self._rx,
+                    self._piece)
             except Exception as e:
                 log.warn("ocpp", "connect failed: %r, retry in %d s" % (e, backoff))
                 await self._sleep_unless_net_change(backoff)

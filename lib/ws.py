@@ -18,6 +18,7 @@ _OP_PONG = const(10)
 # line cannot make us allocate more than _MAX_HEADER bytes.
 _MAX_HEADER = const(4096)
 _PIECE = const(512)  # bigger messages are sent in pieces of this size
+PIECE = _PIECE
 
 
 class WSError(Exception):
@@ -76,7 +77,7 @@ def _mask(buf, off, payload, start, n, key):
 
 
 class WebSocket:
-    def __init__(self, reader, writer, max_message=16384, rx=None):
+    def __init__(self, reader, writer, max_message=16384, rx=None, piece=None):
         self._r = reader
         self._w = writer
         self.max_message = max_message
@@ -94,7 +95,10 @@ class WebSocket:
         # Bytes read past the end of the handshake response (a server may send
         # its first frame in the same segment as the 101).
         self._pending = b""
-        self._piece = bytearray(_PIECE)  # big frames are masked through it (send())
+        # Big frames are masked through it (send()). piece: one of PIECE bytes
+        # allocated once, at boot: a reconnect on a fragmented heap may find no
+        # free block of that size.
+        self._piece = piece if piece is not None else bytearray(_PIECE)
         # Serialises write+drain: on MicroPython two tasks draining the same
         # stream at once can drop buffered bytes.
         self._wlock = asyncio.Lock()
@@ -474,7 +478,7 @@ class WebSocket:
 
 
 async def connect(open_fn, scheme, host, port, path, subprotocol="ocpp1.6", auth=None,
-                  ssl_ctx=None, timeout_ms=10000, max_message=16384, rx=None):
+                  ssl_ctx=None, timeout_ms=10000, max_message=16384, rx=None, piece=None):
     sni = host
     if scheme == "ws":
         ssl_ctx = sni = None
@@ -488,7 +492,7 @@ async def connect(open_fn, scheme, host, port, path, subprotocol="ocpp1.6", auth
 
     async def run():
         reader, writer = await open_fn(host, port, ssl_ctx, sni)
-        ws = box[0] = WebSocket(reader, writer, max_message, rx)
+        ws = box[0] = WebSocket(reader, writer, max_message, rx, piece)
         await ws._handshake(host, port, path, subprotocol, auth)
         return ws
 
