@@ -18,8 +18,10 @@ _STOP = StopIteration()  # ends the wait_input awaitable, preallocated
 _EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0  # ports with a 2000 epoch
 
 
-def _in(num, pull=machine.Pin.PULL_UP):
-    return machine.Pin(num, machine.Pin.IN, pull)
+def _in(num, pull: "int | None" = machine.Pin.PULL_UP):
+    # pull None = no pull resistor (MicroPython docs, machine.Pin); the stubs
+    # type the argument as int only.
+    return machine.Pin(num, machine.Pin.IN, pull)  # pyright: ignore[reportArgumentType]
 
 
 def _out(num, value=0):
@@ -123,7 +125,7 @@ class Pilot:
 class MeterUart:
     def __init__(self):
         self._de = _out(pins.METER_DE, 0)
-        self._uart = None
+        self._uart: "machine.UART | None" = None  # until init()
 
     def init(self, baud, bits=8, parity=0, stop=1):
         par = (None, 1, 0)[parity]  # ours: 0 none, 1 odd, 2 even; machine: None, 1 odd, 0 even
@@ -131,16 +133,20 @@ class MeterUart:
                                   tx=pins.METER_TX, rx=pins.METER_RX, timeout=0, rxbuf=512)
 
     def write(self, buf):
+        u = self._uart
+        if u is None:
+            return 0  # not initialised: nothing sent (the Modbus poll times out)
         self._de.value(1)
-        n = self._uart.write(buf)
-        self._uart.flush()  # returns when the last stop bit has left
+        n = u.write(buf)
+        u.flush()  # returns when the last stop bit has left
         self._de.value(0)
         return n
 
     def readinto(self, buf):
-        if not self._uart.any():
+        u = self._uart
+        if u is None or not u.any():
             return 0
-        return self._uart.readinto(buf) or 0
+        return u.readinto(buf) or 0
 
     def any(self):
         return self._uart.any() if self._uart is not None else 0
@@ -509,8 +515,10 @@ class Ble:
             if self._conn is None:
                 self._advertise()  # advertising stops on a connection
         elif event == _IRQ_WRITE:
-            if data[0] == self._conn and data[1] == self._rx_h:
-                v = self._ble.gatts_read(self._rx_h)
+            b = self._ble
+            h = self._rx_h
+            if b is not None and h is not None and data[0] == self._conn and data[1] == h:
+                v = b.gatts_read(h)
                 if len(self._rx) + len(v) <= BLE_RX_MAX:
                     self._rx.extend(v)
         elif event == _IRQ_MTU:
@@ -522,7 +530,7 @@ class Ble:
             return
         n = self._name.encode()[:26]
         payload = bytes((2, 0x01, 0x06, len(n) + 1, 0x09)) + n  # flags, complete local name
-        self._radio().gap_advertise(100000, adv_data=payload)
+        self._radio().gap_advertise(100000, payload)  # adv_data
 
     def advertise(self, name):
         self._name = name
@@ -531,7 +539,9 @@ class Ble:
     def stop(self):
         self._name = None
         if self._ble is not None:
-            self._ble.gap_advertise(None)
+            # interval_us None stops advertising (MicroPython docs, BLE.gap_advertise);
+            # the stubs type it as int only.
+            self._ble.gap_advertise(None)  # pyright: ignore[reportArgumentType]
 
     def linked(self):
         return self._conn is not None
@@ -544,13 +554,16 @@ class Ble:
     def send(self, data):
         """Notify data to the central in MTU-sized pieces; False if not sent."""
         conn = self._conn
-        if conn is None:
+        b = self._ble
+        if conn is None or b is None:
             return False
         step = self._mtu - 3
         mv = memoryview(data)
         try:
             for i in range(0, len(data), step):
-                self._ble.gatts_notify(conn, self._tx_h, mv[i:i + step])
+                # gatts_notify(conn_handle, value_handle, data) (MicroPython docs);
+                # the stubs leave out conn_handle.
+                b.gatts_notify(conn, self._tx_h, mv[i:i + step])  # pyright: ignore[reportCallIssue]
         except OSError:
             return False  # link gone or the stack's queue full: the app asks again
         return True
@@ -562,7 +575,8 @@ class Ble:
             # firmware does not start a new session on the dying link.
             self._conn = None
             try:
-                self._ble.gap_disconnect(conn)
+                if self._ble is not None:
+                    self._ble.gap_disconnect(conn)
             except OSError:
                 pass
 
@@ -624,7 +638,9 @@ class Board:
             # First step: asyncio's sleep_ms singleton queues the task at the
             # deadline and yields.
             self._ms = -1
-            return next(asyncio.sleep_ms(ms))
+            # MicroPython's sleep_ms returns a singleton generator, not a
+            # coroutine as the stubs (after CPython) declare.
+            return next(asyncio.sleep_ms(ms))  # pyright: ignore[reportArgumentType]
         # Resumed after the sleep.
         now = time.ticks_ms()
         self.lock.service(now)
