@@ -156,9 +156,14 @@ class Connector:
             return (st, "OtherError", code, info)
         return (st, code, vendor, info)
 
-    def state_name(self):
-        """The guide's state name (DiodeError / VentError where OCPP has none)."""
+    def light(self):
+        """What the status light shows (board.signal.led; patterns in
+        docs/hardware.md): the guide's state name (DiodeError / VentError
+        where OCPP has none), WeakSignal while Available with a weak WiFi
+        signal (the recovery is under way, docs/network.md)."""
         st = self.status()
+        if st[1] == "WeakSignal":
+            return "WeakSignal"
         return st[2] if st[1] == "OtherError" and st[2] in VENDOR_STATES else st[0]
 
     # --- events ---------------------------------------------------------------

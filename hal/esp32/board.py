@@ -250,40 +250,115 @@ def _rfid():
     return Mfrc522(spi, _out(pins.RFID_CS, 1), rst)
 
 
-_COLOURS = {  # connector state -> (r, g, b)
-    "Available": (0, 40, 0), "Preparing": (0, 0, 40), "Charging": (0, 20, 60),
-    "SuspendedEV": (30, 30, 0), "SuspendedEVSE": (30, 30, 0), "Finishing": (0, 30, 30),
-    "Reserved": (40, 0, 40), "Unavailable": (10, 10, 10), "Faulted": (60, 0, 0),
+# Status light: what it shows in each state (firmware picks the name:
+# Connector.light()): (r, g, b, on_ms, off_ms); off_ms 0 = steady.
+_LIGHTS = {
+    "Available": (0, 40, 0, 0, 0),            # steady green
+    "WeakSignal": (0, 40, 0, 1800, 200),      # green, a short dark blink every 2 s
+    "Preparing": (0, 0, 40, 500, 500),        # blue, slow blink: card or cable awaited
+    "Charging": (0, 20, 60, 0, 0),            # steady blue
+    "SuspendedEV": (30, 30, 0, 0, 0),         # steady yellow
+    "SuspendedEVSE": (30, 30, 0, 0, 0),
+    "Finishing": (0, 30, 30, 500, 500),       # cyan, slow blink: unplug
+    "Reserved": (40, 0, 40, 0, 0),            # steady magenta
+    "Unavailable": (10, 10, 10, 0, 0),        # dim white
+    "Faulted": (60, 0, 0, 250, 250),          # red, fast blink
+    "DiodeError": (60, 0, 0, 1000, 250),      # red, long flashes
+    "VentError": (60, 20, 0, 1000, 1000),     # orange, slow blink
 }
-_BEEPS = {"AUTH_OK": 80, "AUTH_FAIL": 400, "FAUTH1": 600}
+_LIGHT_OTHER = (20, 20, 20, 0, 0)
+# Signals (show(name)): the buzzer sounds and the light flashes the signal's
+# colour together, then the light goes back to the state's pattern.
+# (r, g, b, durations in 10 ms: on, off, on, ...).
+_SIGNALS = {
+    "AUTH_OK": (0, 60, 0, b"\x08"),                      # one 80 ms chirp, green
+    "AUTH_FAIL": (60, 0, 0, b"\x28"),                    # one 400 ms tone, red
+    "FAUTH1": (60, 0, 0, b"\x0a\x0a\x0a\x0a\x0a"),        # three 100 ms beeps, red (guide: FAUTH1)
+}
+_SIGNAL_OTHER = (20, 20, 20, b"\x0f")
+_BUZZ_ON = 32768  # 50 % duty
 
 
 class Signal:
+    """WS2812 status light and buzzer. Patterns are timed by service(now)
+    from Board.wait_input (every POLL_MS): nothing here waits. The light is
+    written (bitstream, interrupts off ~30 us) only when its colour changes."""
+
     def __init__(self):
         self._led = machine.Pin(pins.LED_WS2812, machine.Pin.OUT, value=0)
         self._buf = bytearray(3)
         self._buzz = machine.PWM(machine.Pin(pins.BUZZER), freq=pins.BUZZER_FREQ, duty_u16=0)
-        self._until = None
         self._state = None
+        self._light = _LIGHT_OTHER  # the state's pattern
+        self._lit = False           # its blink phase
+        self._next = None           # ticks of its next blink edge; None: steady
+        self._sig = None            # signal under way (an entry of _SIGNALS)
+        self._step = 0              # its step: even = on, odd = off
+        self._until = time.ticks_ms()  # ticks at which the step ends
+
+    def _rgb(self, r, g, b):
+        buf = self._buf
+        if buf[0] == g and buf[1] == r and buf[2] == b:
+            return
+        buf[0] = g  # WS2812 wants GRB
+        buf[1] = r
+        buf[2] = b
+        machine.bitstream(self._led, 0, (400, 850, 800, 450), buf)
+
+    def _state_light(self, now):
+        p = self._light
+        self._lit = True
+        self._rgb(p[0], p[1], p[2])
+        self._next = time.ticks_add(now, p[3]) if p[4] else None
 
     def show(self, name):
-        self._buzz.duty_u16(32768)
-        self._until = time.ticks_add(time.ticks_ms(), _BEEPS.get(name, 150))
+        sig = _SIGNALS.get(name, _SIGNAL_OTHER)
+        self._sig = sig
+        self._step = 0
+        self._until = time.ticks_add(time.ticks_ms(), sig[3][0] * 10)
+        self._buzz.duty_u16(_BUZZ_ON)
+        self._rgb(sig[0], sig[1], sig[2])
 
     def service(self, now):
-        if self._until is not None and time.ticks_diff(now, self._until) >= 0:
-            self._buzz.duty_u16(0)
-            self._until = None
+        sig = self._sig
+        if sig is not None:
+            if time.ticks_diff(now, self._until) < 0:
+                return
+            steps = sig[3]
+            i = self._step
+            while time.ticks_diff(now, self._until) >= 0:  # (catches up after a late call)
+                i += 1
+                if i >= len(steps):
+                    self._sig = None
+                    self._buzz.duty_u16(0)
+                    self._state_light(now)
+                    return
+                self._until = time.ticks_add(self._until, steps[i] * 10)
+            self._step = i
+            if i & 1:
+                self._buzz.duty_u16(0)
+                self._rgb(0, 0, 0)
+            else:
+                self._buzz.duty_u16(_BUZZ_ON)
+                self._rgb(sig[0], sig[1], sig[2])
+            return
+        if self._next is None or time.ticks_diff(now, self._next) < 0:
+            return
+        p = self._light
+        self._lit = lit = not self._lit
+        if lit:
+            self._rgb(p[0], p[1], p[2])
+        else:
+            self._rgb(0, 0, 0)
+        self._next = time.ticks_add(now, p[3] if lit else p[4])
 
     def led(self, state):
         if state == self._state:
-            return  # unchanged: no bitstream (interrupts off) every cycle
+            return  # unchanged: nothing to write (asked on every status change)
         self._state = state
-        r, g, b = _COLOURS.get(state, (20, 20, 20))
-        self._buf[0] = g  # WS2812 wants GRB
-        self._buf[1] = r
-        self._buf[2] = b
-        machine.bitstream(self._led, 0, (400, 850, 800, 450), self._buf)
+        self._light = _LIGHTS.get(state, _LIGHT_OTHER)
+        if self._sig is None:  # else the state shows when the signal ends
+            self._state_light(time.ticks_ms())
 
 
 class Button:
