@@ -510,16 +510,24 @@ class Net:
         self._down_since = now
 
     async def open(self, host, port, ssl_ctx=None, server_hostname=None):
-        # Blocks: asyncio.open_connection resolves the name with a blocking
-        # getaddrinfo (up to seconds without DNS answer). Only the OCPP task
-        # calls it; the supervisor's outputs are set by then, and the control
-        # loop resumes after it (docs/hardware.md, "Blocking calls").
+        # The name is looked up by lib/dns (UDP, non-blocking, bounded: 2 x 2 s)
+        # from the DNS server DHCP gave: asyncio.open_connection on a name
+        # would call socket.getaddrinfo, which blocks the whole interpreter
+        # -- control loop and fault supervisor included -- until the resolver
+        # answers or gives up (seconds). Given the address, its getaddrinfo
+        # returns at once, the TCP connect is non-blocking (EINPROGRESS) and
+        # the TLS handshake runs in steps on the non-blocking socket (the
+        # crypto of a step is CPU time: docs/hardware.md, "Blocking calls").
         if not self.up():
             raise OSError(101)  # ENETUNREACH
+        from lib import dns
+
+        ip = await dns.resolve(host, self._wlan.ifconfig()[3])
         if ssl_ctx is not None:
-            return await asyncio.open_connection(host, port, ssl=ssl_ctx,
+            # The certificate and SNI are checked against the name, not the address.
+            return await asyncio.open_connection(ip, port, ssl=ssl_ctx,
                                                  server_hostname=server_hostname or host)
-        return await asyncio.open_connection(host, port)
+        return await asyncio.open_connection(ip, port)
 
 
 class Wdt:
