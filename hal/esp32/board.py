@@ -451,6 +451,8 @@ class Net:
 
     def __init__(self):
         self._wlan = network.WLAN(network.STA_IF)
+        # Blocks while the WiFi driver starts (~100 ms or more): in Board(),
+        # at boot, before the control loop runs.
         self._wlan.active(True)
         self._primary = None
         self._fallback = None
