@@ -11,7 +11,7 @@ SIM_STATE ?= sim-state
 CHAOS_SEED ?= 1
 CHAOS_SESSIONS ?= 500
 
-.PHONY: setup test unit integration mpycheck sim mpy romfs deploy repl bench chaos clean
+.PHONY: setup test unit integration mpycheck typecheck sim mpy romfs deploy repl bench chaos clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-test: $(STAMP) mpycheck
+test: $(STAMP) mpycheck typecheck
 	$(PY) -m pytest -q tests
 
 unit: $(STAMP)
@@ -33,6 +33,11 @@ integration: $(STAMP)
 
 mpycheck: $(STAMP)
 	$(PY) tools/mpy_build.py --check
+
+# pyright over the device code against the MicroPython ESP32 stubs
+# (pyrightconfig.json); -t: the stubs' stdlib replaces CPython's typeshed.
+typecheck: $(STAMP)
+	$(VENV)/bin/pyright -p pyrightconfig.json -t "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 
 mpy: $(STAMP)
 	$(PY) tools/mpy_build.py --out build

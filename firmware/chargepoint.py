@@ -65,7 +65,7 @@ class ChargePoint:
         self._call_lock = asyncio.Lock()
         self._wait_uid = None
         self._wait_action = None
-        self._reply = None
+        self._reply: "tuple | None" = None  # (kind, a, b) of the answer
         self._reply_evt = asyncio.Event()
         self._incoming = 0
         self._hb_wake = asyncio.Event()
@@ -114,15 +114,18 @@ class ChargePoint:
                 uid = ocppj.new_id()
             self._wait_uid = uid
             self._wait_action = action
-            self._reply = None
-            self._reply_evt.clear()
+            self._reply_evt.clear()  # (self._reply is None between calls)
             try:
                 log.info("ocpp", "-> " + action)
                 await self._send(ws, [ocppj.CALL, uid, action, payload])
                 await asyncio.wait_for(self._reply_evt.wait(), timeout_ms / 1000)
             finally:
                 self._wait_uid = None
-            kind, a, b = self._reply
+                r = self._reply
+                self._reply = None
+            if r is None:  # (set before the event: not seen)
+                raise NotConnected()
+            kind, a, b = r
             if kind == ocppj.ERROR:
                 raise CallError(a, b)
             if kind is None:
@@ -193,7 +196,7 @@ class ChargePoint:
                 else:
                     ok = kind == ocppj.RESULT
                     self._reply = (kind, b, None) if ok else (kind, a, b[0])
-                    log.info("ocpp", "<- %s %s" % (self._wait_action, "result" if ok else "error " + a))
+                    log.info("ocpp", "<- %s %s" % (self._wait_action, "result" if ok else "error %s" % a))
                     self._reply_evt.set()
         except asyncio.CancelledError:
             raise

@@ -138,7 +138,7 @@ def _m(i):
     return _MSG[p:_MSG.find("\n", p)]
 
 
-def _to_str(kind, value):
+def _to_str(kind, value) -> str:
     if kind == _T_BOOL:
         return "true" if value else "false"
     if kind == _T_INT:
@@ -176,17 +176,19 @@ class Config:
             if prov is not None:
                 log.warn(TAG, _m(_M_NOTOBJ) % src)
             prov = {}
+        dflt = P.raw("DEFAULT_VARIANT")
+        variants = P.raw("VARIANTS")
         if variant is None:
-            variant = prov.get("variant", P.DEFAULT_VARIANT)
-            if variant not in P.VARIANTS:
-                log.warn(TAG, _m(_M_VARIANT) % (src, variant, P.DEFAULT_VARIANT))
-                variant = P.DEFAULT_VARIANT
-        elif variant not in P.VARIANTS:
+            variant = prov.get("variant", dflt)
+            if P.find(variants, variant, ",", ",") < 0:
+                log.warn(TAG, _m(_M_VARIANT) % (src, variant, dflt))
+                variant = dflt
+        elif P.find(variants, variant, ",", ",") < 0:
             raise ValueError(_m(_M_BADVARIANT) % (variant,))
-        self.variant = variant
+        self.variant: str = variant
 
         n = P.TAB.count("\n")  # < 128 keys
-        v = [None] * n
+        v: list = [None] * n
         ps = array("H", bytes(2 * n))
         slots = bytearray(128)
         for i, p, row in P.rows():
@@ -201,9 +203,9 @@ class Config:
         self._s = slots
         # Baseline overrides {i: value} of the table defaults.
         base = {self._i(_m(_K_CHARGERID), True): device_id}
-        for var, key, value in P.VARIANT_DEFAULTS:
-            if var == variant:
-                base[self._i(key, True)] = value
+        var, key, value = P.raw("VARIANT_DEFAULTS").split(",")  # (params.VARIANT_DEFAULTS)
+        if var == variant:
+            base[self._i(key, True)] = P.raw(value)
         for i in base:
             v[i] = base[i]
         self._base = base

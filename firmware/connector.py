@@ -85,7 +85,7 @@ class Connector:
         self.cfg = cfg
         self.ctx = ctx              # a ConnectorContext (firmware.station.Station)
         self.phase = IDLE
-        self.session = None
+        self.session: "Session | None" = None
         self.ev = "A"
         self.diode_fault = False
         self.operative = True
@@ -156,9 +156,14 @@ class Connector:
             return (st, "OtherError", code, info)
         return (st, code, vendor, info)
 
-    def state_name(self):
-        """The guide's state name (DiodeError / VentError where OCPP has none)."""
+    def light(self):
+        """What the status light shows (board.signal.led; patterns in
+        docs/hardware.md): the guide's state name (DiodeError / VentError
+        where OCPP has none), WeakSignal while Available with a weak WiFi
+        signal (the recovery is under way, docs/network.md)."""
         st = self.status()
+        if st[1] == "WeakSignal":
+            return "WeakSignal"
         return st[2] if st[1] == "OtherError" and st[2] in VENDOR_STATES else st[0]
 
     # --- events ---------------------------------------------------------------
@@ -179,8 +184,8 @@ class Connector:
                 self.phase = WAIT_AUTH
         elif self.phase == WAIT_AUTH and not plugged:
             self.phase = IDLE
-        elif self.phase == WAIT_PLUG and plugged:
-            self._start_tx()
+        elif self.phase == WAIT_PLUG and plugged and self.session is not None:
+            self._start_tx(self.session)
         elif self.phase == TX:
             if ev == "C":
                 self.suspended_since = None
@@ -203,13 +208,13 @@ class Connector:
             log.info("conn", "card %s: authorization already under way" % tag)
             return
         if self.phase == TX:
-            if tag == s.id_tag:
+            if s is not None and tag == s.id_tag:  # (a session is open in TX)
                 self.stop("Local", tag)
             else:
                 self.authorizing = tag
                 self.ctx.authorize(self, tag, "stop")
         elif self.phase == WAIT_PLUG:
-            if tag == s.id_tag:
+            if s is not None and tag == s.id_tag:
                 log.info("conn", "same card again: session cancelled")
                 self._end_session()
             else:
@@ -270,7 +275,8 @@ class Connector:
         self.phase = FINISHING
         self.suspended_since = None
         self.ctx.open_contactor()
-        self.ctx.stop_tx(self, s.tx, reason, id_tag)
+        if s is not None:  # (always in TX)
+            self.ctx.stop_tx(self, s.tx, reason, id_tag)
         if self.ev not in PLUGGED and not self.hold_lock:
             self._end_session()
         if self.pending_inoperative:
@@ -304,9 +310,10 @@ class Connector:
     def tick(self):
         """Timers: ConnectionTimeOut while waiting for the cable, suspendedEVTimeout."""
         now = time.ticks_ms()
-        if self.phase == WAIT_PLUG:
+        s = self.session
+        if self.phase == WAIT_PLUG and s is not None:
             limit = self.cfg.get("ConnectionTimeOut")
-            if limit > 0 and time.ticks_diff(now, self.session.since) >= limit * 1000:
+            if limit > 0 and time.ticks_diff(now, s.since) >= limit * 1000:
                 log.info("conn", "no cable within ConnectionTimeOut (%d s): session cancelled" % limit)
                 self._end_session()
         elif self.phase == TX and self.suspended_since is not None and self.ev == "B":
@@ -328,16 +335,15 @@ class Connector:
     def _open(self, tag, parent, free=False, resid=None):
         """A new session: the transaction starts now if the EV is plugged in,
         else when it is. resid: the reservation it takes up."""
-        self.session = Session(tag, parent, free)
-        self.session.reservation = resid
+        s = self.session = Session(tag, parent, free)
+        s.reservation = resid
         self.hold_lock = False
         if self.ev in PLUGGED:
-            self._start_tx()
+            self._start_tx(s)
         else:
             self.phase = WAIT_PLUG
 
-    def _start_tx(self):
-        s = self.session
+    def _start_tx(self, s):
         self.phase = TX
         self.suspended_since = time.ticks_ms() if self.ev == "B" else None
         s.tx = self.ctx.start_tx(self, s)

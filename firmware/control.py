@@ -59,7 +59,7 @@ class Control:
             self._status = st
             self._fault = conn.fault
             self._weak = conn.weak
-            self.board.signal.led(conn.state_name())
+            self.board.signal.led(conn.light())
             self.station.poke_status()
 
     async def run(self):

@@ -23,8 +23,9 @@ MV_BYTES = 2048   # a meterValue's JSON at most (three phases, every measurand: 
 
 
 class Metering:
-    def __init__(self, board, cfg, outputs):
+    def __init__(self, board, cfg, outputs, cp):
         self.board = board
+        self.cp = cp             # firmware.chargepoint.ChargePoint
         self.cfg = cfg
         self.outputs = outputs   # firmware.outputs.Outputs: the current the pilot offers
         self.master = ModbusMaster(board.meter_uart, baud=9600, parity=PARITY_EVEN)
@@ -39,9 +40,9 @@ class Metering:
         self._phase = None
         self.three = False       # Phase is Three.Phase
         self.plan = None
-        self.station = self.txs = self.cp = None
+        self.station = self.txs = None  # attach()
         self._tx = None          # transaction being reported
-        self._next = 0           # ticks of its next periodic sample
+        self._next = time.ticks_ms()  # ticks of its next periodic sample (set when a tx begins)
         self._last = None        # deadband memory
         # Samples are never dicts: a transaction sample is written straight
         # into its journal record, what is kept (below) is JSON text.
@@ -50,10 +51,9 @@ class Metering:
         self._slot = None
         self._hb = None          # Home Plus: register when the last session began
 
-    def attach(self, station, txs, cp):
+    def attach(self, station, txs):
         self.station = station
         self.txs = txs
-        self.cp = cp
 
     # --- readings ---------------------------------------------------------------
 
@@ -163,7 +163,10 @@ class Metering:
     # --- meter values -------------------------------------------------------------
 
     def _current_tx(self):
-        c = self.station.connector
+        st = self.station
+        if st is None:  # not attached yet
+            return None
+        c = st.connector
         s = c.session
         return s.tx if c.phase == 3 and s is not None else None  # connector.TX
 
@@ -215,10 +218,13 @@ class Metering:
     async def _journal(self, tx, csl, ctx, ts, last=None):
         """A transaction sample, written into its journal record in the
         message buffer (held meanwhile: sends wait a moment): no heap."""
+        txs = self.txs
+        if txs is None:  # (attached before a transaction exists)
+            return
         async with self.cp.buffer as out:
-            self.txs.begin_meter_values(tx, out)
+            txs.begin_meter_values(tx, out)
             if self._sample(csl, ctx, ts, self.energy(tx), out, last) >= 0:
-                self.txs.end_meter_values(tx, out)
+                txs.end_meter_values(tx, out)
 
     def _kept(self, csl, ctx, ts, energy):
         """A meterValue's JSON for use before the next await (a memoryview of
@@ -277,10 +283,11 @@ class Metering:
     async def trigger(self, cid):
         """TriggerMessage MeterValues: MeterValuesSampledData now (context Trigger)."""
         tx = self._current_tx()
-        if tx is not None:
-            self.txs.reporting(tx)  # the register it reports is durable first
+        txs = self.txs
+        if tx is not None and txs is not None:  # (a transaction: attached)
+            txs.reporting(tx)  # the register it reports is durable first
         cid = 1 if cid is None else cid
-        tid = self.txs.transaction_id(tx) if tx is not None and cid == 1 else None
+        tid = txs.transaction_id(tx) if tx is not None and txs is not None and cid == 1 else None
         try:
             await self.cp.call("MeterValues", self._streamed(
                 cid, tid, self.cfg.get("MeterValuesSampledData"), "Trigger", self.board.clock.now(),

@@ -13,7 +13,7 @@ class Operations:
         self.cfg = cfg
         self.board = board
         self.before_reset = []  # async fn(kind) hooks: stop transactions etc.
-        self.triggers = {       # requestedMessage -> async fn(connector_id) registered by other modules
+        self.triggers: dict = {       # requestedMessage -> async fn(connector_id) registered by other modules
             "BootNotification": lambda c: cp.boot_notification(),
             "Heartbeat": lambda c: cp.heartbeat(),
         }

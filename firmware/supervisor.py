@@ -28,7 +28,7 @@ class Supervisor:
             pass
         self.active = {}        # key -> row of the active fault
         self._conds = [getattr(self, "c_" + r[0]) for r in F.FAULTS]
-        self._since = [None] * len(F.FAULTS)  # ticks when the condition (or its absence) started
+        self._since: list = [None] * len(F.FAULTS)  # ticks when the condition (or its absence) started
         self._vals = None       # meter values the grid figures come from
         self.v_lo = self.v_hi = self.hz = self.amps = None
         self._step = 0          # derating step

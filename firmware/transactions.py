@@ -115,7 +115,7 @@ class Transactions:
         # A MemoryError while queueing (the control step stopping a session,
         # say) costs no message and never reaches the caller: the message is
         # held here, in order, and journaled by run() once memory is back.
-        self._held = [None] * HELD   # (kind, action, payload, local), oldest first
+        self._held: list = [None] * HELD   # (kind, action, payload, local), oldest first
         self._state_due = False      # the state file still needs writing
         cp.listen(self._on_session)
         self._load()
@@ -345,6 +345,7 @@ class Transactions:
         held = self._held
         self._wake.set()
         i = 0
+        why = ""
         while i < HELD and held[i] is not None:
             i += 1
         if i == HELD:

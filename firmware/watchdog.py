@@ -30,7 +30,7 @@ EXPECT_MAX_MS = 86400000
 WDT_MS = 8000         # hardware timeout: a task late this long resets the board
 FEED_MS = 1000
 
-_due = [0, 0, 0, 0]   # ticks_ms by which each task checks in again; None: parked
+_due: list = [0, 0, 0, 0]   # ticks_ms by which each task checks in again; None: parked
 _dog = [None, "", None, 0, False]  # wdt, flash root, stop(), next feed (ticks), reported
 
 

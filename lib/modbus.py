@@ -109,6 +109,12 @@ class Plan:
     big_words, requests: ((fc, start, count, items), ...) with items
     ((key, offset, type, scale), ...); missing: the wanted keys the map does
     not have; frames, registers: its cost."""
+    model: str
+    big_words: bool
+    requests: tuple
+    missing: tuple
+    frames: int
+    registers: int
 
 
 def plan(meter_map, wanted, max_regs=125, max_gap=None):
@@ -137,6 +143,7 @@ def plan(meter_map, wanted, max_regs=125, max_gap=None):
     requests = []
     cur = None  # [fc, start, end, items]
     regs = 0
+    typ = reg = end = 0
     for e in chosen + [None]:
         if e is not None:
             typ = "u16i16u32i32f32".find(e[4]) // 3
@@ -212,7 +219,7 @@ class ModbusMaster:
 
     def read_registers(self, slave, fc, start, count):
         """fc 3 (holding) or 4 (input): a list of `count` register values."""
-        return self._io(slave, ((fc, start, count, None),), None, None, True)
+        return self._io(slave, ((fc, start, count, None),), None, [], True)
 
     def write_register(self, slave, address, value):
         """fc 6. slave 0 broadcasts (no reply)."""
@@ -329,6 +336,7 @@ class ModbusMaster:
         self._last_us = time.ticks_add(time.ticks_us(), n * self.char_us)
         self._m = 0
         self._dl = time.ticks_add(now, n * self.char_us + self.timeout_ms * 1000)
+        return 0
 
     def _recv(self, tx):
         """One receive step for the request tx: bytes land in rx via the chunk
@@ -414,12 +422,15 @@ class ModbusMaster:
         return _WAIT
 
     def _decode(self, base, q, out, big):
-        """The reply at rx[base:] to request q (fc, start, count, items): a
-        list of the registers (items None), or the items decoded into out."""
+        """The reply at rx[base:] to request q (fc, start, count, items): the
+        registers appended to the list out (items None), or the items decoded
+        into the dict out. Returns out."""
         rx = self._rx
         items = q[3]
         if items is None:
-            return [(rx[base + 2 * i] << 8) | rx[base + 2 * i + 1] for i in range(q[2])]
+            for i in range(q[2]):
+                out.append((rx[base + 2 * i] << 8) | rx[base + 2 * i + 1])
+            return out
         for key, reg, typ, scale in items:
             i = base + 2 * reg
             v = (rx[i] << 8) | rx[i + 1]

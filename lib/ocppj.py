@@ -57,7 +57,9 @@ class Out(io.IOBase):
     def write(self, b):
         if isinstance(b, str):
             try:
-                b = memoryview(b)  # MicroPython: the str's UTF-8 bytes, not a copy
+                # MicroPython: the str's UTF-8 bytes, not a copy (its str has the
+                # buffer protocol; the stubs, after CPython, say it has not)
+                b = memoryview(b)  # pyright: ignore[reportArgumentType]
             except TypeError:
                 b = b.encode()  # CPython (its json.dump writes str)
         n = self.n
@@ -104,7 +106,7 @@ class Count(io.IOBase):
     def write(self, b):
         if isinstance(b, str):
             try:
-                b = memoryview(b)
+                b = memoryview(b)  # pyright: ignore[reportArgumentType]  (as in Out.write)
             except TypeError:
                 b = b.encode()
         self.n += len(b)
@@ -121,7 +123,7 @@ class Streamed:
         self.build = build
 
 
-def write_obj(out, fields, key=None, items=None):
+def write_obj(out, fields, key=None, items=()):
     """The JSON object of `fields` (a dict) into out, with `key` last: an
     array of `items`, each already JSON text (bytes or str) or a function
     fn(out, sep) that writes any number of elements itself (after a "," when
@@ -154,7 +156,7 @@ def write_obj(out, fields, key=None, items=None):
     out.write(b"}")
 
 
-def built(fields, key=None, items=None):
+def built(fields, key=None, items=()):
     """The object write_obj writes, decoded: for a payload that does not fit the buffer."""
     d = dict(fields)
     if key is not None:

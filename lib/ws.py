@@ -239,7 +239,7 @@ class WebSocket:
             if self.closed:
                 # Our own close() pulled the socket from under a pending
                 # recv(): report that close, not a network failure.
-                code = self.close_code
+                code = self.close_code or code
                 why = self.close_reason
         else:
             await self._send_close(*(reply or (code, why)))
@@ -332,7 +332,9 @@ class WebSocket:
                         msg = None
                         msg = bytearray(memoryview(rx)[:total - n])
                     data = await self._read(n)
-                    if msg is not None:
+                    # msg: None, b"" (only while dropping: not here) or the
+                    # message so far (nothing to add to when empty)
+                    if msg:
                         msg.extend(data)
                         data = msg
                     elif not fin:
@@ -349,9 +351,9 @@ class WebSocket:
                     msg = b""  # a message is under way (being dropped)
                 continue
             msg = None
-            if drop:
+            if drop or data is None:  # (data is None only when dropped)
                 raise MemoryError("ws: message dropped")
-            if data is rx:
+            if rx is not None and data is rx:
                 # UTF-8 is checked by the JSON decoder that reads it.
                 return memoryview(rx)[:total]
             try:
@@ -425,7 +427,7 @@ class WebSocket:
             # memoryview without copying, which saves one message-sized buffer
             # per send; CPython has no such view and needs encode().
             try:
-                text = memoryview(text)
+                text = memoryview(text)  # pyright: ignore[reportArgumentType]  (MicroPython str: a buffer)
             except TypeError:
                 text = text.encode()
         if opcode == _OP_PING and len(text) > 125:
@@ -488,7 +490,7 @@ async def connect(open_fn, scheme, host, port, path, subprotocol="ocpp1.6", auth
         # The link's open() treats None as plain TCP; refuse rather than
         # silently downgrade.
         raise WSError("wss needs an ssl context")
-    box = [None]
+    box: list = [None]
 
     async def run():
         reader, writer = await open_fn(host, port, ssl_ctx, sni)

@@ -18,8 +18,10 @@ _STOP = StopIteration()  # ends the wait_input awaitable, preallocated
 _EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0  # ports with a 2000 epoch
 
 
-def _in(num, pull=machine.Pin.PULL_UP):
-    return machine.Pin(num, machine.Pin.IN, pull)
+def _in(num, pull: "int | None" = machine.Pin.PULL_UP):
+    # pull None = no pull resistor (MicroPython docs, machine.Pin); the stubs
+    # type the argument as int only.
+    return machine.Pin(num, machine.Pin.IN, pull)  # pyright: ignore[reportArgumentType]
 
 
 def _out(num, value=0):
@@ -123,7 +125,7 @@ class Pilot:
 class MeterUart:
     def __init__(self):
         self._de = _out(pins.METER_DE, 0)
-        self._uart = None
+        self._uart: "machine.UART | None" = None  # until init()
 
     def init(self, baud, bits=8, parity=0, stop=1):
         par = (None, 1, 0)[parity]  # ours: 0 none, 1 odd, 2 even; machine: None, 1 odd, 0 even
@@ -131,16 +133,20 @@ class MeterUart:
                                   tx=pins.METER_TX, rx=pins.METER_RX, timeout=0, rxbuf=512)
 
     def write(self, buf):
+        u = self._uart
+        if u is None:
+            return 0  # not initialised: nothing sent (the Modbus poll times out)
         self._de.value(1)
-        n = self._uart.write(buf)
-        self._uart.flush()  # returns when the last stop bit has left
+        n = u.write(buf)
+        u.flush()  # returns when the last stop bit has left
         self._de.value(0)
         return n
 
     def readinto(self, buf):
-        if not self._uart.any():
+        u = self._uart
+        if u is None or not u.any():
             return 0
-        return self._uart.readinto(buf) or 0
+        return u.readinto(buf) or 0
 
     def any(self):
         return self._uart.any() if self._uart is not None else 0
@@ -244,40 +250,115 @@ def _rfid():
     return Mfrc522(spi, _out(pins.RFID_CS, 1), rst)
 
 
-_COLOURS = {  # connector state -> (r, g, b)
-    "Available": (0, 40, 0), "Preparing": (0, 0, 40), "Charging": (0, 20, 60),
-    "SuspendedEV": (30, 30, 0), "SuspendedEVSE": (30, 30, 0), "Finishing": (0, 30, 30),
-    "Reserved": (40, 0, 40), "Unavailable": (10, 10, 10), "Faulted": (60, 0, 0),
+# Status light: what it shows in each state (firmware picks the name:
+# Connector.light()): (r, g, b, on_ms, off_ms); off_ms 0 = steady.
+_LIGHTS = {
+    "Available": (0, 40, 0, 0, 0),            # steady green
+    "WeakSignal": (0, 40, 0, 1800, 200),      # green, a short dark blink every 2 s
+    "Preparing": (0, 0, 40, 500, 500),        # blue, slow blink: card or cable awaited
+    "Charging": (0, 20, 60, 0, 0),            # steady blue
+    "SuspendedEV": (30, 30, 0, 0, 0),         # steady yellow
+    "SuspendedEVSE": (30, 30, 0, 0, 0),
+    "Finishing": (0, 30, 30, 500, 500),       # cyan, slow blink: unplug
+    "Reserved": (40, 0, 40, 0, 0),            # steady magenta
+    "Unavailable": (10, 10, 10, 0, 0),        # dim white
+    "Faulted": (60, 0, 0, 250, 250),          # red, fast blink
+    "DiodeError": (60, 0, 0, 1000, 250),      # red, long flashes
+    "VentError": (60, 20, 0, 1000, 1000),     # orange, slow blink
 }
-_BEEPS = {"AUTH_OK": 80, "AUTH_FAIL": 400, "FAUTH1": 600}
+_LIGHT_OTHER = (20, 20, 20, 0, 0)
+# Signals (show(name)): the buzzer sounds and the light flashes the signal's
+# colour together, then the light goes back to the state's pattern.
+# (r, g, b, durations in 10 ms: on, off, on, ...).
+_SIGNALS = {
+    "AUTH_OK": (0, 60, 0, b"\x08"),                      # one 80 ms chirp, green
+    "AUTH_FAIL": (60, 0, 0, b"\x28"),                    # one 400 ms tone, red
+    "FAUTH1": (60, 0, 0, b"\x0a\x0a\x0a\x0a\x0a"),        # three 100 ms beeps, red (guide: FAUTH1)
+}
+_SIGNAL_OTHER = (20, 20, 20, b"\x0f")
+_BUZZ_ON = 32768  # 50 % duty
 
 
 class Signal:
+    """WS2812 status light and buzzer. Patterns are timed by service(now)
+    from Board.wait_input (every POLL_MS): nothing here waits. The light is
+    written (bitstream, interrupts off ~30 us) only when its colour changes."""
+
     def __init__(self):
         self._led = machine.Pin(pins.LED_WS2812, machine.Pin.OUT, value=0)
         self._buf = bytearray(3)
         self._buzz = machine.PWM(machine.Pin(pins.BUZZER), freq=pins.BUZZER_FREQ, duty_u16=0)
-        self._until = None
         self._state = None
+        self._light = _LIGHT_OTHER  # the state's pattern
+        self._lit = False           # its blink phase
+        self._next = None           # ticks of its next blink edge; None: steady
+        self._sig = None            # signal under way (an entry of _SIGNALS)
+        self._step = 0              # its step: even = on, odd = off
+        self._until = time.ticks_ms()  # ticks at which the step ends
+
+    def _rgb(self, r, g, b):
+        buf = self._buf
+        if buf[0] == g and buf[1] == r and buf[2] == b:
+            return
+        buf[0] = g  # WS2812 wants GRB
+        buf[1] = r
+        buf[2] = b
+        machine.bitstream(self._led, 0, (400, 850, 800, 450), buf)
+
+    def _state_light(self, now):
+        p = self._light
+        self._lit = True
+        self._rgb(p[0], p[1], p[2])
+        self._next = time.ticks_add(now, p[3]) if p[4] else None
 
     def show(self, name):
-        self._buzz.duty_u16(32768)
-        self._until = time.ticks_add(time.ticks_ms(), _BEEPS.get(name, 150))
+        sig = _SIGNALS.get(name, _SIGNAL_OTHER)
+        self._sig = sig
+        self._step = 0
+        self._until = time.ticks_add(time.ticks_ms(), sig[3][0] * 10)
+        self._buzz.duty_u16(_BUZZ_ON)
+        self._rgb(sig[0], sig[1], sig[2])
 
     def service(self, now):
-        if self._until is not None and time.ticks_diff(now, self._until) >= 0:
-            self._buzz.duty_u16(0)
-            self._until = None
+        sig = self._sig
+        if sig is not None:
+            if time.ticks_diff(now, self._until) < 0:
+                return
+            steps = sig[3]
+            i = self._step
+            while time.ticks_diff(now, self._until) >= 0:  # (catches up after a late call)
+                i += 1
+                if i >= len(steps):
+                    self._sig = None
+                    self._buzz.duty_u16(0)
+                    self._state_light(now)
+                    return
+                self._until = time.ticks_add(self._until, steps[i] * 10)
+            self._step = i
+            if i & 1:
+                self._buzz.duty_u16(0)
+                self._rgb(0, 0, 0)
+            else:
+                self._buzz.duty_u16(_BUZZ_ON)
+                self._rgb(sig[0], sig[1], sig[2])
+            return
+        if self._next is None or time.ticks_diff(now, self._next) < 0:
+            return
+        p = self._light
+        self._lit = lit = not self._lit
+        if lit:
+            self._rgb(p[0], p[1], p[2])
+        else:
+            self._rgb(0, 0, 0)
+        self._next = time.ticks_add(now, p[3] if lit else p[4])
 
     def led(self, state):
         if state == self._state:
-            return  # unchanged: no bitstream (interrupts off) every cycle
+            return  # unchanged: nothing to write (asked on every status change)
         self._state = state
-        r, g, b = _COLOURS.get(state, (20, 20, 20))
-        self._buf[0] = g  # WS2812 wants GRB
-        self._buf[1] = r
-        self._buf[2] = b
-        machine.bitstream(self._led, 0, (400, 850, 800, 450), self._buf)
+        self._light = _LIGHTS.get(state, _LIGHT_OTHER)
+        if self._sig is None:  # else the state shows when the signal ends
+            self._state_light(time.ticks_ms())
 
 
 class Button:
@@ -370,6 +451,8 @@ class Net:
 
     def __init__(self):
         self._wlan = network.WLAN(network.STA_IF)
+        # Blocks while the WiFi driver starts (~100 ms or more): in Board(),
+        # at boot, before the control loop runs.
         self._wlan.active(True)
         self._primary = None
         self._fallback = None
@@ -429,16 +512,24 @@ class Net:
         self._down_since = now
 
     async def open(self, host, port, ssl_ctx=None, server_hostname=None):
-        # Blocks: asyncio.open_connection resolves the name with a blocking
-        # getaddrinfo (up to seconds without DNS answer). Only the OCPP task
-        # calls it; the supervisor's outputs are set by then, and the control
-        # loop resumes after it (docs/hardware.md, "Blocking calls").
+        # The name is looked up by lib/dns (UDP, non-blocking, bounded: 2 x 2 s)
+        # from the DNS server DHCP gave: asyncio.open_connection on a name
+        # would call socket.getaddrinfo, which blocks the whole interpreter
+        # -- control loop and fault supervisor included -- until the resolver
+        # answers or gives up (seconds). Given the address, its getaddrinfo
+        # returns at once, the TCP connect is non-blocking (EINPROGRESS) and
+        # the TLS handshake runs in steps on the non-blocking socket (the
+        # crypto of a step is CPU time: docs/hardware.md, "Blocking calls").
         if not self.up():
             raise OSError(101)  # ENETUNREACH
+        from lib import dns
+
+        ip = await dns.resolve(host, self._wlan.ifconfig()[3])
         if ssl_ctx is not None:
-            return await asyncio.open_connection(host, port, ssl=ssl_ctx,
+            # The certificate and SNI are checked against the name, not the address.
+            return await asyncio.open_connection(ip, port, ssl=ssl_ctx,
                                                  server_hostname=server_hostname or host)
-        return await asyncio.open_connection(host, port)
+        return await asyncio.open_connection(ip, port)
 
 
 class Wdt:
@@ -509,8 +600,10 @@ class Ble:
             if self._conn is None:
                 self._advertise()  # advertising stops on a connection
         elif event == _IRQ_WRITE:
-            if data[0] == self._conn and data[1] == self._rx_h:
-                v = self._ble.gatts_read(self._rx_h)
+            b = self._ble
+            h = self._rx_h
+            if b is not None and h is not None and data[0] == self._conn and data[1] == h:
+                v = b.gatts_read(h)
                 if len(self._rx) + len(v) <= BLE_RX_MAX:
                     self._rx.extend(v)
         elif event == _IRQ_MTU:
@@ -522,7 +615,7 @@ class Ble:
             return
         n = self._name.encode()[:26]
         payload = bytes((2, 0x01, 0x06, len(n) + 1, 0x09)) + n  # flags, complete local name
-        self._radio().gap_advertise(100000, adv_data=payload)
+        self._radio().gap_advertise(100000, payload)  # adv_data
 
     def advertise(self, name):
         self._name = name
@@ -531,7 +624,9 @@ class Ble:
     def stop(self):
         self._name = None
         if self._ble is not None:
-            self._ble.gap_advertise(None)
+            # interval_us None stops advertising (MicroPython docs, BLE.gap_advertise);
+            # the stubs type it as int only.
+            self._ble.gap_advertise(None)  # pyright: ignore[reportArgumentType]
 
     def linked(self):
         return self._conn is not None
@@ -544,13 +639,16 @@ class Ble:
     def send(self, data):
         """Notify data to the central in MTU-sized pieces; False if not sent."""
         conn = self._conn
-        if conn is None:
+        b = self._ble
+        if conn is None or b is None:
             return False
         step = self._mtu - 3
         mv = memoryview(data)
         try:
             for i in range(0, len(data), step):
-                self._ble.gatts_notify(conn, self._tx_h, mv[i:i + step])
+                # gatts_notify(conn_handle, value_handle, data) (MicroPython docs);
+                # the stubs leave out conn_handle.
+                b.gatts_notify(conn, self._tx_h, mv[i:i + step])  # pyright: ignore[reportCallIssue]
         except OSError:
             return False  # link gone or the stack's queue full: the app asks again
         return True
@@ -562,7 +660,8 @@ class Ble:
             # firmware does not start a new session on the dying link.
             self._conn = None
             try:
-                self._ble.gap_disconnect(conn)
+                if self._ble is not None:
+                    self._ble.gap_disconnect(conn)
             except OSError:
                 pass
 
@@ -624,7 +723,9 @@ class Board:
             # First step: asyncio's sleep_ms singleton queues the task at the
             # deadline and yields.
             self._ms = -1
-            return next(asyncio.sleep_ms(ms))
+            # MicroPython's sleep_ms returns a singleton generator, not a
+            # coroutine as the stubs (after CPython) declare.
+            return next(asyncio.sleep_ms(ms))  # pyright: ignore[reportArgumentType]
         # Resumed after the sleep.
         now = time.ticks_ms()
         self.lock.service(now)

@@ -421,6 +421,111 @@ def test_button_sensors_led_buzzer(hw, monkeypatch):
     assert buzz.duty_u16() == 0
 
 
+# ---- status light and buzzer patterns ---------------------------------------------
+
+RED, GREEN, MAGENTA, DARK = (60, 0, 0), (0, 40, 0), (40, 0, 40), (0, 0, 0)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """time.ticks_ms as the test sets it (the patterns' time base)."""
+    now = [100000]
+    monkeypatch.setattr(time, "ticks_ms", lambda: now[0])
+    return now
+
+
+def light(world, P):
+    """The status light's last colour as (r, g, b) (the WS2812 gets GRB)."""
+    g, r, b = [x for pin, x in world.bitstreams if pin == P.LED_WS2812][-1]
+    return (r, g, b)
+
+
+def run(b, world, P, clock, ms, step=10):
+    """Drive the patterns as Board.wait_input does (service every POLL_MS);
+    return (buzzer on?, light) after each step."""
+    buzz = world.pwms[P.BUZZER]
+    out = []
+    for _ in range(ms // step):
+        clock[0] += step
+        b.signal.service(clock[0])
+        out.append((buzz.duty_u16() > 0, light(world, P)))
+    return out
+
+
+def runs(samples, step=10):
+    """[(value, ms), ...]: the samples as runs of equal values."""
+    out = []
+    for v in samples:
+        if out and out[-1][0] == v:
+            out[-1][1] += step
+        else:
+            out.append([v, step])
+    return [tuple(r) for r in out]
+
+
+def test_faulted_light_blinks_available_is_steady(hw, clock):
+    world, b, P = make(hw)
+    b.signal.led("Faulted")
+    assert light(world, P) == RED
+    seen = runs(light for _, light in run(b, world, P, clock, 1000))
+    assert seen[:3] == [(RED, 240), (DARK, 250), (RED, 250)]  # 250 ms on / 250 ms off
+    b.signal.led("Available")
+    assert light(world, P) == GREEN
+    n = len(world.bitstreams)
+    run(b, world, P, clock, 3000)
+    assert len(world.bitstreams) == n  # steady: the light is not written again
+
+
+def test_weak_signal_light_is_green_with_a_short_dark_blink(hw, clock):
+    world, b, P = make(hw)
+    b.signal.led("WeakSignal")
+    seen = runs(light for _, light in run(b, world, P, clock, 4000))
+    assert seen[1:4] == [(DARK, 200), (GREEN, 1800), (DARK, 200)]
+
+
+def test_fauth1_three_beeps_with_red_flashes_then_the_state_light(hw, clock):
+    world, b, P = make(hw)
+    b.signal.led("Reserved")
+    assert light(world, P) == MAGENTA
+    b.signal.show("FAUTH1")  # the guide's signal for a stranger's card at a reserved connector
+    assert world.pwms[P.BUZZER].duty_u16() > 0 and light(world, P) == RED
+    seen = runs(run(b, world, P, clock, 800))
+    assert seen == [((True, RED), 90), ((False, DARK), 100), ((True, RED), 100),
+                    ((False, DARK), 100), ((True, RED), 100), ((False, MAGENTA), 310)]
+    # distinct from an ordinary refusal: one long tone
+    b.signal.show("AUTH_FAIL")
+    assert runs(on for on, _ in run(b, world, P, clock, 600)) == [(True, 390), (False, 210)]
+
+
+def test_a_late_service_call_catches_up_and_a_state_change_waits_for_the_signal(hw, clock):
+    world, b, P = make(hw)
+    b.signal.led("Available")
+    b.signal.show("FAUTH1")
+    b.signal.led("Charging")  # during the signal: shown once it ends
+    assert light(world, P) == RED
+    clock[0] += 250  # the control loop was late: third step (second beep)
+    b.signal.service(clock[0])
+    assert world.pwms[P.BUZZER].duty_u16() > 0 and light(world, P) == RED
+    clock[0] += 1000
+    b.signal.service(clock[0])
+    assert world.pwms[P.BUZZER].duty_u16() == 0 and light(world, P) == (0, 20, 60)
+
+
+def test_patterns_never_wait(hw, clock, monkeypatch):
+    world, b, P = make(hw)
+
+    def no_sleep(*a):
+        raise AssertionError("the HAL slept")
+
+    for name in ("sleep", "sleep_ms", "sleep_us"):
+        monkeypatch.setattr(time, name, no_sleep, raising=False)
+    b.signal.led("Faulted")
+    b.signal.show("FAUTH1")
+    run(b, world, P, clock, 2000)
+    b.signal.led("Preparing")
+    run(b, world, P, clock, 2000)
+
+
 # ---- BLE commissioning link ----------------------------------------------------
 
 def ble_board(hw):

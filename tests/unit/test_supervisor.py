@@ -253,6 +253,25 @@ def test_weak_signal_never_replaces_another_state(rig):
     assert rig.conn.status()[:2] == ("Preparing", "NoError")
 
 
+def test_status_light_follows_the_state_and_shows_weak_signal(rig):
+    # firmware/control.py picks what the light shows (Connector.light()); the
+    # board blinks it (hal/esp32 patterns, tests/unit/test_hal_esp32.py).
+    from firmware.control import Control
+
+    ctl = Control(rig.board, rig.conn, rig.sup, rig.out, rig.st)
+    ctl.apply()
+    rig.board.net.set_rssi(-95)
+    rig.hold(5000)
+    ctl.apply()
+    rig.conn.on_ev("B", True)
+    ctl.apply()
+    rig.conn.on_ev("D", True)  # the EV asks for ventilation: the guide's VentError
+    rig.hold(5000)
+    ctl.apply()
+    assert rig.conn.status()[:3] == ("Faulted", "OtherError", "VentError")
+    assert rig.board.signal.leds == ["Available", "WeakSignal", "Preparing", "VentError"]
+
+
 def test_lock_is_driven_again_three_times_then_reported(rig):
     rig.board.lock.jam(True)
     rig.board.pilot.set_levels(9000, -12000)  # EV in B, healthy diode

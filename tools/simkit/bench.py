@@ -114,6 +114,8 @@ class Bench:
         self.frequency = 50.0
         self.phase_reversal = False
         self.net_up = True
+        self.nets_down = set()  # WiFi networks (SSIDs) out of reach: `network ssid=...`
+        self.wifi = None        # the network the firmware last joined (its `wifi` output)
         # board outputs (what the firmware drives) and physical parts
         self.relay_cmd = False
         self.relay = False
@@ -233,7 +235,7 @@ class Bench:
             "hi": hi, "lo": lo, "relay": self.relay, "lock": self.lock, "btn": self.button,
             "temp": self.sensors["temp"], "ne": self.sensors["ne"], "lac": self.sensors["lac"],
             "ldc": self.sensors["ldc"], "phase": 0 if self.phase_reversal else 1,
-            "supply": 1 if self.voltage > 50 else 0, "net": self.net_up, "rssi": self.sensors["rssi"],
+            "supply": 1 if self.voltage > 50 else 0, "net": self.link_up(), "rssi": self.sensors["rssi"],
             "sd": "sd_card" not in self.fails, "rfid_ok": "rfid_reader" not in self.fails,
             "rst": "reset" not in self.fails,
         }
@@ -492,6 +494,11 @@ class Bench:
             self.ble_linked = False
             self.event("ble", "dropped")
         else:
+            if kind == "wifi":
+                ssid = (v or {}).get("ssid")
+                if self.wifi is not None and ssid != self.wifi:
+                    self.cut_network()  # joining another network: the old connections are gone
+                self.wifi = ssid
             self.hal[kind] = v
             self.event("hal", {kind: v})
         self.sync()
@@ -506,7 +513,7 @@ class Bench:
                 writer.write(b"ERR bad request\n")
                 return
             host, port = parts[1], int(parts[2])
-            if not self.net_up or not self.powered:
+            if not self.link_up() or not self.powered:
                 self.event("net", {"host": host, "port": port, "ok": False, "error": "down"})
                 writer.write(b"ERR down\n")
                 return
@@ -604,6 +611,7 @@ class Bench:
             "voltage": self.model.voltage, "current": self.model.currents[0],
             "currents": list(self.model.currents), "power_w": self.model.power_total(),
             "led": self.led, "ev_current": self.ev_current, "network": self.net_up,
+            "wifi": self.wifi, "networks_down": sorted(self.nets_down),
             "fails": sorted(self.fails), "boots": self.boots, "link": self.link is not None,
             "pid": self.proc.pid if self.proc else None, "runtime": self.runtime,
         }
@@ -683,12 +691,24 @@ class Bench:
             self.fails.discard(part)
         self.modbus.silent = "meter" in self.fails
 
+    def link_up(self):
+        """The board's uplink: the network is up and so is the WiFi network it
+        joined (any network while the firmware has named none)."""
+        return self.net_up and self.wifi not in self.nets_down
+
     def cmd_network(self, req):
         up = bool(req["up"])
-        if up != self.net_up:
+        was = self.link_up()
+        ssid = req.get("ssid")
+        if ssid is not None:  # one WiFi network (primary, fallback) in or out of reach
+            if up:
+                self.nets_down.discard(str(ssid))
+            else:
+                self.nets_down.add(str(ssid))
+        else:
             self.net_up = up
-            if not up:
-                self.cut_network()
+        if was and not self.link_up():
+            self.cut_network()
 
     async def cmd_power(self, req):
         await self.set_power(bool(req["on"]))
