@@ -306,20 +306,20 @@ class Metering:
             # nothing on file for it: meterStart is all that is known of the beginning
             begin = '{"timestamp":"%s","sampledValue":[{"value":"%d","context":"Transaction.Begin",' \
                 '"measurand":"%s","unit":"Wh"}]}' % (isotime.format(tx["ts"]), tx["start"], ENERGY[0])
-        out = [self._stop.items(tx["l"], begin)]
+        items = [self._stop.items(tx["l"], begin)]
 
-        def end(o, sep):
-            at = o.n
+        def end(out, sep):
+            at = out.n
             if sep:
-                o.write(b",")
-            if self._sample(csl, "Transaction.End", now, stop_wh, o) < 0:
-                o.n = at
+                out.write(b",")
+            if self._sample(csl, "Transaction.End", now, stop_wh, out) < 0:
+                out.n = at
                 return sep
             return True
 
-        out.append(end)
+        items.append(end)
         self._tx = None
-        return out
+        return items
 
 
 class Empty(Exception):
