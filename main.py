@@ -1,4 +1,7 @@
-# Device entry point: start the charger application.
+# Device entry point: the application slot boot.py chose, then the charger.
+import boot
+
+boot.mount()
 import firmware.app
 
 firmware.app.run()

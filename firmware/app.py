@@ -56,6 +56,24 @@ class App:
         self.ops.before_reset.append(self.supervisor.before_reset)
         self.control = Control(board, self.station.connector, self.supervisor, self.outputs, self.station)
         self.heap_peak = 0
+        self._up = False
+        self.cp.listen(self._trial_end)
+
+    def _trial_end(self, ev):
+        # The first accepted BootNotification ends a trial boot of a new
+        # version and reports a rollback (boot.py, docs/ota.md).
+        if ev != "accepted" or self._up:
+            return
+        self._up = True
+        import boot
+
+        r = boot.healthy()
+        if r is None:
+            return
+        if "tries" in r:
+            log.info("update", "version %s healthy after %d trial boot(s)" % (r.get("version"), r["tries"]))
+        else:
+            log.error("update", "update to %s rolled back: not healthy in its trial boots" % r["failed"])
 
     async def _heap_monitor(self):
         # Live heap after a collection, sampled: the figure the heap budget is

@@ -76,7 +76,7 @@ GUIDE = {
     "WiFiSsid": "N/A",
 }
 EXTRA = {"AuthorizationKey": "", "WebSocketPingInterval": 60, "ReserveConnectorZeroSupported": False,
-         "WiFiPrimarySsid": "", "WiFiPrimaryPass": ""}
+         "WiFiPrimarySsid": "", "WiFiPrimaryPass": "", "FirmwareAllowDowngrade": False}
 SECRETS = ("AuthorizationKey", "WiFiPass", "WiFiPrimaryPass")
 
 READ_ONLY = {

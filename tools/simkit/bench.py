@@ -77,7 +77,7 @@ def micropython_binary():
 
 class Bench:
     def __init__(self, csms, charger_id, control_port, state_dir, variant="business", config=None,
-                 heapsize=None, runtime="micropython", quiet=False):
+                 heapsize=None, runtime="micropython", quiet=False, ota_key=None):
         self.csms = csms
         self.charger_id = charger_id
         self.control_port = control_port
@@ -90,7 +90,9 @@ class Bench:
         self.quiet = quiet
         self.runtime = runtime
         self.mp_bin = None
-        self.romfs = os.path.join(self.state, "romfs.img")  # the board's romfs partition
+        self.romfs = os.path.join(self.state, "romfs.img")  # the board's romfs partition: slot A
+        self.romfs_b = os.path.join(self.state, "romfs_b.img")  # slot B (docs/ota.md)
+        self.ota_key = ota_key  # public PEM given to a fresh board (DIR/flash/ota_key.json)
         if runtime == "board32":
             self.mp_bin = board32_binary()
             if self.mp_bin is None:
@@ -207,6 +209,10 @@ class Bench:
             prov["config"][k] = str(v)
         with open(os.path.join(self.flash, "provision.json"), "w") as f:
             json.dump(prov, f)
+        if self.ota_key:  # the factory's update key (docs/ota.md)
+            from tools.ota import write_device_key
+
+            write_device_key(self.ota_key, os.path.join(self.flash, "ota_key.json"))
         self.log("installed %d files into %s" % (len(files), self.flash))
         self.event("install", {"files": len(files)})
         return True
@@ -349,7 +355,9 @@ class Bench:
 
             # The script's directory (DIR/flash, the board's littlefs root)
             # replaces the first entry, '' on the board.
-            env["MICROPY_ROMFS"] = self.romfs
+            # Two application slots (docs/ota.md): segment 0 is mounted at
+            # /rom at start-up, boot.py/main.py mount the recorded one.
+            env["MICROPY_ROMFS"] = env["JOLT_SLOTS"] = self.romfs + ":" + self.romfs_b
             env["MICROPYPATH"] = ":".join(SYS_PATH)
         self.fw_env = {k: v for k, v in env.items() if k.startswith("JOLT_")}
         await self.run_boot(env)

@@ -1,0 +1,117 @@
+"""Signed updates from the SD card into the second application slot, on the
+bench (docs/ota.md): the board-like interpreter runs the slots as ROMFS
+segments, boot.py installs a package found in DIR/sd/update/, a new version
+boots on trial and is rolled back when it never comes up. Packages are made
+by tools/ota.py with a key pair from `keygen` in a tmp dir; the board gets the
+public key with `tools/sim.py --ota-key`."""
+import json
+import os
+import shutil
+
+import pytest
+
+from tests.integration import rig as rigmod
+from tests.integration.rig import Rig
+from tools import ota
+from tools.mpy_build import DEVICE_DIRS, ENTRY_POINTS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# The slots are ROMFS segments: only the board-like interpreter serves them.
+pytestmark = pytest.mark.skipif(not rigmod.BOARD32, reason="A/B slots need the board-like interpreter "
+                                "(../shared/micropython-board32/micropython)")
+
+
+@pytest.fixture(scope="module")
+def pkgs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ota")
+    priv, pub = ota.keygen(str(d / "keys"))
+    good = str(d / "good.jolt")
+    ota.build(priv, "0.2.0", good, board="sim")
+    # A version that dies at start: run() raises before anything talks.
+    src = d / "src"
+    src.mkdir()
+    for rel in ENTRY_POINTS:
+        shutil.copyfile(os.path.join(ROOT, rel), str(src / rel))
+    for sub in DEVICE_DIRS:
+        shutil.copytree(os.path.join(ROOT, sub), str(src / sub), ignore=shutil.ignore_patterns("__pycache__"))
+    with open(str(src / "firmware" / "app.py"), "a") as f:
+        f.write("\n\ndef run():\n    raise RuntimeError('broken build')\n")
+    crash = str(d / "crash.jolt")
+    ota.build(priv, "0.3.0", crash, board="sim", src=str(src))
+    data = open(good, "rb").read()
+    raw, sig, img = ota.parse(data)
+    head = len(data) - len(img)
+    bad_sig = bytearray(data)
+    bad_sig[head - 1] ^= 1
+    corrupt = bytearray(data)
+    corrupt[head + len(img) // 2] ^= 0x10
+    old_raw, old_sig = ota.sign_manifest(ota.load_private(priv), dict(json.loads(raw), version="0.0.5"))
+    return {"pub": pub, "good": data, "crash": open(crash, "rb").read(),
+            "bad": {"a-badsig.jolt": (bytes(bad_sig), "bad signature"),
+                    "b-corrupt.jolt": (bytes(corrupt), "image hash mismatch"),
+                    "c-truncated.jolt": (data[:-4096], "truncated package"),
+                    "d-older.jolt": (ota.pack(old_raw, old_sig, img), "older than the running 0.1.0")}}
+
+
+def board(tmp_path, csms, pkgs, files):
+    state = tmp_path / "state"
+    upd = state / "sd" / "update"
+    upd.mkdir(parents=True)
+    for name, data in files.items():
+        (upd / name).write_bytes(data)
+    return Rig(tmp_path, csms, ota_key=pkgs["pub"], state=state), state
+
+
+def versions(rig):
+    return [p["firmwareVersion"] for p in rig.calls("BootNotification")]
+
+
+def test_signed_package_on_the_sd_card_is_installed_at_boot(tmp_path, csms, pkgs):
+    rig, state = board(tmp_path, csms, pkgs, {"new.jolt": pkgs["good"]})
+    with rig:
+        rig.wait_call("BootNotification", timeout=20)
+        assert versions(rig) == ["0.2.0"]
+        assert sorted(os.listdir(str(state / "sd" / "update"))) == ["new.jolt.done"]  # not applied twice
+        log = rig.firmware_log(400)
+        assert "version 0.2.0 installed in slot 1: trial boot" in log, log
+        rig.wait_bench(lambda s: "version 0.2.0 healthy after 1 trial boot(s)" in rig.firmware_log(400),
+                       what="trial boot ended")
+        # A healthy version stays through power cycles (no trial left to count).
+        for _ in range(2):
+            t0 = rig.now()
+            rig.cmd(cmd="power", on=False)
+            rig.cmd(cmd="power", on=True)
+            rig.wait_call("BootNotification", timeout=20, since_t=t0)
+        assert versions(rig) == ["0.2.0"] * 3
+        assert "boot: trial boot" not in rig.firmware_log(1000)
+        assert json.loads((state / "flash" / "boot.json").read_text()) == {"slot": 1}
+
+
+def test_bad_packages_are_refused_with_nothing_changed(tmp_path, csms, pkgs):
+    rig, state = board(tmp_path, csms, pkgs, {n: v[0] for n, v in pkgs["bad"].items()})
+    with rig:
+        rig.wait_call("BootNotification", timeout=20)
+        assert versions(rig) == ["0.1.0"]
+        log = rig.firmware_log(400)
+        for name, (_, reason) in pkgs["bad"].items():
+            line = [x for x in log.splitlines() if name in x and "refused" in x]
+            assert line and reason in line[0], (name, log)
+        assert sorted(os.listdir(str(state / "sd" / "update"))) == sorted(n + ".refused" for n in pkgs["bad"])
+        # Nothing written: no second slot, no slot record.
+        assert not (state / "romfs_b.img").exists()
+        assert not (state / "flash" / "boot.json").exists()
+
+
+def test_version_that_crashes_at_start_is_rolled_back_after_three_trial_boots(tmp_path, csms, pkgs):
+    rig, state = board(tmp_path, csms, pkgs, {"crash.jolt": pkgs["crash"]})
+    with rig:
+        rig.wait_call("BootNotification", timeout=60)
+        assert versions(rig) == ["0.1.0"]  # 0.3.0 never talked
+        log = rig.firmware_log(1000)
+        assert log.count("broken build") == 3, log
+        assert "version 0.3.0 not healthy after 3 trial boots: back to slot 0" in log
+        rig.wait_bench(lambda s: "update to 0.3.0 rolled back" in rig.firmware_log(400), what="rollback reported")
+        assert rig.status()["boots"] == 4
+        assert json.loads((state / "flash" / "boot.json").read_text()) == {"slot": 0}
+        assert os.listdir(str(state / "sd" / "update")) == ["crash.jolt.done"]
