@@ -6,13 +6,17 @@ by tools/ota.py with a key pair from `keygen` in a tmp dir; the board gets the
 public key with `tools/sim.py --ota-key`."""
 import json
 import os
+import random
 import shutil
+import threading
+import time
 
 import pytest
 
 from tests.integration import rig as rigmod
 from tests.integration.rig import Rig
 from tools import ota
+from tools.simkit.client import Control
 from tools.mpy_build import DEVICE_DIRS, ENTRY_POINTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -47,7 +51,7 @@ def pkgs(tmp_path_factory):
     corrupt = bytearray(data)
     corrupt[head + len(img) // 2] ^= 0x10
     old_raw, old_sig = ota.sign_manifest(ota.load_private(priv), dict(json.loads(raw), version="0.0.5"))
-    return {"pub": pub, "good": data, "crash": open(crash, "rb").read(),
+    return {"pub": pub, "priv": priv, "good": data, "crash": open(crash, "rb").read(),
             "bad": {"a-badsig.jolt": (bytes(bad_sig), "bad signature"),
                     "b-corrupt.jolt": (bytes(corrupt), "image hash mismatch"),
                     "c-truncated.jolt": (data[:-4096], "truncated package"),
@@ -115,3 +119,41 @@ def test_version_that_crashes_at_start_is_rolled_back_after_three_trial_boots(tm
         assert rig.status()["boots"] == 4
         assert json.loads((state / "flash" / "boot.json").read_text()) == {"slot": 0}
         assert os.listdir(str(state / "sd" / "update")) == ["crash.jolt.done"]
+
+
+
+def test_power_cuts_during_an_update_leave_a_charger_that_boots(tmp_path, csms, pkgs):
+    """Power off at seeded moments after power-on, through a second control
+    connection while the first is still starting the board: in boot.py
+    (checking the package, writing the slot, switching the record) or in the
+    trial boot. Each time the charger boots again and connects with the old
+    or the new version, never neither. Each round offers a newer package (the
+    same image re-signed as 0.2.N, so every round installs)."""
+    rng = random.Random(int(os.environ.get("JOLT_OTA_SEED", "13")))
+    raw, sig, img = ota.parse(pkgs["good"])
+    rig, state = board(tmp_path, csms, pkgs, {})
+    upd = state / "sd" / "update"
+    cut_in_boot = 0
+    with rig:
+        for i in range(10):
+            if not [n for n in os.listdir(str(upd)) if n.endswith(".jolt")]:
+                m, s = ota.sign_manifest(ota.load_private(pkgs["priv"]), dict(json.loads(raw), version="0.2.%d" % (i + 1)))
+                (upd / ("u%02d.jolt" % i)).write_bytes(ota.pack(m, s, img))
+            rig.cmd(cmd="power", on=False)
+            _, seen = rig.bench.events()
+            on = threading.Thread(target=rig.cmd, kwargs={"cmd": "power", "on": True})
+            on.start()
+            time.sleep(rng.uniform(0, 0.02) if i % 2 == 0 else rng.uniform(0.02, 0.8))
+            cut = Control(rig.bench.port)
+            cut.cmd({"cmd": "power", "on": False})
+            cut.close()
+            on.join()
+            evs, _ = rig.bench.events(seen)
+            cut_in_boot += any(e["kind"] == "boot.py" and e["value"]["cut"] for e in evs)
+            t0 = rig.now()
+            rig.cmd(cmd="power", on=True)
+            p = rig.wait_call("BootNotification", timeout=30, since_t=t0)
+            assert p["firmwareVersion"] in ("0.1.0", "0.2.0")
+            assert json.loads((state / "flash" / "boot.json").read_text())["slot"] in (0, 1)
+    print("cuts in boot.py: %d of 10" % cut_in_boot)
+    assert cut_in_boot >= 1, "no cut reached boot.py"

@@ -135,6 +135,8 @@ class Bench:
         # main.py): a cut during it then kills the started process (its exit
         # is recorded) instead of leaving it running beside the next one.
         self._plock = asyncio.Lock()
+        self.boot_proc = None  # boot.py while it runs
+        self._cut = False  # power went off during a firmware start
         self.boots = 0
         self.link = None
         self.sent = {}
@@ -326,13 +328,18 @@ class Bench:
         p = await asyncio.create_subprocess_exec(
             *self.command_line("boot.py"), cwd=self.flash, env=env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        out, _ = await p.communicate()
+        self.boot_proc = p  # a power cut kills it where it is (set_power)
+        try:
+            out, _ = await p.communicate()
+        finally:
+            self.boot_proc = None
         for text in out.decode(errors="replace").splitlines():
             self.logs.append(text)
             if not self.quiet:
                 print("[fw boot.py] %s" % text, flush=True)
         if p.returncode:
             self.log("boot.py exited with %s" % p.returncode)
+            self.event("boot.py", {"code": p.returncode, "cut": self._cut})
 
     async def spawn(self, cause):
         async with self._plock:
@@ -361,7 +368,7 @@ class Bench:
             env["MICROPYPATH"] = ":".join(SYS_PATH)
         self.fw_env = {k: v for k, v in env.items() if k.startswith("JOLT_")}
         await self.run_boot(env)
-        if not self.powered or self._stopping():
+        if not self.powered or self._cut or self._stopping():
             return
         self.proc = await asyncio.create_subprocess_exec(
             *self.command_line(), cwd=self.flash, env=env,
@@ -432,7 +439,16 @@ class Bench:
             await asyncio.sleep(0.01)
 
     async def set_power(self, on):
+        if not on and self.powered and self.boot_proc is not None:
+            # The cut reaches boot.py too (an update it is installing stops
+            # there), and no main.py starts after it.
+            self._cut = True
+            try:
+                self.boot_proc.kill()
+            except ProcessLookupError:
+                pass
         async with self._plock:
+            self._cut = False
             if on == self.powered:
                 return
             self.powered = on
