@@ -36,6 +36,7 @@ def from_sd(root, hw):
         log.info(TAG, "no application slots: updates off")
         return None
     if hw.sd is None:
+        log.warn(TAG, "no SD card (or SDCardFailure): updates from the card off")
         return None
     d = hw.sd + UPDATE_DIR
     try:

@@ -157,3 +157,24 @@ def test_power_cuts_during_an_update_leave_a_charger_that_boots(tmp_path, csms, 
             assert json.loads((state / "flash" / "boot.json").read_text())["slot"] in (0, 1)
     print("cuts in boot.py: %d of 10" % cut_in_boot)
     assert cut_in_boot >= 1, "no cut reached boot.py"
+
+
+def test_failed_sd_card_turns_updates_from_the_card_off(tmp_path, csms, pkgs):
+    rig, state = board(tmp_path, csms, pkgs, {})
+    with rig:
+        rig.wait_call("BootNotification", timeout=20)
+        rig.cmd(cmd="fail", part="sd_card", active=True)
+        (state / "sd" / "update" / "new.jolt").write_bytes(pkgs["good"])
+        t0 = rig.now()
+        rig.cmd(cmd="power", on=False)
+        rig.cmd(cmd="power", on=True)
+        rig.wait_call("BootNotification", timeout=20, since_t=t0)
+        assert versions(rig) == ["0.1.0", "0.1.0"]
+        assert "updates from the card off" in rig.firmware_log(400)
+        assert os.listdir(str(state / "sd" / "update")) == ["new.jolt"]
+        # The card back: the next boot installs it.
+        rig.cmd(cmd="fail", part="sd_card", active=False)
+        t0 = rig.now()
+        rig.cmd(cmd="power", on=False)
+        rig.cmd(cmd="power", on=True)
+        assert rig.wait_call("BootNotification", timeout=20, since_t=t0)["firmwareVersion"] == "0.2.0"

@@ -6,7 +6,9 @@ the board-like 32-bit interpreter (the venv's micropython when absent), with
 lib/ from a ROMFS image as on the board:
 - the signature check (RSA-2048 pow + EMSA-PSS), mean of 20;
 - the whole check of the package (signature + the image streamed into SHA-256);
-- the smallest heap (in KiB steps) in which the whole check passes.
+- the smallest heap (in KiB steps) in which the whole check passes;
+- the smallest heap in which boot.py installs the package from the SD card
+  into the second slot (check, write, read back, switch), as on the bench.
 
     .venv/bin/python tools/bench/ota_verify.py
 
@@ -55,6 +57,44 @@ def host_mhz():
     return None
 
 
+def smallest_install(mp, d, pkg):
+    """boot.py on a bench-like state dir: slot 0 the project's image, the
+    package in sd/update; the smallest heap (KiB) in which the record switches."""
+    import json
+    import shutil
+
+    from tools.romfs import build_image
+
+    st = os.path.join(d, "state")
+    flash = os.path.join(st, "flash")
+    upd = os.path.join(st, "sd", "update")
+    os.makedirs(flash)
+    os.makedirs(upd)
+    build_image(os.path.join(st, "romfs.img"), board="sim")
+    shutil.copyfile(os.path.join(d, "keys", "ota_key.json"), os.path.join(flash, "ota_key.json"))
+    for rel in ("boot.py", "main.py"):
+        shutil.copyfile(os.path.join(ROOT, rel), os.path.join(flash, rel))
+    slots = os.path.join(st, "romfs.img") + ":" + os.path.join(st, "romfs_b.img")
+    env = dict(os.environ, MICROPY_ROMFS=slots, JOLT_SLOTS=slots, MICROPYPATH=":.frozen:/rom:/rom/lib")
+    for heap in range(8, 97, 2):
+        for n in os.listdir(upd):
+            os.rename(os.path.join(upd, n), os.path.join(upd, "p.jolt"))
+        if not os.listdir(upd):
+            shutil.copyfile(pkg, os.path.join(upd, "p.jolt"))
+        for f in ("boot.json", "boot.json.new"):
+            if os.path.exists(os.path.join(flash, f)):
+                os.remove(os.path.join(flash, f))
+        subprocess.run([mp, "-X", "heapsize=%dK" % heap, "boot.py"], capture_output=True, env=env,
+                       cwd=flash, timeout=60)
+        try:
+            with open(os.path.join(flash, "boot.json")) as f:
+                if json.load(f).get("slot") == 1:
+                    return heap
+        except (OSError, ValueError):
+            pass
+    return None
+
+
 def main():
     mp = board32_binary() or os.path.join(ROOT, ".venv", "bin", "micropython")
     with tempfile.TemporaryDirectory() as d:
@@ -85,11 +125,14 @@ def main():
             if run(heap, 1).returncode == 0:
                 smallest = heap
                 break
+        install_heap = smallest_install(mp, d, pkg)
     mhz = host_mhz()
     print("interpreter: %s" % mp)
     print("signature check (RSA-2048 pow + PSS decode): %.1f ms" % (sig_us / 1000))
     print("whole package check (signature + SHA-256 of %d B image through 1 KiB): %.1f ms" % (size, full_us / 1000))
     print("smallest heap the whole check passes in: %s KiB" % smallest)
+    print("smallest heap boot.py installs the package in (check, write slot, read back, switch): %s KiB"
+          % install_heap)
     if mhz:
         f = mhz / 240 * 3
         print("ESP32 240 MHz estimate (x%.0f: host %.0f MHz / 240 x 3): signature %.2f s, whole check %.2f s "

@@ -356,6 +356,8 @@ class Bench:
             "JOLT_RESET_CAUSE": cause,
             "JOLT_UID": self.uid,
             "JOLT_ROOT": ROOT,
+            # The card as boot.py finds it (no hardware link yet then).
+            "JOLT_SD": "0" if "sd_card" in self.fails else "1",
         })
         if self.runtime == "board32":
             from tools.romfs import SYS_PATH
