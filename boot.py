@@ -91,4 +91,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as e:  # the record stays as it was; main.py starts
+        print("boot: %r" % (e,))

@@ -41,6 +41,8 @@ def pkgs(tmp_path_factory):
         shutil.copytree(os.path.join(ROOT, sub), str(src / sub), ignore=shutil.ignore_patterns("__pycache__"))
     with open(str(src / "firmware" / "app.py"), "a") as f:
         f.write("\n\ndef run():\n    raise RuntimeError('broken build')\n")
+    older = str(d / "older.jolt")
+    ota.build(priv, "0.0.5", older, board="sim", variant="business")
     crash = str(d / "crash.jolt")
     ota.build(priv, "0.3.0", crash, board="sim", src=str(src))
     data = open(good, "rb").read()
@@ -51,20 +53,20 @@ def pkgs(tmp_path_factory):
     corrupt = bytearray(data)
     corrupt[head + len(img) // 2] ^= 0x10
     old_raw, old_sig = ota.sign_manifest(ota.load_private(priv), dict(json.loads(raw), version="0.0.5"))
-    return {"pub": pub, "priv": priv, "good": data, "crash": open(crash, "rb").read(),
+    return {"pub": pub, "priv": priv, "good": data, "older": open(older, "rb").read(), "crash": open(crash, "rb").read(),
             "bad": {"a-badsig.jolt": (bytes(bad_sig), "bad signature"),
                     "b-corrupt.jolt": (bytes(corrupt), "image hash mismatch"),
                     "c-truncated.jolt": (data[:-4096], "truncated package"),
                     "d-older.jolt": (ota.pack(old_raw, old_sig, img), "older than the running 0.1.0")}}
 
 
-def board(tmp_path, csms, pkgs, files):
+def board(tmp_path, csms, pkgs, files, config=None):
     state = tmp_path / "state"
     upd = state / "sd" / "update"
     upd.mkdir(parents=True)
     for name, data in files.items():
         (upd / name).write_bytes(data)
-    return Rig(tmp_path, csms, ota_key=pkgs["pub"], state=state), state
+    return Rig(tmp_path, csms, ota_key=pkgs["pub"], state=state, config=config), state
 
 
 def versions(rig):
@@ -178,3 +180,12 @@ def test_failed_sd_card_turns_updates_from_the_card_off(tmp_path, csms, pkgs):
         rig.cmd(cmd="power", on=False)
         rig.cmd(cmd="power", on=True)
         assert rig.wait_call("BootNotification", timeout=20, since_t=t0)["firmwareVersion"] == "0.2.0"
+
+
+def test_older_version_installed_when_the_configuration_allows_downgrades(tmp_path, csms, pkgs):
+    rig, state = board(tmp_path, csms, pkgs, {"old.jolt": pkgs["older"]},
+                       config={"FirmwareAllowDowngrade": "true"})
+    with rig:
+        rig.wait_call("BootNotification", timeout=20)
+        assert versions(rig) == ["0.0.5"]
+        assert os.listdir(str(state / "sd" / "update")) == ["old.jolt.done"]
