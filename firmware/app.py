@@ -1,6 +1,7 @@
 # Application wiring: one HAL board, one asyncio loop, cooperative tasks.
 import asyncio
 import gc
+import os
 
 import hal
 from lib import log, ocppj, transient
@@ -58,13 +59,20 @@ class App:
         self.heap_peak = 0
         self._up = False
         self.cp.listen(self._trial_end)
+        self.ops.busy = lambda: bool(self.txs.by_local)
 
     def _trial_end(self, ev):
         # The first accepted BootNotification ends a trial boot of a new
-        # version and reports a rollback (boot.py, docs/ota.md).
+        # version and reports a rollback (boot.py, docs/ota.md), and the
+        # result of an OCPP update goes out.
         if ev != "accepted" or self._up:
             return
         self._up = True
+        try:
+            os.stat(self.board.flash.root + "fw_pending.json")
+            asyncio.create_task(self.ops.report_update())
+        except OSError:
+            pass
         import boot
 
         r = boot.healthy()

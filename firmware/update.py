@@ -22,7 +22,7 @@ PRODUCTION_KEY = None
 BOARD = "esp32" if sys.platform == "esp32" else "sim"
 
 
-def _key(root):
+def key(root):
     try:
         return otapkg.load_key(root + KEY_FILE)
     except (OSError, ValueError, KeyError):
@@ -61,8 +61,8 @@ def install(root, hw, path):
     """Check the package at `path`, write it into the inactive slot, read it
     back, switch the record to it on trial. The manifest, or None (refused:
     the package renamed *.refused, nothing else changed)."""
-    key = _key(root)
-    if key is None:
+    k = key(root)
+    if k is None:
         log.error(TAG, "%s: no update key on this board" % path)
         return None
     from firmware.config import Config
@@ -77,7 +77,7 @@ def install(root, hw, path):
     buf = bytearray(otapkg.CHUNK)
     try:
         # A dry pass first: nothing is written for a package that fails.
-        m = otapkg.check(path, key, variant, running, BOARD, down, buf=buf)
+        m = otapkg.check(path, k, variant, running, BOARD, down, buf=buf)
         if otapkg.compare(m["version"], running) == 0:
             log.info(TAG, "%s: version %s already running" % (path, running))
             _done(path, ".done")
@@ -87,7 +87,7 @@ def install(root, hw, path):
         log.info(TAG, "%s: version %s accepted, writing slot %d" % (path, m["version"], target))
         w = hw.writer(target)
         try:
-            otapkg.check(path, key, variant, running, BOARD, down, w.write, buf)
+            otapkg.check(path, k, variant, running, BOARD, down, w.write, buf)
         finally:
             w.close()
         _read_back(hw, target, m, buf)

@@ -189,3 +189,100 @@ def test_older_version_installed_when_the_configuration_allows_downgrades(tmp_pa
         rig.wait_call("BootNotification", timeout=20)
         assert versions(rig) == ["0.0.5"]
         assert os.listdir(str(state / "sd" / "update")) == ["old.jolt.done"]
+
+
+class Files:
+    """A local HTTP server for UpdateFirmware: path -> bytes; `fail` first
+    requests answered 503. Records every request path."""
+
+    def __init__(self, files, fail=0):
+        import http.server
+
+        outer = self
+        self.files = files
+        self.fail = fail
+        self.requests = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests.append(self.path)
+                if outer.fail > 0:
+                    outer.fail -= 1
+                    self.send_error(503)
+                    return
+                data = outer.files.get(self.path)
+                if data is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def update_firmware(rig, location, retries=2, interval=1):
+    import datetime
+
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert rig.call("UpdateFirmware", {"location": location, "retrieveDate": now, "retries": retries,
+                                       "retryInterval": interval}) == {}
+
+
+def fw_statuses(rig, since_t):
+    return [p["status"] for p in rig.calls("FirmwareStatusNotification", since_t=since_t)]
+
+
+def test_update_firmware_over_ocpp_with_a_retried_download(tmp_path, csms, pkgs):
+    srv = Files({"/fw/jolt-0.2.0.jolt": pkgs["good"]}, fail=1)
+    try:
+        rig, state = board(tmp_path, csms, pkgs, {})
+        with rig:
+            t0 = rig.now()
+            update_firmware(rig, srv.url + "/fw/jolt-0.2.0.jolt")
+            rig.wait_call("BootNotification", timeout=40, since_t=t0)
+            rig.wait_call("FirmwareStatusNotification", timeout=20, since_t=t0,
+                          where=lambda p: p["status"] == "Installed")
+            assert versions(rig) == ["0.1.0", "0.2.0"]
+            assert fw_statuses(rig, t0) == ["Downloading", "Downloading", "Downloaded", "Installing", "Installed"]
+            assert srv.requests == ["/fw/jolt-0.2.0.jolt"] * 2
+            # Idle once done (TriggerMessage reports the current state).
+            t1 = rig.now()
+            rig.call("TriggerMessage", {"requestedMessage": "FirmwareStatusNotification"})
+            assert rig.wait_call("FirmwareStatusNotification", since_t=t1)["status"] == "Idle"
+    finally:
+        srv.close()
+
+
+def test_update_firmware_refused_or_not_downloaded_changes_nothing(tmp_path, csms, pkgs):
+    bad = pkgs["bad"]["a-badsig.jolt"][0]
+    srv = Files({"/bad.jolt": bad})
+    try:
+        rig, state = board(tmp_path, csms, pkgs, {})
+        with rig:
+            t0 = rig.now()
+            update_firmware(rig, srv.url + "/bad.jolt")
+            rig.wait_call("FirmwareStatusNotification", timeout=20, since_t=t0,
+                          where=lambda p: p["status"] == "InstallationFailed")
+            assert fw_statuses(rig, t0) == ["Downloading", "Downloaded", "InstallationFailed"]
+            assert "bad signature" in rig.firmware_log(200)
+            t1 = rig.now()
+            update_firmware(rig, srv.url + "/missing.jolt", retries=2, interval=1)
+            rig.wait_call("FirmwareStatusNotification", timeout=20, since_t=t1,
+                          where=lambda p: p["status"] == "DownloadFailed")
+            assert fw_statuses(rig, t1) == ["Downloading", "Downloading", "DownloadFailed"]
+            assert versions(rig) == ["0.1.0"] and rig.status()["boots"] == 1
+            assert os.listdir(str(state / "sd" / "update")) == []
+            assert not (state / "romfs_b.img").exists()
+    finally:
+        srv.close()
