@@ -69,7 +69,7 @@ class App:
             return
         self._up = True
         try:
-            os.stat(self.board.flash.root + "fw_pending.json")
+            os.stat(self.board.flash.root + "fw_pending.txt")
             asyncio.create_task(self.ops.report_update())
         except OSError:
             pass

@@ -86,15 +86,25 @@ class Operations:
 
     async def _fw(self, p):
         self.firmware_status = "Downloading"
-        m = transient.load(FWUPDATE)
+        m = None
         try:
+            m = transient.load(FWUPDATE)
             await m.run(self, p)
-        except Exception as e:
+            self.firmware_status = "Idle"
+        except Exception as e:  # a MemoryError costs this update, never the charger
             log.error("update", "UpdateFirmware failed: %r" % (e,))
+            m = None
+            transient.drop(FWUPDATE)
+            self.firmware_status = "InstallationFailed" if self.firmware_status in (
+                "Downloaded", "Installing") else "DownloadFailed"
+            try:
+                await self._send_status_note("FirmwareStatusNotification")
+            except Exception:
+                pass
+            self.firmware_status = "Idle"
         finally:
             m = None
             transient.drop(FWUPDATE)
-            self.firmware_status = "Idle"
 
     async def report_update(self):
         """After BootNotification is accepted: the result of an OCPP update's reboot."""

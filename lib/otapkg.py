@@ -16,7 +16,6 @@ from lib import rsapss
 
 MAGIC = b"JOLTOTA\x01"
 MAX_MANIFEST = 1024
-MAX_PACKAGE = 1 << 19  # bytes a download may have (the slots hold 256 KiB)
 CHUNK = 1024
 VARIANT_ANY = "any"
 

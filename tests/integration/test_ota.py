@@ -271,18 +271,64 @@ def test_update_firmware_refused_or_not_downloaded_changes_nothing(tmp_path, csm
         rig, state = board(tmp_path, csms, pkgs, {})
         with rig:
             t0 = rig.now()
-            update_firmware(rig, srv.url + "/bad.jolt")
-            rig.wait_call("FirmwareStatusNotification", timeout=20, since_t=t0,
-                          where=lambda p: p["status"] == "InstallationFailed")
-            assert fw_statuses(rig, t0) == ["Downloading", "Downloaded", "InstallationFailed"]
-            assert "bad signature" in rig.firmware_log(200)
-            t1 = rig.now()
             update_firmware(rig, srv.url + "/missing.jolt", retries=2, interval=1)
-            rig.wait_call("FirmwareStatusNotification", timeout=20, since_t=t1,
+            rig.wait_call("FirmwareStatusNotification", timeout=20, since_t=t0,
                           where=lambda p: p["status"] == "DownloadFailed")
-            assert fw_statuses(rig, t1) == ["Downloading", "Downloading", "DownloadFailed"]
-            assert versions(rig) == ["0.1.0"] and rig.status()["boots"] == 1
-            assert os.listdir(str(state / "sd" / "update")) == []
+            assert fw_statuses(rig, t0) == ["Downloading", "Downloading", "DownloadFailed"]
+            assert srv.requests == ["/missing.jolt"] * 2
+            assert rig.status()["boots"] == 1 and os.listdir(str(state / "sd" / "update")) == []
+            # A bad signature: boot.py refuses it after the reboot, before anything changes.
+            t1 = rig.now()
+            update_firmware(rig, srv.url + "/bad.jolt")
+            rig.wait_call("FirmwareStatusNotification", timeout=30, since_t=t1,
+                          where=lambda p: p["status"] == "InstallationFailed")
+            assert fw_statuses(rig, t1) == ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
+            assert "ota.jolt refused: bad signature" in rig.firmware_log(300)
+            assert versions(rig) == ["0.1.0", "0.1.0"]
+            assert os.listdir(str(state / "sd" / "update")) == ["ota.jolt.refused"]
             assert not (state / "romfs_b.img").exists()
+            assert not (state / "flash" / "boot.json").exists()
+    finally:
+        srv.close()
+
+
+def test_update_firmware_waits_for_the_running_transaction(tmp_path, csms, pkgs):
+    from tests.integration.test_sessions import charging
+
+    srv = Files({"/p.jolt": pkgs["good"]})
+    try:
+        rig, state = board(tmp_path, csms, pkgs, {})
+        with rig:
+            charging(rig)
+            t0 = rig.now()
+            update_firmware(rig, srv.url + "/p.jolt")
+            rig.wait_call("FirmwareStatusNotification", timeout=20, since_t=t0,
+                          where=lambda p: p["status"] == "Downloaded")
+            time.sleep(3)  # no install while charging
+            assert fw_statuses(rig, t0) == ["Downloading", "Downloaded"]
+            assert rig.status()["relay"] is True and rig.status()["boots"] == 1
+            t1 = rig.now()
+            rig.card("TAG1")  # the driver ends the session
+            rig.wait_call("StopTransaction", since_t=t1)
+            rig.wait_call("FirmwareStatusNotification", timeout=20, since_t=t0,
+                          where=lambda p: p["status"] == "Installed")
+            assert fw_statuses(rig, t0) == ["Downloading", "Downloaded", "Installing", "Installed"]
+            assert versions(rig) == ["0.1.0", "0.2.0"]
+    finally:
+        srv.close()
+
+
+def test_update_firmware_to_a_version_that_crashes_reports_installation_failed(tmp_path, csms, pkgs):
+    srv = Files({"/crash.jolt": pkgs["crash"]})
+    try:
+        rig, state = board(tmp_path, csms, pkgs, {})
+        with rig:
+            t0 = rig.now()
+            update_firmware(rig, srv.url + "/crash.jolt")
+            rig.wait_call("FirmwareStatusNotification", timeout=60, since_t=t0,
+                          where=lambda p: p["status"] == "InstallationFailed")
+            assert fw_statuses(rig, t0) == ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
+            assert versions(rig) == ["0.1.0", "0.1.0"]  # 0.3.0 never came up; rolled back
+            assert "not healthy after 3 trial boots" in rig.firmware_log(1000)
     finally:
         srv.close()
