@@ -24,6 +24,7 @@ JOURNAL_BYTES = 65536
 COMMISSIONING = "firmware.commissioning"
 WDT_REPORT = "firmware.wdt_report"
 BLE_POLL_S = 0.25
+SD_POLL_S = 2
 
 
 class App:
@@ -100,6 +101,22 @@ class App:
     def _weak(self):
         return "weak" in self.supervisor.active
 
+    async def _sd_updates(self):
+        # A card inserted (or back after SDCardFailure) with a package in its
+        # update folder: reboot into boot.py's install once no transaction
+        # runs (docs/ota.md).
+        sd = self.board.sd
+        had = sd.ok()
+        while True:
+            await asyncio.sleep(SD_POLL_S)
+            ok = sd.ok()
+            if ok and not had and _has_package(sd.root):
+                while self.txs.by_local:
+                    await asyncio.sleep(SD_POLL_S)
+                log.info("update", "card inserted with an update: rebooting to install it")
+                await self.ops.reboot("Soft")
+            had = ok
+
     async def _commissioning(self):
         # BLE installer sessions (firmware/commissioning.py, loaded per session).
         b = self.board
@@ -133,12 +150,23 @@ class App:
         asyncio.create_task(_forever("txqueue", self.txs.run))
         asyncio.create_task(_forever("heap", self._heap_monitor))
         asyncio.create_task(_forever("ble", self._commissioning))
+        asyncio.create_task(_forever("sd", self._sd_updates))
         if self.cfg.get("WiFiPrimarySsid") or self.cfg.get("WiFiConnect"):
             # WiFi networks to choose from (firmware/netmgr.py, docs/network.md).
             from firmware import netmgr
             nm = netmgr.NetManager(self.board.net, netmgr.networks(self.cfg), self._weak)
             asyncio.create_task(_forever("wifi", nm.run))
         await _forever("ocpp", self.cp.run)
+
+
+def _has_package(root):
+    try:
+        for n in os.listdir(root + "update"):
+            if n.endswith(".jolt"):
+                return True
+    except (OSError, TypeError):  # no folder; root None: the card failed again
+        pass
+    return False
 
 
 async def _forever(name, fn):

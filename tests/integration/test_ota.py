@@ -332,3 +332,17 @@ def test_update_firmware_to_a_version_that_crashes_reports_installation_failed(t
             assert "not healthy after 3 trial boots" in rig.firmware_log(1000)
     finally:
         srv.close()
+
+
+def test_package_on_a_card_inserted_while_running_is_installed(tmp_path, csms, pkgs):
+    rig, state = board(tmp_path, csms, pkgs, {})
+    with rig:
+        rig.wait_call("BootNotification", timeout=20)
+        rig.cmd(cmd="fail", part="sd_card", active=True)  # the card out
+        time.sleep(3)
+        (state / "sd" / "update" / "new.jolt").write_bytes(pkgs["good"])
+        t0 = rig.now()
+        rig.cmd(cmd="fail", part="sd_card", active=False)  # and in again, with the package
+        assert rig.wait_call("BootNotification", timeout=30, since_t=t0)["firmwareVersion"] == "0.2.0"
+        assert "card inserted with an update" in rig.firmware_log(400)
+        assert os.listdir(str(state / "sd" / "update")) == ["new.jolt.done"]
