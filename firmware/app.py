@@ -101,6 +101,26 @@ class App:
     def _weak(self):
         return "weak" in self.supervisor.active
 
+    async def _trial_offline(self):
+        # A trial boot with no central system is healthy after
+        # FirmwareTrialOffline seconds with no accepted BootNotification and
+        # no fault (docs/ota.md); the first accepted one ends it before.
+        import boot
+
+        if "tries" not in boot.record():
+            return
+        need = self.cfg.get("FirmwareTrialOffline")
+        off = 0
+        while need and not self._up:
+            await asyncio.sleep(1)
+            off = 0 if self.cp.accepted or self.supervisor.active else off + 1
+            if off >= need and not self._up:
+                r = boot.healthy()
+                if r is not None:
+                    log.info("update", "version %s healthy: %d s without a central system, no fault"
+                             % (r.get("version"), off))
+                return
+
     async def _sd_updates(self):
         # A card inserted (or back after SDCardFailure) with a package in its
         # update folder: reboot into boot.py's install once no transaction
@@ -151,6 +171,7 @@ class App:
         asyncio.create_task(_forever("heap", self._heap_monitor))
         asyncio.create_task(_forever("ble", self._commissioning))
         asyncio.create_task(_forever("sd", self._sd_updates))
+        asyncio.create_task(self._trial_offline())
         if self.cfg.get("WiFiPrimarySsid") or self.cfg.get("WiFiConnect"):
             # WiFi networks to choose from (firmware/netmgr.py, docs/network.md).
             from firmware import netmgr

@@ -346,3 +346,31 @@ def test_package_on_a_card_inserted_while_running_is_installed(tmp_path, csms, p
         assert rig.wait_call("BootNotification", timeout=30, since_t=t0)["firmwareVersion"] == "0.2.0"
         assert "card inserted with an update" in rig.firmware_log(400)
         assert os.listdir(str(state / "sd" / "update")) == ["new.jolt.done"]
+
+
+def test_trial_without_a_central_system_is_healthy_after_the_configured_time(tmp_path, pkgs):
+    from tools.simkit.client import BenchProcess
+
+    state = tmp_path / "state"
+    (state / "sd" / "update").mkdir(parents=True)
+    (state / "sd" / "update" / "new.jolt").write_bytes(pkgs["good"])
+    # Nobody listens there: the charger stays without a central system.
+    bench = BenchProcess(state, "ws://127.0.0.1:9/ocpp", "CP1", config={"FirmwareTrialOffline": "3"},
+                         heapsize=rigmod.HEAP, runtime=rigmod.RUNTIME, ota_key=pkgs["pub"])
+    bench.start()
+    try:
+        deadline = time.monotonic() + 30
+        while "healthy: " not in "\n".join(bench.log(300)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        log = "\n".join(bench.log(300))
+        assert "version 0.2.0 healthy: 3 s without a central system, no fault" in log, log
+        assert json.loads((state / "flash" / "boot.json").read_text()) == {"slot": 1}
+        # Later boots stay on it: no trial left to fail.
+        for _ in range(3):
+            bench.cmd({"cmd": "power", "on": False})
+            bench.cmd({"cmd": "power", "on": True})
+        time.sleep(1)
+        assert json.loads((state / "flash" / "boot.json").read_text()) == {"slot": 1}
+        assert "app: boot 0.2.0" in "\n".join(bench.log(30))
+    finally:
+        bench.stop()

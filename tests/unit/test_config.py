@@ -76,7 +76,8 @@ GUIDE = {
     "WiFiSsid": "N/A",
 }
 EXTRA = {"AuthorizationKey": "", "WebSocketPingInterval": 60, "ReserveConnectorZeroSupported": False,
-         "WiFiPrimarySsid": "", "WiFiPrimaryPass": "", "FirmwareAllowDowngrade": False}
+         "WiFiPrimarySsid": "", "WiFiPrimaryPass": "", "FirmwareAllowDowngrade": False,
+         "FirmwareTrialOffline": 600}
 SECRETS = ("AuthorizationKey", "WiFiPass", "WiFiPrimaryPass")
 
 READ_ONLY = {
