@@ -91,6 +91,7 @@ UNITS = {
     "MaxCurrentLimit": "A", "ClockAlignedDataInterval": "s", "ConnectionTimeOut": "s",
     "HeartbeatInterval": "s", "MaxEnergyOnInvalidId": "Wh", "MeterValueSampleInterval": "s",
     "suspendedEVTimeout": "s", "TransactionMessageRetryInterval": "s", "WebSocketPingInterval": "s",
+    "FirmwareTrialOffline": "s",
 }
 URL = "wss://csms.example.com:443/ocpp"
 
