@@ -72,9 +72,10 @@ def main():
     r = record()
     if "tries" in r:
         if r["tries"] >= TRIALS:
+            prev = r.get("prev", 1 - r["slot"])
             print("boot: version %s not healthy after %d trial boots: back to slot %d"
-                  % (r.get("version"), r["tries"], r["prev"]))
-            write({"slot": r["prev"], "failed": r.get("version")})
+                  % (r.get("version"), r["tries"], prev))
+            write({"slot": prev, "failed": r.get("version")})
         else:
             r["tries"] += 1
             write(r)
