@@ -87,6 +87,10 @@ class Operations:
     async def _fw(self, p):
         self.firmware_status = "Downloading"
         m = None
+        # A running session ends first, download included: the heap is at its
+        # fullest while charging (docs/decisions.md).
+        while self.busy():
+            await asyncio.sleep(2)
         try:
             m = transient.load(FWUPDATE)
             await m.run(self, p)
