@@ -4,7 +4,7 @@ import gc
 import os
 
 import hal
-from lib import log, ocppj, transient
+from lib import fsutil, log, ocppj, transient
 from lib.journal import Journal
 from firmware import version, watchdog
 from firmware.chargepoint import OUT_BYTES, RX_BYTES, ChargePoint
@@ -23,6 +23,7 @@ JOURNAL_FILE = "tx_journal.bin"
 JOURNAL_BYTES = 65536
 COMMISSIONING = "firmware.commissioning"
 WDT_REPORT = "firmware.wdt_report"
+BOOT = "boot"  # boot.py: the slot record (docs/ota.md), source on littlefs, loaded per use
 BLE_POLL_S = 0.25
 SD_POLL_S = 2
 
@@ -74,9 +75,8 @@ class App:
             asyncio.create_task(self.ops.report_update())
         except OSError:
             pass
-        import boot
-
-        r = boot.healthy()
+        r = transient.load(BOOT).healthy()
+        transient.drop(BOOT)
         if r is None:
             return
         if "tries" in r:
@@ -105,10 +105,11 @@ class App:
         # A trial boot with no central system is healthy after
         # FirmwareTrialOffline seconds with no accepted BootNotification and
         # no fault (docs/ota.md); the first accepted one ends it before.
-        import boot
-
-        if "tries" not in boot.record():
+        rec = fsutil.read(self.board.flash.root + "boot.json")
+        if not rec or b'"tries"' not in rec:  # not on trial (the common case: no compile of boot.py)
             return
+        rec = None
+        boot = transient.load(BOOT)
         need = self.cfg.get("FirmwareTrialOffline")
         off = 0
         while need and not self._up:
@@ -119,7 +120,8 @@ class App:
                 if r is not None:
                     log.info("update", "version %s healthy: %d s without a central system, no fault"
                              % (r.get("version"), off))
-                return
+                break
+        transient.drop(BOOT)
 
     async def _sd_updates(self):
         # A card inserted (or back after SDCardFailure) with a package in its
