@@ -11,7 +11,7 @@ SIM_STATE ?= sim-state
 CHAOS_SEED ?= 1
 CHAOS_SESSIONS ?= 500
 
-.PHONY: setup test unit integration mpycheck typecheck sim mpy romfs deploy repl bench chaos clean
+.PHONY: setup test unit integration mpycheck typecheck sim mpy romfs deploy repl bench chaos clean ota
 
 setup: $(STAMP)
 
@@ -50,6 +50,16 @@ romfs: mpy
 # (a board without ROMFS gets the .mpy files, with a warning about the RAM they cost).
 deploy: romfs
 	$(PY) tools/deploy.py --port $(PORT) --build build --romfs build/jolt.romfs
+
+# A signed update package (docs/ota.md):
+#   make ota OTA_KEY=keys/private.pem OTA_VERSION=0.2.0 [OTA_BOARD=sim] [OTA_VARIANT=business]
+OTA_BOARD ?= esp32
+OTA_VARIANT ?= any
+OTA_MIN ?= 0
+ota: $(STAMP)
+	@test -n "$(OTA_KEY)" -a -n "$(OTA_VERSION)" || { echo "make ota OTA_KEY=PRIVATE.pem OTA_VERSION=V"; exit 2; }
+	$(PY) tools/ota.py build --key $(OTA_KEY) --version $(OTA_VERSION) --board $(OTA_BOARD) \
+		--variant $(OTA_VARIANT) --min-version $(OTA_MIN) --out build/jolt-$(OTA_VERSION)-$(OTA_BOARD).jolt
 
 repl: $(STAMP)
 	$(VENV)/bin/mpremote connect $(PORT) repl

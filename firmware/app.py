@@ -1,9 +1,10 @@
 # Application wiring: one HAL board, one asyncio loop, cooperative tasks.
 import asyncio
 import gc
+import os
 
 import hal
-from lib import log, ocppj, transient
+from lib import fsutil, log, ocppj, transient
 from lib.journal import Journal
 from firmware import version, watchdog
 from firmware.chargepoint import OUT_BYTES, RX_BYTES, ChargePoint
@@ -22,7 +23,9 @@ JOURNAL_FILE = "tx_journal.bin"
 JOURNAL_BYTES = 65536
 COMMISSIONING = "firmware.commissioning"
 WDT_REPORT = "firmware.wdt_report"
+BOOT = "boot"  # boot.py: the slot record (docs/ota.md), source on littlefs, loaded per use
 BLE_POLL_S = 0.25
+SD_POLL_S = 2
 
 
 class App:
@@ -56,6 +59,30 @@ class App:
         self.ops.before_reset.append(self.supervisor.before_reset)
         self.control = Control(board, self.station.connector, self.supervisor, self.outputs, self.station)
         self.heap_peak = 0
+        self._up = False
+        self.cp.listen(self._trial_end)
+        self.ops.busy = lambda: bool(self.txs.by_local)
+
+    def _trial_end(self, ev):
+        # The first accepted BootNotification ends a trial boot of a new
+        # version and reports a rollback (boot.py, docs/ota.md), and the
+        # result of an OCPP update goes out.
+        if ev != "accepted" or self._up:
+            return
+        self._up = True
+        try:
+            os.stat(self.board.flash.root + "fw_pending.txt")
+            asyncio.create_task(self.ops.report_update())
+        except OSError:
+            pass
+        r = transient.load(BOOT).healthy()
+        transient.drop(BOOT)
+        if r is None:
+            return
+        if "tries" in r:
+            log.info("update", "version %s healthy after %d trial boot(s)" % (r.get("version"), r["tries"]))
+        else:
+            log.error("update", "update to %s rolled back: not healthy in its trial boots" % r["failed"])
 
     async def _heap_monitor(self):
         # Live heap after a collection, sampled: the figure the heap budget is
@@ -73,6 +100,44 @@ class App:
 
     def _weak(self):
         return "weak" in self.supervisor.active
+
+    async def _trial_offline(self):
+        # A trial boot with no central system is healthy after
+        # FirmwareTrialOffline seconds with no accepted BootNotification and
+        # no fault (docs/ota.md); the first accepted one ends it before.
+        rec = fsutil.read(self.board.flash.root + "boot.json")
+        if not rec or b'"tries"' not in rec:  # not on trial (the common case: no compile of boot.py)
+            return
+        rec = None
+        boot = transient.load(BOOT)
+        need = self.cfg.get("FirmwareTrialOffline")
+        off = 0
+        while need and not self._up:
+            await asyncio.sleep(1)
+            off = 0 if self.cp.accepted or self.supervisor.active else off + 1
+            if off >= need and not self._up:
+                r = boot.healthy()
+                if r is not None:
+                    log.info("update", "version %s healthy: %d s without a central system, no fault"
+                             % (r.get("version"), off))
+                break
+        transient.drop(BOOT)
+
+    async def _sd_updates(self):
+        # A card inserted (or back after SDCardFailure) with a package in its
+        # update folder: reboot into boot.py's install once no transaction
+        # runs (docs/ota.md).
+        sd = self.board.sd
+        had = sd.ok()
+        while True:
+            await asyncio.sleep(SD_POLL_S)
+            ok = sd.ok()
+            if ok and not had and _has_package(sd.root):
+                while self.txs.by_local:
+                    await asyncio.sleep(SD_POLL_S)
+                log.info("update", "card inserted with an update: rebooting to install it")
+                await self.ops.reboot("Soft")
+            had = ok
 
     async def _commissioning(self):
         # BLE installer sessions (firmware/commissioning.py, loaded per session).
@@ -107,12 +172,24 @@ class App:
         asyncio.create_task(_forever("txqueue", self.txs.run))
         asyncio.create_task(_forever("heap", self._heap_monitor))
         asyncio.create_task(_forever("ble", self._commissioning))
+        asyncio.create_task(_forever("sd", self._sd_updates))
+        asyncio.create_task(self._trial_offline())
         if self.cfg.get("WiFiPrimarySsid") or self.cfg.get("WiFiConnect"):
             # WiFi networks to choose from (firmware/netmgr.py, docs/network.md).
             from firmware import netmgr
             nm = netmgr.NetManager(self.board.net, netmgr.networks(self.cfg), self._weak)
             asyncio.create_task(_forever("wifi", nm.run))
         await _forever("ocpp", self.cp.run)
+
+
+def _has_package(root):
+    try:
+        for n in os.listdir(root + "update"):
+            if n.endswith(".jolt"):
+                return True
+    except (OSError, TypeError):  # no folder; root None: the card failed again
+        pass
+    return False
 
 
 async def _forever(name, fn):

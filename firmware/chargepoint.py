@@ -262,29 +262,7 @@ class ChargePoint:
                 continue
             server = None
             try:
-                ctx = None
-                if scheme == "wss":
-                    # TLS client context trusting the CA installed on the board
-                    # (ca.pem, PEM or DER). MicroPython's ssl takes DER, so PEM is
-                    # decoded here; with several PEM blocks each is loaded in turn
-                    # (one root CA is expected).
-                    try:
-                        import binascii
-                        import ssl
-
-                        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                        ctx.verify_mode = ssl.CERT_REQUIRED
-                        with open(self.board.flash.root + "ca.pem", "rb") as f:
-                            data = f.read()
-                        if b"-----BEGIN" not in data:
-                            ctx.load_verify_locations(cadata=data)
-                        for block in data.split(b"-----BEGIN CERTIFICATE-----")[1:]:
-                            body = block.split(b"-----END")[0]
-                            ctx.load_verify_locations(cadata=binascii.a2b_base64(
-                                body.replace(b"\n", b"").replace(b"\r", b"")))
-                        f = data = block = body = None
-                    except (OSError, ValueError) as e:
-                        raise OSError("no usable CA certificate (ca.pem): %r" % (e,))
+                ctx = self.tls_context() if scheme == "wss" else None
                 cid = cfg.get("OcppChargerId")
                 key = cfg.get("AuthorizationKey")
                 ws = await connect(
@@ -413,6 +391,29 @@ class ChargePoint:
                 self.board.clock.set(t)
         except (NotConnected, CallError, asyncio.TimeoutError) as e:
             log.warn("ocpp", "%s failed: %r" % ("Heartbeat", e))
+
+    def tls_context(self):
+        """TLS client context trusting the CA installed on the board (ca.pem,
+        PEM or DER; also used for https:// downloads). MicroPython's ssl takes
+        DER, so PEM is decoded here; with several PEM blocks each is loaded in
+        turn (one root CA is expected)."""
+        try:
+            import binascii
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            with open(self.board.flash.root + "ca.pem", "rb") as f:
+                data = f.read()
+            if b"-----BEGIN" not in data:
+                ctx.load_verify_locations(cadata=data)
+            for block in data.split(b"-----BEGIN CERTIFICATE-----")[1:]:
+                body = block.split(b"-----END")[0]
+                ctx.load_verify_locations(cadata=binascii.a2b_base64(
+                    body.replace(b"\n", b"").replace(b"\r", b"")))
+            return ctx
+        except (OSError, ValueError) as e:
+            raise OSError("no usable CA certificate (ca.pem): %r" % (e,))
 
     async def boot_notification(self):
         """TriggerMessage(BootNotification): send it again on the live session."""

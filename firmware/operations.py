@@ -2,9 +2,11 @@
 # connector or a transaction: configuration, vendor data, triggers, reset.
 import asyncio
 
-from lib import log, ocppj
+from lib import log, ocppj, transient
 from firmware import version
 from firmware.connector import connector_known
+
+FWUPDATE = "firmware.fwupdate"
 
 
 class Operations:
@@ -20,6 +22,8 @@ class Operations:
         # Status of a diagnostics upload / firmware update, as TriggerMessage
         # reports it; the firmware-management code sets these ("Idle": nothing in progress).
         self.diagnostics_status = self.firmware_status = "Idle"
+        self.busy = lambda: False  # a transaction runs (set by the app): an update waits
+        cp.on("UpdateFirmware", self.update_firmware)
         cp.on("GetConfiguration", self.get_configuration)
         cp.on("ChangeConfiguration", self.change_configuration)
         cp.on("DataTransfer", self.data_transfer)
@@ -69,10 +73,53 @@ class Operations:
         await self.cp.call(what, {"status": self.diagnostics_status if what[0] == "D" else self.firmware_status})
 
     async def reset(self, p):
-        asyncio.create_task(self._reset(p["type"]))
+        asyncio.create_task(self.reboot(p["type"]))
         return {"status": "Accepted"}
 
-    async def _reset(self, kind):
+    async def update_firmware(self, p):
+        # One update at a time; the conf has no status (docs/ota.md).
+        if self.firmware_status in ("Idle", "Installed", "DownloadFailed", "InstallationFailed"):
+            asyncio.create_task(self._fw(p))
+        else:
+            log.warn("update", "UpdateFirmware ignored: an update is %s" % self.firmware_status)
+        return {}
+
+    async def _fw(self, p):
+        self.firmware_status = "Downloading"
+        m = None
+        # A running session ends first, download included: the heap is at its
+        # fullest while charging (docs/decisions.md).
+        while self.busy():
+            await asyncio.sleep(2)
+        try:
+            m = transient.load(FWUPDATE)
+            await m.run(self, p)
+            self.firmware_status = "Idle"
+        except Exception as e:  # a MemoryError costs this update, never the charger
+            log.error("update", "UpdateFirmware failed: %r" % (e,))
+            m = None
+            transient.drop(FWUPDATE)
+            self.firmware_status = "InstallationFailed" if self.firmware_status in (
+                "Downloaded", "Installing") else "DownloadFailed"
+            try:
+                await self._send_status_note("FirmwareStatusNotification")
+            except Exception:
+                pass
+            self.firmware_status = "Idle"
+        finally:
+            m = None
+            transient.drop(FWUPDATE)
+
+    async def report_update(self):
+        """After BootNotification is accepted: the result of an OCPP update's reboot."""
+        m = transient.load(FWUPDATE)
+        try:
+            await m.report(self)
+        finally:
+            m = None
+            transient.drop(FWUPDATE)
+
+    async def reboot(self, kind):
         await self._later("reset hook", self.before_reset, kind)
         # ResetRetries more attempts if the first one does not take; past
         # that the supervisor reports ResetFailure and lets the watchdog bite.

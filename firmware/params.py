@@ -80,6 +80,10 @@ TAB = (
     # The primary WiFi network (set by commissioning; WiFiSsid/WiFiPass are the fallback).
     "WiFiPrimarySsid|2||12|1|32|1\n"
     "WiFiPrimaryPass|2||14|1|64|1\n"
+    # An update package older than the running version is installed (docs/ota.md).
+    "FirmwareAllowDowngrade|0|0\n"
+    # A trial boot with no central system is healthy after this long with no fault (0: never).
+    "FirmwareTrialOffline|1|600|0|0|86400|0|s\n"
 )
 
 # NAME=value, one per line. Value: an int if it starts with a digit, None if

@@ -8,3 +8,12 @@ def load():
     else:
         from hal.sim.board import Board
     return Board()
+
+
+def slots():
+    """The application slots and the SD card root (boot.py's updater; docs/ota.md)."""
+    if sys.platform == "esp32":
+        from hal.esp32.slots import Slots
+    else:
+        from hal.sim.slots import Slots
+    return Slots()

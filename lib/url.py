@@ -45,3 +45,29 @@ def charger_url(server, charger_id):
     """Full connection URL: server address + '/' + charger id."""
     parse(server)
     return server + "/" + charger_id
+
+
+def parse_http(u):
+    """http(s)://host[:port][/path[?query]] -> (scheme, host, port, path); ValueError otherwise."""
+    if not isinstance(u, str):
+        raise ValueError("not a string")
+    i = u.find("://")
+    scheme = u[:i] if i > 0 else ""
+    if scheme not in ("http", "https"):
+        raise ValueError("scheme must be http:// or https://")
+    rest = u[i + 3:]
+    slash = rest.find("/")
+    hostport, path = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+    if "@" in hostport or " " in u or "#" in u:
+        raise ValueError("credentials, spaces and fragments not supported")
+    port = 443 if scheme == "https" else 80
+    colon = hostport.rfind(":")
+    if colon >= 0:
+        p = hostport[colon + 1:]
+        if not p.isdigit() or not 0 < int(p) < 65536:
+            raise ValueError("bad port")
+        port = int(p)
+        hostport = hostport[:colon]
+    if not hostport:
+        raise ValueError("host missing")
+    return scheme, hostport, port, path

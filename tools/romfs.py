@@ -53,10 +53,11 @@ def image_from_tree(tree):
     return w.finalise()
 
 
-def rom_files(board="esp32", march=None):
-    """(image bytes, relative paths in the image) of the application's modules."""
+def rom_files(board="esp32", march=None, root=None):
+    """(image bytes, relative paths in the image) of the application's modules
+    (of the project tree, or of `root`, a copy of it)."""
     with tempfile.TemporaryDirectory() as tmp:
-        files = [f for f in build(tmp, board=board, march=march) if f not in LITTLEFS_CODE]
+        files = [f for f in build(tmp, root=root or ROOT, board=board, march=march) if f not in LITTLEFS_CODE]
         for f in LITTLEFS_CODE:
             p = os.path.join(tmp, f)
             if os.path.exists(p):

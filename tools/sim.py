@@ -4,6 +4,7 @@ unix port, driven over a JSON-lines control channel. See docs/simulator.md.
 
   sim.py --csms URL --id ID --control PORT --state DIR [--variant business|homeplus]
          [--config KEY=VALUE]... [--heapsize SIZE] [--runtime micropython|board32|cpython]
+         [--ota-key PUBLIC.pem]
 """
 import argparse
 import asyncio
@@ -40,9 +41,11 @@ def main(argv=None):
                     help="micropython: the venv's 64-bit interpreter, .mpy files in DIR/flash; board32: the "
                          "board-like 32-bit interpreter, modules in a ROMFS image (docs/simulator.md)")
     ap.add_argument("--quiet", action="store_true", help="do not echo firmware output")
+    ap.add_argument("--ota-key", default=None, metavar="PUBLIC.pem",
+                    help="update key a fresh board gets at the factory (docs/ota.md)")
     a = ap.parse_args(argv)
     bench = Bench(a.csms, a.id, a.control, a.state, variant=a.variant, config=parse_config(a.config),
-                  heapsize=a.heapsize, runtime=a.runtime, quiet=a.quiet)
+                  heapsize=a.heapsize, runtime=a.runtime, quiet=a.quiet, ota_key=a.ota_key)
     asyncio.run(bench.run())
 
 

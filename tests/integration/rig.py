@@ -31,7 +31,7 @@ if HEAP == "0":
 
 class Rig:
     def __init__(self, tmp_path, csms, cp_id="CP1", variant="business", config=None, heapsize=HEAP,
-                 state=None):
+                 state=None, ota_key=None):
         self.csms = csms
         self.cp_id = cp_id
         self.state = state or (tmp_path / ("state-" + cp_id))
@@ -40,7 +40,7 @@ class Rig:
             runtime = "micropython"
             heapsize = TLS_HEAP if heapsize == HEAP else heapsize
         self.bench = BenchProcess(self.state, csms.url, cp_id, variant=variant, config=config or {},
-                                  heapsize=heapsize, runtime=runtime)
+                                  heapsize=heapsize, runtime=runtime, ota_key=ota_key)
 
     # --- lifetime -----------------------------------------------------------
 

@@ -76,7 +76,8 @@ GUIDE = {
     "WiFiSsid": "N/A",
 }
 EXTRA = {"AuthorizationKey": "", "WebSocketPingInterval": 60, "ReserveConnectorZeroSupported": False,
-         "WiFiPrimarySsid": "", "WiFiPrimaryPass": ""}
+         "WiFiPrimarySsid": "", "WiFiPrimaryPass": "", "FirmwareAllowDowngrade": False,
+         "FirmwareTrialOffline": 600}
 SECRETS = ("AuthorizationKey", "WiFiPass", "WiFiPrimaryPass")
 
 READ_ONLY = {
@@ -90,6 +91,7 @@ UNITS = {
     "MaxCurrentLimit": "A", "ClockAlignedDataInterval": "s", "ConnectionTimeOut": "s",
     "HeartbeatInterval": "s", "MaxEnergyOnInvalidId": "Wh", "MeterValueSampleInterval": "s",
     "suspendedEVTimeout": "s", "TransactionMessageRetryInterval": "s", "WebSocketPingInterval": "s",
+    "FirmwareTrialOffline": "s",
 }
 URL = "wss://csms.example.com:443/ocpp"
 

@@ -77,7 +77,7 @@ def micropython_binary():
 
 class Bench:
     def __init__(self, csms, charger_id, control_port, state_dir, variant="business", config=None,
-                 heapsize=None, runtime="micropython", quiet=False):
+                 heapsize=None, runtime="micropython", quiet=False, ota_key=None):
         self.csms = csms
         self.charger_id = charger_id
         self.control_port = control_port
@@ -90,7 +90,9 @@ class Bench:
         self.quiet = quiet
         self.runtime = runtime
         self.mp_bin = None
-        self.romfs = os.path.join(self.state, "romfs.img")  # the board's romfs partition
+        self.romfs = os.path.join(self.state, "romfs.img")  # the board's romfs partition: slot A
+        self.romfs_b = os.path.join(self.state, "romfs_b.img")  # slot B (docs/ota.md)
+        self.ota_key = ota_key  # public PEM given to a fresh board (DIR/flash/ota_key.json)
         if runtime == "board32":
             self.mp_bin = board32_binary()
             if self.mp_bin is None:
@@ -135,6 +137,8 @@ class Bench:
         # main.py): a cut during it then kills the started process (its exit
         # is recorded) instead of leaving it running beside the next one.
         self._plock = asyncio.Lock()
+        self.boot_proc = None  # boot.py while it runs
+        self._cut = False  # power went off during a firmware start
         self.boots = 0
         self.link = None
         self.sent = {}
@@ -209,6 +213,10 @@ class Bench:
             prov["config"][k] = str(v)
         with open(os.path.join(self.flash, "provision.json"), "w") as f:
             json.dump(prov, f)
+        if self.ota_key:  # the factory's update key (docs/ota.md)
+            from tools.ota import write_device_key
+
+            write_device_key(self.ota_key, os.path.join(self.flash, "ota_key.json"))
         self.log("installed %d files into %s" % (len(files), self.flash))
         self.event("install", {"files": len(files)})
         return True
@@ -322,13 +330,18 @@ class Bench:
         p = await asyncio.create_subprocess_exec(
             *self.command_line("boot.py"), cwd=self.flash, env=env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        out, _ = await p.communicate()
+        self.boot_proc = p  # a power cut kills it where it is (set_power)
+        try:
+            out, _ = await p.communicate()
+        finally:
+            self.boot_proc = None
         for text in out.decode(errors="replace").splitlines():
             self.logs.append(text)
             if not self.quiet:
                 print("[fw boot.py] %s" % text, flush=True)
         if p.returncode:
             self.log("boot.py exited with %s" % p.returncode)
+            self.event("boot.py", {"code": p.returncode, "cut": self._cut})
 
     async def spawn(self, cause):
         async with self._plock:
@@ -345,17 +358,21 @@ class Bench:
             "JOLT_RESET_CAUSE": cause,
             "JOLT_UID": self.uid,
             "JOLT_ROOT": ROOT,
+            # The card as boot.py finds it (no hardware link yet then).
+            "JOLT_SD": "0" if "sd_card" in self.fails else "1",
         })
         if self.runtime == "board32":
             from tools.romfs import SYS_PATH
 
             # The script's directory (DIR/flash, the board's littlefs root)
             # replaces the first entry, '' on the board.
-            env["MICROPY_ROMFS"] = self.romfs
+            # Two application slots (docs/ota.md): segment 0 is mounted at
+            # /rom at start-up, boot.py/main.py mount the recorded one.
+            env["MICROPY_ROMFS"] = env["JOLT_SLOTS"] = self.romfs + ":" + self.romfs_b
             env["MICROPYPATH"] = ":".join(SYS_PATH)
         self.fw_env = {k: v for k, v in env.items() if k.startswith("JOLT_")}
         await self.run_boot(env)
-        if not self.powered or self._stopping():
+        if not self.powered or self._cut or self._stopping():
             return
         self.proc = await asyncio.create_subprocess_exec(
             *self.command_line(), cwd=self.flash, env=env,
@@ -426,7 +443,16 @@ class Bench:
             await asyncio.sleep(0.01)
 
     async def set_power(self, on):
+        if not on and self.powered and self.boot_proc is not None:
+            # The cut reaches boot.py too (an update it is installing stops
+            # there), and no main.py starts after it.
+            self._cut = True
+            try:
+                self.boot_proc.kill()
+            except ProcessLookupError:
+                pass
         async with self._plock:
+            self._cut = False
             if on == self.powered:
                 return
             self.powered = on

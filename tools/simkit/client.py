@@ -61,7 +61,7 @@ class Control:
 
 class BenchProcess:
     def __init__(self, state_dir, csms_url, charger_id, variant="business", config=None, heapsize=None,
-                 runtime=None, log_path=None, start_timeout=20):
+                 runtime=None, log_path=None, start_timeout=20, ota_key=None):
         self.state_dir = str(state_dir)
         self.csms_url = csms_url
         self.charger_id = charger_id
@@ -69,6 +69,7 @@ class BenchProcess:
         self.config = dict(config or {})
         self.heapsize = heapsize
         self.runtime = runtime
+        self.ota_key = ota_key
         self.log_path = log_path or os.path.join(os.path.dirname(os.path.abspath(self.state_dir)),
                                                  os.path.basename(self.state_dir.rstrip("/")) + "-bench.log")
         self.start_timeout = start_timeout
@@ -88,6 +89,8 @@ class BenchProcess:
             args += ["--heapsize", str(self.heapsize)]
         if self.runtime:
             args += ["--runtime", self.runtime]
+        if self.ota_key:
+            args += ["--ota-key", str(self.ota_key)]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)

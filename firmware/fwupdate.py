@@ -1,0 +1,128 @@
+# UpdateFirmware over OCPP (docs/ota.md), loaded for one update and dropped
+# after: download the package over http(s) into the SD card's update folder,
+# wait for no transaction, reboot into boot.py's check and install; the
+# FirmwareStatusNotification sequence Downloading, Downloaded/DownloadFailed,
+# Installing, then after the reboot Installed (the new version's first
+# accepted BootNotification) or InstallationFailed (refused, or rolled back).
+import asyncio
+import gc
+import os
+
+from lib import http, isotime, log, transient
+from firmware import version
+
+TAG = "update"
+PENDING = "fw_pending.txt"  # on flash: the version an OCPP update reboots from
+PART = "ota-download.part"
+ATTEMPTS = 3      # when UpdateFirmware gives no retries
+INTERVAL_S = 30   # when it gives no retryInterval
+BUSY_POLL_S = 2
+MAX_PACKAGE = 1 << 19  # bytes a download may have (the slots hold 256 KiB)
+
+
+async def _status(ops, status):
+    ops.firmware_status = status
+    log.info(TAG, "FirmwareStatusNotification %s" % status)
+    for _ in range(3):
+        try:
+            await ops.cp.call("FirmwareStatusNotification", {"status": status})
+            return
+        except Exception as e:  # offline: the state stays for TriggerMessage
+            log.warn(TAG, "FirmwareStatusNotification %s: %r" % (status, e))
+            await asyncio.sleep(5)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+async def run(ops, p):
+    board = ops.board
+    loc = p["location"]
+    # The reboot at the end should not need heap: a HAL that loads its reset
+    # code on first use (hal/sim) loads it now, before the download.
+    try:
+        board.system.reset
+    except MemoryError:
+        pass
+    t = isotime.parse(p["retrieveDate"])
+    attempts = p.get("retries")
+    attempts = ATTEMPTS if attempts is None else max(1, attempts)
+    interval = p.get("retryInterval")
+    interval = INTERVAL_S if interval is None else max(0, interval)
+    if t is not None:
+        while board.clock.now() < t:
+            await asyncio.sleep(min(30, t - board.clock.now()))
+    sd = board.sd.root
+    if sd is None:
+        log.error(TAG, "no SD card (SDCardFailure): cannot download %s" % loc)
+        await _status(ops, "DownloadFailed")
+        return
+    d = sd + "update/"  # firmware/update.UPDATE_DIR, where boot.py looks
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass
+    part = d + PART
+    gc.collect()
+    buf = bytearray(1024)
+    ok = False
+    for i in range(attempts):
+        await _status(ops, "Downloading")
+        try:
+            ctx = ops.cp.tls_context() if loc.startswith("https:") else None
+            with open(part, "wb") as f:
+                n = await http.get(board.net.open, loc, f.write, buf, ctx, max_bytes=MAX_PACKAGE)
+            ctx = None
+            log.info(TAG, "downloaded %s: %d bytes" % (loc, n))
+            ok = True
+            break
+        except Exception as e:
+            ctx = None
+            log.warn(TAG, "download %d of %d from %s failed: %r" % (i + 1, attempts, loc, e))
+            _remove(part)
+            if i + 1 < attempts:
+                await asyncio.sleep(interval)
+    if not ok:
+        await _status(ops, "DownloadFailed")
+        return
+    await _status(ops, "Downloaded")
+    buf = None
+    # The package is checked by boot.py after the reboot, on a clean heap,
+    # before anything changes (the application's heap has no room for the
+    # checker's code on a 96 KiB bench: docs/ota.md).
+    while ops.busy():  # a running transaction ends first
+        await asyncio.sleep(BUSY_POLL_S)
+    await _status(ops, "Installing")
+    # The version we come from, first: after the reboot another version
+    # running means installed (a cut before the package is in place, a
+    # refusal in boot.py or a rollback report InstallationFailed).
+    with open(board.flash.root + PENDING, "w") as f:
+        f.write(version.FIRMWARE)
+    pkg = d + "ota.jolt"
+    _remove(pkg)
+    os.rename(part, pkg)
+    log.info(TAG, "rebooting into the install of %s" % loc)
+    transient.drop("lib.http")
+    gc.collect()
+    await ops.reboot("Soft")
+
+
+async def report(ops):
+    """After an OCPP update's reboot, once BootNotification is accepted:
+    Installed when the new version runs, else InstallationFailed."""
+    path = ops.board.flash.root + PENDING
+    try:
+        with open(path) as f:
+            was = f.read().strip()
+    except OSError:
+        return
+    ok = was != version.FIRMWARE
+    if not ok:
+        log.error(TAG, "update not installed: still running %s" % was)
+    await _status(ops, "Installed" if ok else "InstallationFailed")
+    _remove(path)
+    ops.firmware_status = "Idle"
