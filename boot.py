@@ -52,7 +52,8 @@ def mount(s=None):
     try:
         import vfs
 
-        rom = vfs.VfsRom(vfs.rom_ioctl(2, s))
+        # VfsRom (MicroPython >= 1.25 built with MICROPY_VFS_ROM) is missing from the stubs
+        rom = vfs.VfsRom(vfs.rom_ioctl(2, s))  # pyright: ignore[reportAttributeAccessIssue]
     except Exception as e:  # no ROMFS segments here (a stock build) or an unusable slot
         if s:
             print("boot: slot %d unusable (%r), running slot 0" % (s, e))

@@ -61,7 +61,7 @@ class App:
         self.heap_peak = 0
         self._up = False
         self.cp.listen(self._trial_end)
-        self.ops.busy = lambda: bool(self.txs.by_local)
+        self.ops.when_busy(lambda: bool(self.txs.by_local))
 
     def _trial_end(self, ev):
         # The first accepted BootNotification ends a trial boot of a new

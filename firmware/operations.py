@@ -22,13 +22,17 @@ class Operations:
         # Status of a diagnostics upload / firmware update, as TriggerMessage
         # reports it; the firmware-management code sets these ("Idle": nothing in progress).
         self.diagnostics_status = self.firmware_status = "Idle"
-        self.busy = lambda: False  # a transaction runs (set by the app): an update waits
+        self.busy = lambda: False  # a transaction runs (when_busy()): an update waits
         cp.on("UpdateFirmware", self.update_firmware)
         cp.on("GetConfiguration", self.get_configuration)
         cp.on("ChangeConfiguration", self.change_configuration)
         cp.on("DataTransfer", self.data_transfer)
         cp.on("TriggerMessage", self.trigger_message)
         cp.on("Reset", self.reset)
+
+    def when_busy(self, fn):
+        """fn() -> bool: a transaction runs (an update waits for it to end)."""
+        self.busy = fn
 
     async def get_configuration(self, p):
         keys = p.get("key")
