@@ -415,7 +415,8 @@ class ModbusMaster:
 
     def _decode(self, base, q, out, big):
         """The reply at rx[base:] to request q (fc, start, count, items): a
-        list of the registers (items None), or the items decoded into out."""
+        list of the registers (items None), or the items decoded into out
+        (a float32 that is NaN or infinite is removed from out instead)."""
         rx = self._rx
         items = q[3]
         if items is None:
@@ -432,6 +433,11 @@ class ModbusMaster:
                     # the two halves of a float32, native little-endian order
                     struct.pack_into("<HH", f, 0, w, v)
                     v = f[0]
+                    if v - v != 0:
+                        # NaN or infinity: a meter's "no value", not a
+                        # number anyone can compare or format; left out.
+                        out.pop(key, None)
+                        continue
                 else:
                     v = (v << 16) | w
                     if typ == _I32 and v & 0x80000000:
