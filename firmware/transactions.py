@@ -58,6 +58,17 @@ def _record(data):
     return ocppj.loads(data), None
 
 
+def _bad_start(res):
+    """A StartTransaction answer the queue cannot use (no integer
+    transactionId, an idTagInfo that is no object with a status): a failed
+    attempt, not a transaction id of the wrong type that every later
+    message of the transaction would fail on."""
+    tid = res.get("transactionId")
+    info = res.get("idTagInfo")
+    return not isinstance(tid, int) or isinstance(tid, bool) or info is not None and not (
+        isinstance(info, dict) and isinstance(info.get("status"), str))
+
+
 def _write_head(out, action, local, uid, tag):
     # the record up to its payload
     out.write(_V2)
@@ -510,6 +521,8 @@ class Transactions:
             watchdog.checkin(watchdog.TXQUEUE)
             try:
                 res = await self.cp.call(action, payload, CALL_TIMEOUT_MS, uid)
+                if action == "StartTransaction" and _bad_start(res):
+                    raise CallError("FormationViolation", "answer outside the schema")
             except NotConnected:
                 return  # not an attempt: delivered after reconnect
             except (CallError, asyncio.TimeoutError, JournalError) as e:
