@@ -69,6 +69,22 @@ def _bad_start(res):
         isinstance(info, dict) and isinstance(info.get("status"), str))
 
 
+def _tx_ok(tx):
+    """The open transaction of the state file is one start() made (a damaged
+    one would raise in the control step or the PowerLoss stop)."""
+    try:
+        for k in ("l", "cid", "base", "start", "ts"):
+            if type(tx[k]) is not int:
+                return False
+        for k in ("tag", "parent", "limit"):
+            v = tx.get(k)
+            if v is not None and type(v) is not (int if k == "limit" else str):
+                return False
+    except (KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
 def _write_head(out, action, local, uid, tag):
     # the record up to its payload
     out.write(_V2)
@@ -131,8 +147,11 @@ class Transactions:
                 self.floor_wh = self.saved_wh = int(state.get("reg", 0))
                 self.last_ts = int(state.get("ts", 0))
                 self.next_local = int(state.get("next", 1))
-                self.open_at_boot = state.get("open")
-            except (ValueError, TypeError, AttributeError) as e:
+                tx = state.get("open")
+                if tx is not None and not _tx_ok(tx):
+                    raise ValueError("open transaction %r" % (tx,))
+                self.open_at_boot = tx
+            except (ValueError, TypeError, AttributeError, OverflowError) as e:
                 log.error("tx", "state file unreadable: %r" % (e,))
         tx = self.open_at_boot
         queued = {}  # kind -> locals with a pending record, for the interrupted transaction
