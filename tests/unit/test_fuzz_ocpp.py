@@ -378,3 +378,66 @@ def test_tags_longer_than_a_record_are_refused_and_never_crash_a_lookup(charger)
                                             "localAuthorizationList": [{"idTag": "A", "idTagInfo": {"status": "Accepted"}}]})
     assert charger.app.auth.listed(wide) is None
     assert charger.app.auth.listed("A") == {"status": "Accepted"}
+
+
+# ---------------------------------------------------------------- the local list store
+
+TAGS = ["", "A", "B", "KID", "FLEET", "T" * 20, "0123456789ABCDEFGHIJ"]
+list_info = st.fixed_dictionaries({"status": st.sampled_from(["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"])},
+                                  optional={"parentIdTag": st.sampled_from(TAGS), "expiryDate": DATES})
+list_entry = st.fixed_dictionaries({"idTag": st.sampled_from(TAGS)}, optional={"idTagInfo": list_info})
+updates = st.lists(st.tuples(st.sampled_from(["Full", "Differential"]), st.integers(-1, 12),
+                             st.lists(list_entry, max_size=6)), min_size=1, max_size=6)
+
+
+def epoch_of(text):
+    return int(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+@fuzz(40)
+@given(updates, st.integers(1, 5))
+def test_local_list_store_follows_its_updates(charger, ups, max_total):
+    cfg = charger.app.cfg
+    assert cfg.set("LocalAuthListEnabled", "true") == "Accepted"
+    # Read-only keys (factory values): set as the factory preset would.
+    cfg.set_internal("SendLocalListMaxLength", 1)
+    cfg.set_internal("LocalAuthListMaxLength", max_total)
+    cfg.set_internal("SendLocalListMaxLength", max_total)
+    assert cfg.get("LocalAuthListMaxLength") == cfg.get("SendLocalListMaxLength") == max_total
+    request(charger, "f", "SendLocalList", {"listVersion": 1, "updateType": "Full", "localAuthorizationList": []})
+    model, version = {}, 0
+    for kind, v, entries in ups:
+        reply = request(charger, "s", "SendLocalList",
+                        {"listVersion": v, "updateType": kind, "localAuthorizationList": entries})
+        listed = version if model else 0
+        tags = [e["idTag"] for e in entries]
+        new = {} if kind == "Full" else dict(model)
+        for e in entries:
+            if "idTagInfo" in e:
+                new[e["idTag"]] = e["idTagInfo"]
+            else:
+                new.pop(e["idTag"], None)
+        if kind == "Differential" and v <= listed:
+            expected = "VersionMismatch"
+        elif v < 0 or len(tags) > max_total or len(tags) != len(set(tags)) or kind == "Full" and any("idTagInfo" not in e for e in entries) \
+                or len(new) > max_total:
+            expected = "Failed"
+        else:
+            expected = "Accepted"
+            model, version = new, v
+        assert reply[2] == {"status": expected}, (kind, v, entries, model)
+        got = request(charger, "g", "GetLocalListVersion", {})[2]["listVersion"]
+        assert got == (version if model else 0)
+    now = charger.board.clock.now()
+    for tag in TAGS:
+        info = charger.app.auth.listed(tag)
+        if tag not in model:
+            assert info is None, tag
+            continue
+        want = model[tag]
+        status = want["status"]
+        if status == "Accepted" and "expiryDate" in want and epoch_of(want["expiryDate"]) <= now:
+            status = "Expired"
+        assert info["status"] == status, (tag, info, want)
+        assert info.get("parentIdTag") == (want.get("parentIdTag") or None), (tag, info, want)
+        assert ("expiryDate" in info) == ("expiryDate" in want), (tag, info, want)
