@@ -218,3 +218,90 @@ def test_random_bytes_end_in_a_close_code_never_an_exception(data, cut, rx):
         or 3000 <= code <= 4999
     assert all(isinstance(m, (str, bytes)) for m in got)
     assert reader.asked <= MAX + 14
+
+
+# ---------------------------------------------------------------- the handshake
+
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+
+from lib.ws import WSError  # noqa: E402
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class KeyedWriter(Writer):
+    """Captures the client's Sec-WebSocket-Key so a valid answer can be built."""
+
+    def key(self):
+        for line in bytes(self.out).split(b"\r\n"):
+            if line.lower().startswith(b"sec-websocket-key:"):
+                return line.split(b":", 1)[1].strip()
+
+
+HEADERS = [b"Upgrade: websocket", b"Connection: Upgrade", b"Sec-WebSocket-Protocol: ocpp1.6"]
+
+
+@st.composite
+def responses(draw):
+    """(lines of a 101 response with one thing perhaps wrong, what is wrong)."""
+    wrong = draw(st.sampled_from([None, "status", "upgrade", "connection", "accept", "protocol", "no_protocol",
+                                  "extension", "junk_line", "huge", "random", "eof"]))
+    status = b"HTTP/1.1 101 Switching Protocols" if wrong != "status" else draw(
+        st.sampled_from([b"HTTP/1.1 200 OK", b"HTTP/1.0 101 x", b"HTTP/1.1", b"", b"\xff\xfe 101"]))
+    hdrs = list(HEADERS)
+    if wrong == "upgrade":
+        hdrs[0] = b"Upgrade: h2c"
+    if wrong == "connection":
+        hdrs[1] = b"Connection: keep-alive"
+    if wrong == "protocol":
+        hdrs[2] = b"Sec-WebSocket-Protocol: ocpp2.0.1"
+    if wrong == "no_protocol":
+        del hdrs[2]
+    if wrong == "extension":
+        hdrs.append(b"Sec-WebSocket-Extensions: permessage-deflate")
+    if wrong == "junk_line":
+        hdrs.append(draw(st.binary(min_size=1, max_size=40)).replace(b":", b"").replace(b"\r", b"").replace(b"\n", b""))
+    if wrong == "huge":
+        hdrs.append(b"X-Big: " + b"a" * 5000)
+    return status, hdrs, wrong, draw(st.binary(max_size=200)), draw(cuts)
+
+
+@fuzz(150)
+@given(responses())
+def test_any_handshake_answer_is_taken_or_refused_with_wserror(resp):
+    status, hdrs, wrong, noise, cut = resp
+    writer = KeyedWriter()
+
+    class Answer(Reader):
+        # The response is made when the client has written its request (the key).
+        async def read(self, n):
+            if self.data is None:
+                key = writer.key()
+                accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+                if wrong == "accept":
+                    accept = base64.b64encode(hashlib.sha1(key).digest())
+                lines = [status] + hdrs + [b"Sec-WebSocket-Accept: " + accept]
+                self.data = noise if wrong == "random" else b"\r\n".join(lines) + b"\r\n\r\n"
+                if wrong == "eof":
+                    self.data = self.data[:len(self.data) // 2]
+            return await Reader.read(self, n)
+
+    reader = Answer(None, cut)
+    ws = WebSocket(reader, writer, MAX, None)
+
+    async def run():
+        try:
+            await ws.handshake("127.0.0.1", 9000, "/ocpp/CP1", timeout_ms=2000)
+            return "open"
+        except WSError as e:
+            return str(e)
+
+    got = asyncio.run(run())
+    if wrong is None:
+        assert got == "open" and ws.subprotocol == "ocpp1.6"
+    elif wrong == "junk_line" and got == "open":
+        pass  # a junk line that happens to be a harmless header
+    else:
+        assert got != "open", wrong
+        assert ws.closed and writer.closed
