@@ -250,14 +250,14 @@ def request(charger, uid, action, payload):
 # ---------------------------------------------------------------- properties
 
 
-@fuzz(60)
+@fuzz(150)
 @given(action_payloads(0.0))
 def test_every_valid_request_gets_a_schema_valid_answer(charger, ap):
     action, payload = ap
     request(charger, "v1", action, payload)
 
 
-@fuzz(120)
+@fuzz(300)
 @given(action_payloads(0.4))
 def test_every_broken_request_gets_the_violation_it_commits(charger, ap):
     action, payload = ap
@@ -272,7 +272,7 @@ def test_unknown_actions_are_not_implemented(charger, action, payload):
         assert reply[2] == "NotImplemented"
 
 
-@fuzz(150)
+@fuzz(300)
 @given(st.one_of(json_any.map(json.dumps), st.text(max_size=80),
                  st.binary(max_size=80).map(lambda b: b.decode("latin-1")),
                  st.tuples(st.sampled_from([2, 3, 4, 2.0, "2", None]), st.one_of(st.text(max_size=40), json_leaf),
