@@ -150,3 +150,44 @@ def test_silent_and_non_ocpp_servers_are_survived_offline(tmp_path, csms, link):
     finally:
         rig.stop()
     exactly_once(csms)
+
+
+DEVICE_CASES = [
+    # (frame, CALLERROR code or None for a CALLRESULT, other answers the heap may force)
+    ('[2,"d1","DataTransfer",{"vendorId":"x","data":' + "[" * 400 + "]" * 400 + "}]", "TypeConstraintViolation", ()),
+    ('[2,"h1","ChangeConfiguration",{"key":"' + "A" * 12000 + '","value":"1"}]', "PropertyConstraintViolation",
+     ("InternalError", "no answer")),  # a 12 KB message may not fit a fragmented 96K heap
+    ('[2,"t1","Reset",{"type":1}]', "TypeConstraintViolation", ()),
+    ('[2,"m1","Reset",{}]', "ProtocolError", ()),
+    ('[2,"x1","Reset",{"type":"Hard","x":1}]', "FormationViolation", ()),
+    ('[2,"e1","Reset",{"type":"Sideways"}]', "PropertyConstraintViolation", ()),
+    ('[2,"j1","Reset",{"type":', "FormationViolation", ()),
+    ('[2,"u1","FooBar",{}]', "NotImplemented", ()),
+    ('[2,"n1","GetDiagnostics",{"location":"ftp://x/y"}]', "NotSupported", ()),
+    ('[2,"f1","ChangeAvailability",{"connectorId":1.0,"type":"Operative"}]', "TypeConstraintViolation", ()),
+    ('[2,"b1","ChangeAvailability",{"connectorId":true,"type":"Operative"}]', "TypeConstraintViolation", ()),
+    ('[2,"i1","ChangeAvailability",{"connectorId":99999999999999999999999,"type":"Operative"}]', None, ()),
+    ('[2,"s1","GetConfiguration",{"key":["\\u0000\\"\\\\\\u00e9"]}]', None, ()),
+    ('[2,"l1","SendLocalList",{"listVersion":2147483648,"updateType":"Full"}]', None, ()),
+]
+
+
+def test_hostile_requests_get_their_answer_on_the_device(tmp_path, csms):
+    """The same decoder and dispatcher as the fuzz tests, on MicroPython in the
+    board's heap: its JSON decoder, its memory, its answers."""
+    with Rig(tmp_path, csms) as rig:
+        before = len(csms.connections)
+        for text, code, also in DEVICE_CASES:
+            uid = text.split('"')[1]
+            rec = csms.send_raw(rig.cp_id, text, wait_reply_timeout=5)
+            if rec is None:
+                assert "no answer" in also, (uid, rig.firmware_log())
+                continue
+            assert rec["id"] == uid, rec
+            if code is None:
+                assert rec["type"] == 3, (uid, rec)
+            else:
+                got = rec["payload"]["errorCode"] if rec["type"] == 4 else "CALLRESULT"
+                assert got == code or got in also, (uid, got, rec)
+        assert rig.call("GetConfiguration", {"key": ["HeartbeatInterval"]})["configurationKey"]
+        assert len(csms.connections) == before, "a hostile request cost the connection"
