@@ -350,7 +350,9 @@ class ModbusMaster:
         if k:
             st["rx_bytes"] += k
             if k > _BUF - m:
-                k = _BUF - m
+                m = self._skip(m, slave)
+                if k > _BUF - m:
+                    k = _BUF - m
             for i in range(k):
                 rx[m + i] = chunk[i]
             m += k
@@ -380,6 +382,8 @@ class ModbusMaster:
                             st["errors"] += 1
                             raise ModbusFrameError("echo")
                 return i
+            if m >= _BUF:
+                m = self._skip(m, slave)
             if m < _BUF:
                 return _WAIT
         timeout = time.ticks_diff(now, self._dl) >= 0
@@ -412,6 +416,19 @@ class ModbusMaster:
             st["timeouts"] += 1
             return _TIMEOUT
         return _WAIT
+
+    def _skip(self, m, slave):
+        """The receive buffer is full without a reply: drop the bytes before
+        the next one that may start our slave's reply (line noise ahead of a
+        long reply must not crowd it out). Returns the new fill."""
+        rx = self._rx
+        j = 1
+        while j < m and rx[j] != slave:
+            j += 1
+        for i in range(m - j):
+            rx[i] = rx[j + i]
+        self._m = m - j
+        return m - j
 
     def _decode(self, base, q, out, big):
         """The reply at rx[base:] to request q (fc, start, count, items): a
