@@ -13,7 +13,6 @@ import pytest
 from tools.csms import DROP, Delayed
 from tests.integration.hostile import HostileLink, frame
 from tests.integration.rig import Rig
-from tests.integration.test_sessions import charging
 
 
 @pytest.fixture

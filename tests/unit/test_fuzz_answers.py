@@ -7,7 +7,6 @@ step or the transaction queue, the contactor follows the session, and once
 the central system answers properly again every transaction it gave an id
 gets exactly one StopTransaction: no transaction message is lost."""
 import asyncio
-import json
 
 from hypothesis import example, given, strategies as st
 

@@ -19,7 +19,7 @@ import tracemalloc
 import jsonschema
 import ocpp
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import given, strategies as st
 
 from firmware import ocpp_schemas
 from firmware.app import App

@@ -11,11 +11,11 @@ import asyncio
 import json
 import os
 import struct
+import tempfile
 
 from hypothesis import example, given, strategies as st
 
 from firmware import params
-from firmware.config import Config
 from lib.journal import Journal
 from tests.unit.fuzzing import fuzz
 import firmware.outputs as O
@@ -36,9 +36,9 @@ def obj_of(keys, values=junk):
     return st.dictionaries(st.one_of(st.sampled_from(keys), st.text(max_size=8)), values, max_size=6)
 
 
-def journal_bytes(tmp):
+def journal_bytes():
     """A journal of the transaction queue's records, as the firmware writes them."""
-    p = os.path.join(tmp, "j.bin")
+    p = os.path.join(tempfile.mkdtemp(), "j.bin")
     j = Journal(p, 65536)
     j.append(b'{"v":2,"a":"StartTransaction","l":1,"u":"u1","i":"TAG1","p":{"connectorId":1,"idTag":"TAG1",'
              b'"meterStart":0,"timestamp":"2026-11-25T11:40:00Z"}}', 1)
@@ -48,6 +48,7 @@ def journal_bytes(tmp):
     with open(p, "rb") as f:
         data = f.read()
     os.remove(p)
+    os.rmdir(os.path.dirname(p))
     return data
 
 
@@ -68,6 +69,9 @@ def damaged(draw, valid):
                 b[draw(st.integers(0, len(b) - 1))] ^= 1 << draw(st.integers(0, 7))
         return bytes(b)
     return valid
+
+
+JOURNAL = journal_bytes()
 
 
 def list_file(draw):
@@ -97,7 +101,7 @@ def flash(draw):
                 "open": st.one_of(junk, st.fixed_dictionaries({"l": st.integers(0, 5)}, optional={
                     "tag": junk, "parent": junk, "base": junk, "ts": junk, "start": junk, "cid": junk}))}))).encode()
         elif k == "tx_journal.bin":
-            valid = journal_bytes(draw(st.just(str(os.getpid()) and "/tmp")))
+            valid = JOURNAL
         elif k == "auth_list.bin":
             valid = list_file(draw)
         elif k == "auth_cache.json":
