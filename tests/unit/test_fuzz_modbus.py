@@ -95,7 +95,7 @@ def test_damaged_replies_are_told_apart_from_good_ones(how, count, fc, regs, k, 
         if how == "exception":
             return with_crc(bytes((SLAVE, fc | 0x80, k)))
         if how == "bad_count":
-            return with_crc(bytes((SLAVE, fc, (good[2] + 1 + k) % 256)) + good[3:-2])
+            return with_crc(bytes((SLAVE, fc, (good[2] + 1 + k % 255) % 256)) + good[3:-2])
         return noise + good
 
     m = master(Uart(answer, piece))
