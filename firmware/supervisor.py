@@ -28,8 +28,8 @@ class Supervisor:
             # where a number belongs would raise in every control step.
             for k in d if isinstance(d, dict) else ():
                 v = d[k]
-                if k in t and (type(v) is int if type(t[k]) is int else type(v) is list and len(v) == len(t[k])
-                                and all(type(x) is int for x in v)):
+                if k in t and (type(v) is int if type(t[k]) is int else type(v) is list and v
+                                and len(v) % 2 == 0 and all(type(x) is int for x in v)):
                     t[k] = tuple(v) if type(v) is list else v
                 else:
                     log.warn("fault", "faults.json: %s ignored" % k)

@@ -196,3 +196,18 @@ def _boot_and_charge(root, files):
 @example({"reservation.json": b'{"id": 1, "tag": "OTHER", "exp": 9999999999}'})
 def test_the_charger_boots_over_damaged_files(tmp_path_factory, files):
     boot_and_charge(str(tmp_path_factory.mktemp("f")) + "/", files)
+
+
+def test_fault_threshold_file_keeps_its_valid_entries(tmp_path, monkeypatch):
+    # The fix for a faults.json of the wrong shape takes only what is valid, no less.
+    from firmware import faults as F
+    from tests.unit.test_supervisor import Cfg, Station
+
+    monkeypatch.setattr(F, "T", dict(F.T))
+    (tmp_path / "faults.json").write_text(json.dumps(
+        {"v_min": 200, "derate": [500, 10], "bogus": 1, "ne_mv": "8000", "i_max": True, "evc_wait_s": 2}))
+    board = Board(flash_root=str(tmp_path) + "/")
+    out = O.Outputs(board)
+    sup = S.Supervisor(Cfg(), Station(board, out), out)
+    assert sup.t["v_min"] == 200 and sup.t["derate"] == (500, 10) and sup.t["evc_wait_s"] == 2
+    assert sup.t["ne_mv"] == 8000 and sup.t["i_max"] == 32000 and "bogus" not in sup.t
