@@ -11,7 +11,7 @@ SIM_STATE ?= sim-state
 CHAOS_SEED ?= 1
 CHAOS_SESSIONS ?= 500
 
-.PHONY: setup test unit integration mpycheck typecheck sim mpy romfs deploy repl bench chaos clean ota
+.PHONY: setup test unit integration mpycheck typecheck sim mpy romfs deploy repl bench chaos fuzz clean ota
 
 setup: $(STAMP)
 
@@ -74,6 +74,10 @@ bench: $(STAMP)
 # (a short seeded run is). Run it with three seeds: make chaos CHAOS_SEED=2 ...
 chaos: $(STAMP)
 	$(PY) tools/chaos.py --sessions $(CHAOS_SESSIONS) --seed $(CHAOS_SEED)
+
+# The fuzz tests with 20 times their examples (a short run is part of `make test`).
+fuzz: $(STAMP)
+	JOLT_FUZZ=20 $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_fuzz_*.py tests/integration/test_hostile_*.py
 
 clean:
 	rm -rf build $(SIM_STATE) .pytest_cache

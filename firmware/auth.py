@@ -98,7 +98,9 @@ async def authorize(t, id_tag):
     if online:
         try:
             res = await t.cp.call("Authorize", {"idTag": id_tag}, AUTHORIZE_TIMEOUT_MS)
-            info = res.get("idTagInfo") or INVALID
+            info = res.get("idTagInfo")
+            if not isinstance(info, dict) or not isinstance(info.get("status"), str):
+                info = INVALID  # an answer outside the schema accepts nobody
             t.remember(id_tag, info)
             log.info("auth", "%s: %s from central system" % (id_tag, info.get("status")))
             return info

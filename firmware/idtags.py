@@ -102,7 +102,8 @@ class TagStore:
             if not isinstance(tags, dict) or not isinstance(version, int):
                 raise ValueError("bad shape")
             for k, v in tags.items():
-                if not (isinstance(k, str) and isinstance(v, list) and len(v) == 4 and isinstance(v[0], str)):
+                if not (isinstance(k, str) and isinstance(v, list) and len(v) == 4 and isinstance(v[0], str)
+                        and type(v[1]) is int and type(v[3]) is int and (v[2] is None or isinstance(v[2], str))):
                     raise ValueError("bad entry")
             self._tags = tags
             self.version = version

@@ -26,8 +26,10 @@ STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
 
 
 def _key(tag):
+    # None for a tag longer than a record's 20 bytes (non-ASCII characters
+    # take several): it cannot be in the list.
     k = tag.encode()
-    return k + bytes(20 - len(k))
+    return k + bytes(20 - len(k)) if len(k) <= 20 else None
 
 
 class LocalList:
@@ -76,9 +78,9 @@ class LocalList:
 
     def lookup(self, tag):
         """idTagInfo of tag (Expired once its expiryDate passed), None if not listed."""
-        if not self.count or len(tag) > 20:
+        key = _key(tag) if self.count else None
+        if key is None:
             return None
-        key = _key(tag)
         k = self._key
         lo, hi = 0, self.count
         try:
@@ -103,7 +105,7 @@ class LocalList:
                         lo = mid + 1
                     else:
                         hi = mid
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: a damaged record (not UTF-8)
             log.error("auth", "local list: %r" % (e,))
         return None
 
@@ -112,8 +114,12 @@ class LocalList:
         old list untouched). entries: [{"idTag", "idTagInfo"?}], no idTagInfo
         in a Differential deletes the idTag."""
         for e in entries:
-            if full and e.get("idTagInfo") is None:
+            info = e.get("idTagInfo")
+            if full and info is None:
                 return "Failed"  # OCPP: idTagInfo is required in a Full update
+            # A tag must fit its record whole (cut, two tags would be one).
+            if _key(e["idTag"]) is None or info and _key(info.get("parentIdTag") or "") is None:
+                return "Failed"
         # The changes in record order, as indexes: each record is packed into
         # one buffer as it is written, so an update holds no copy of them
         # (str order is the records' byte order: UTF-8, NUL padding).
@@ -176,9 +182,12 @@ class LocalList:
                     struct.pack_into("<20sBI20s", rec, 0, e["idTag"].encode(), 255, 0, b"")
                 else:
                     exp = info.get("expiryDate")
+                    exp = isotime.parse(exp) if exp else None
+                    # uint32 on file, 0 meaning none: an expiry before 1970
+                    # is long past (1), one after 2106 the furthest there is.
+                    exp = 0 if exp is None else 1 if exp < 1 else exp if exp < 0xFFFFFFFF else 0xFFFFFFFF
                     struct.pack_into("<20sBI20s", rec, 0, e["idTag"].encode(), STATUSES.index(info["status"]),
-                                     (isotime.parse(exp) or 0) if exp else 0,
-                                     (info.get("parentIdTag") or "").encode())
+                                     exp, (info.get("parentIdTag") or "").encode())
                 cur = i
             if have and (i >= len(order) or k < ck):
                 have = False
@@ -208,10 +217,11 @@ def request(path, clock, cfg, p):
         return {"status": "NotSupported"}
     entries = p.get("localAuthorizationList") or ()
     full = p["updateType"] == "Full"
-    if not full and p["listVersion"] <= lst.listed_version():
+    v = p["listVersion"]
+    if not full and v <= lst.listed_version():
         status = "VersionMismatch"  # made for an older list than ours (docs/decisions.md)
-    elif len(entries) > cfg.get("SendLocalListMaxLength"):
-        status = "Failed"
+    elif len(entries) > cfg.get("SendLocalListMaxLength") or not 0 <= v <= 0x7FFFFFFF:
+        status = "Failed"  # the file keeps the version as an int32; -1 means "no list"
     else:
         status = lst.update(full, p["listVersion"], entries, cfg.get("LocalAuthListMaxLength"))
     log.info("auth", "SendLocalList %s v%d (%d): %s" % (p["updateType"], p["listVersion"], len(entries), status))

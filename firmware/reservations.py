@@ -24,8 +24,11 @@ def load(station, arg):
         try:
             r = json.loads(raw)
             if r is not None and not (isinstance(r["id"], int) and isinstance(r["tag"], str)
-                                      and isinstance(r["exp"], int)):
+                                      and isinstance(r["exp"], int) and isinstance(r.get("cid"), int)
+                                      and (r.get("parent") is None or isinstance(r["parent"], str))):
                 raise ValueError("bad record")
+            if r is not None:
+                r["parent"] = r.get("parent")
         except (ValueError, KeyError, TypeError) as e:
             log.error("res", "reservation unreadable: %r" % (e,))
             r = None

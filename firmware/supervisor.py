@@ -23,7 +23,16 @@ class Supervisor:
         try:
             import json
             with open(self.root + "faults.json") as f:
-                t.update(json.load(f))
+                d = json.load(f)
+            # Only known thresholds of the right type: a string or a list
+            # where a number belongs would raise in every control step.
+            for k in d if isinstance(d, dict) else ():
+                v = d[k]
+                if k in t and (type(v) is int if type(t[k]) is int else type(v) is list and v
+                                and len(v) % 2 == 0 and all(type(x) is int for x in v)):
+                    t[k] = tuple(v) if type(v) is list else v
+                else:
+                    log.warn("fault", "faults.json: %s ignored" % k)
         except (OSError, ValueError):
             pass
         self.active = {}        # key -> row of the active fault
@@ -39,7 +48,11 @@ class Supervisor:
         self._dirty = False
         self._unlatch = False   # manual reset pending
         raw = fsutil.read(self.root + LATCH_FILE)
-        for key in (raw or b"").decode().split():
+        try:
+            raw = (raw or b"").decode().split()
+        except UnicodeError:  # a damaged file latches nothing
+            raw = ()
+        for key in raw:
             for r in F.FAULTS:
                 if r[0] == key and r[4] & F.LATCH:
                     self.active[key] = r

@@ -71,6 +71,33 @@ def _record(data):
     return ocppj.loads(data), None
 
 
+def _bad_start(res):
+    """A StartTransaction answer the queue cannot use (no integer
+    transactionId, an idTagInfo that is no object with a status): a failed
+    attempt, not a transaction id of the wrong type that every later
+    message of the transaction would fail on."""
+    tid = res.get("transactionId")
+    info = res.get("idTagInfo")
+    return not isinstance(tid, int) or isinstance(tid, bool) or info is not None and not (
+        isinstance(info, dict) and isinstance(info.get("status"), str))
+
+
+def _tx_ok(tx):
+    """The open transaction of the state file is one start() made (a damaged
+    one would raise in the control step or the PowerLoss stop)."""
+    try:
+        for k in ("l", "cid", "base", "start", "ts"):
+            if type(tx[k]) is not int:
+                return False
+        for k in ("tag", "parent", "limit"):
+            v = tx.get(k)
+            if v is not None and type(v) is not (int if k == "limit" else str):
+                return False
+    except (KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
 def _write_head(out, action, local, uid, tag):
     # the record up to its payload
     out.write(_V2)
@@ -133,8 +160,11 @@ class Transactions:
                 self.floor_wh = self.saved_wh = int(state.get("reg", 0))
                 self.last_ts = int(state.get("ts", 0))
                 self.next_local = int(state.get("next", 1))
-                self.open_at_boot = state.get("open")
-            except (ValueError, TypeError, AttributeError) as e:
+                tx = state.get("open")
+                if tx is not None and not _tx_ok(tx):
+                    raise ValueError("open transaction %r" % (tx,))
+                self.open_at_boot = tx
+            except (ValueError, TypeError, AttributeError, OverflowError) as e:
                 log.error("tx", "state file unreadable: %r" % (e,))
         tx = self.open_at_boot
         queued = {}  # kind -> locals with a pending record, for the interrupted transaction
@@ -531,6 +561,8 @@ class Transactions:
             watchdog.checkin(watchdog.TXQUEUE)
             try:
                 res = await self.cp.call(action, payload, CALL_TIMEOUT_MS, uid)
+                if action == "StartTransaction" and _bad_start(res):
+                    raise CallError("FormationViolation", "answer outside the schema")
             except NotConnected:
                 return  # not an attempt: delivered after reconnect
             except (CallError, asyncio.TimeoutError, JournalError) as e:

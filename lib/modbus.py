@@ -358,7 +358,9 @@ class ModbusMaster:
         if k:
             st["rx_bytes"] += k
             if k > _BUF - m:
-                k = _BUF - m
+                m = self._skip(m, slave)
+                if k > _BUF - m:
+                    k = _BUF - m
             for i in range(k):
                 rx[m + i] = chunk[i]
             m += k
@@ -388,6 +390,8 @@ class ModbusMaster:
                             st["errors"] += 1
                             raise ModbusFrameError("echo")
                 return i
+            if m >= _BUF:
+                m = self._skip(m, slave)
             if m < _BUF:
                 return _WAIT
         timeout = time.ticks_diff(now, self._dl) >= 0
@@ -421,10 +425,24 @@ class ModbusMaster:
             return _TIMEOUT
         return _WAIT
 
+    def _skip(self, m, slave):
+        """The receive buffer is full without a reply: drop the bytes before
+        the next one that may start our slave's reply (line noise ahead of a
+        long reply must not crowd it out). Returns the new fill."""
+        rx = self._rx
+        j = 1
+        while j < m and rx[j] != slave:
+            j += 1
+        for i in range(m - j):
+            rx[i] = rx[j + i]
+        self._m = m - j
+        return m - j
+
     def _decode(self, base, q, out, big):
         """The reply at rx[base:] to request q (fc, start, count, items): the
         registers appended to the list out (items None), or the items decoded
-        into the dict out. Returns out."""
+        into the dict out (a float32 that is NaN or infinite is removed from
+        out instead). Returns out."""
         rx = self._rx
         items = q[3]
         if items is None:
@@ -443,6 +461,11 @@ class ModbusMaster:
                     # the two halves of a float32, native little-endian order
                     struct.pack_into("<HH", f, 0, w, v)
                     v = f[0]
+                    if v - v != 0:
+                        # NaN or infinity: a meter's "no value", not a
+                        # number anyone can compare or format; left out.
+                        out.pop(key, None)
+                        continue
                 else:
                     v = (v << 16) | w
                     if typ == _I32 and v & 0x80000000:

@@ -209,7 +209,9 @@ def parse(text):
     fv = "FormationViolation"
     try:
         msg = loads(text)
-    except ValueError:
+    except (ValueError, RuntimeError):
+        # RuntimeError: nested deeper than the decoder's recursion limit
+        # (CPython; MicroPython's decoder keeps its stack on the heap).
         raise FrameError(fv, "message is not valid JSON", peek_id(text))
     if not isinstance(msg, list) or len(msg) < 3:
         raise FrameError(fv, "not an OCPP-J array")

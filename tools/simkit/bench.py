@@ -766,7 +766,8 @@ class Bench:
                 "requests": self.modbus.requests, "tampered": self.modbus.tampered}
 
     def cmd_meter_fault(self, req):
-        """Damage every `every`-th meter reply: mode crc / short / noise, null = off."""
+        """Damage every `every`-th meter reply: mode crc / short / noise / exception /
+        wrong_slave / nan, or every reply late (slow); null = off."""
         self.modbus.set_fault(req.get("mode"), req.get("every", 1))
 
     def cmd_reset(self, req):

@@ -183,13 +183,19 @@ class PtyLine:
             return
         self.rx_bytes += len(data)
         for resp in self.modbus.feed(data):
-            try:
-                os.write(self.master, resp)
-            except OSError:
-                pass
+            if self.modbus.delay_s:
+                self._loop.call_later(self.modbus.delay_s, self._write, resp)
+            else:
+                self._write(resp)
         if self._gap is not None:
             self._gap.cancel()
         self._gap = self._loop.call_later(self.GAP, self.modbus.reset)
+
+    def _write(self, resp):
+        try:
+            os.write(self.master, resp)
+        except OSError:
+            pass
 
     def close(self):
         if self._loop is not None:

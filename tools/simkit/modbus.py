@@ -9,7 +9,10 @@ which raise ModbusError(code) for illegal addresses/values.
 `tamper` (None or callable(response_bytes) -> bytes or None) lets a bench
 corrupt, delay-drop or truncate responses; `silent` makes the slave mute;
 `set_fault(mode, every)` damages every `every`-th response: "crc" (last byte
-flipped), "short" (cut in half), "noise" (random bytes instead), None (off).
+flipped), "short" (cut in half), "noise" (random bytes instead), "exception"
+(exception 04), "wrong_slave" (another unit id, valid CRC), "nan" (every
+float register NaN), "slow" (every response `SLOW_S` late: the transport
+asks `delay_s`), None (off).
 """
 import os
 import struct
@@ -18,6 +21,7 @@ ILLEGAL_FUNCTION = 1
 ILLEGAL_ADDRESS = 2
 ILLEGAL_VALUE = 3
 MAX_READ = 125
+SLOW_S = 0.4  # later than the firmware's 200 ms response timeout
 
 
 class ModbusError(Exception):
@@ -58,13 +62,15 @@ class ModbusSlave:
         self.tampered = 0
         self._fault = None
         self._every = 1
+        self.delay_s = 0  # the transport sends each response this late
 
     def set_fault(self, mode, every=1):
-        if mode not in (None, "crc", "short", "noise", "exception"):
+        if mode not in (None, "crc", "short", "noise", "exception", "wrong_slave", "nan", "slow"):
             raise ValueError("unknown fault %r" % (mode,))
         self._fault = mode
         self._every = max(1, int(every))
-        self.tamper = self._damage if mode else None
+        self.delay_s = SLOW_S if mode == "slow" else 0
+        self.tamper = self._damage if mode and mode != "slow" else None
 
     def _damage(self, resp):
         if self.requests % self._every:
@@ -76,6 +82,13 @@ class ModbusSlave:
             return resp[:len(resp) // 2]
         if self._fault == "exception":  # a meter that answers but cannot read: device failure
             return with_crc(bytes([resp[0], resp[1] | 0x80, 4]))
+        if self._fault == "wrong_slave":
+            return with_crc(bytes([resp[0] % 247 + 1]) + resp[1:-2])
+        if self._fault == "nan":  # every 32-bit float of the reply: quiet NaN
+            if resp[1] not in (3, 4):
+                return resp
+            n = resp[2] // 4
+            return with_crc(resp[:3] + b"\x7f\xc0\x00\x00" * n + resp[3 + 4 * n:-2])
         return os.urandom(len(resp))
 
     def reset(self):
