@@ -5,6 +5,8 @@
 # (tests/unit/test_ocpp_schemas.py checks them against the official files).
 import json
 
+from lib import schema as validation
+
 # chargingProfile, shared by RemoteStartTransaction and SetChargingProfile ("@P").
 _PROFILE = '[["chargingProfileId","i",1,null],["transactionId","i",0,null],["stackLevel","i",1,null],["chargingProfilePurpose","e",1,["ChargePointMaxProfile","TxDefaultProfile","TxProfile"]],["chargingProfileKind","e",1,["Absolute","Recurring","Relative"]],["recurrencyKind","e",0,["Daily","Weekly"]],["validFrom","t",0,null],["validTo","t",0,null],["chargingSchedule","o",1,[["duration","i",0,null],["startSchedule","t",0,null],["chargingRateUnit","e",1,["A","W"]],["chargingSchedulePeriod","ao",1,[["startPeriod","i",1,null],["limit","n",1,null],["numberPhases","i",0,null]]],["minChargingRate","n",0,null]]]]'
 
@@ -51,12 +53,7 @@ def check(action, payload, handled):
         return ("NotImplemented", "unknown action " + action)
     if not handled:
         return ("NotSupported", action + " not supported")
-    s = schema(action)  # parsed only for requests we take
-    from lib import schema as validation, transient
-
-    problem = validation.check(s, payload)
-    transient.drop("lib.schema")
-    return problem
+    return validation.check(schema(action), payload)  # parsed only for requests we take
 
 
 def actions():

@@ -452,15 +452,23 @@ class WebSocket:
                 piece = self._piece
                 mp = hasattr(self._r, "readinto")  # MicroPython stream: write() copies what it keeps
                 pmv = memoryview(piece)
-                w.write(head)
+                # The header goes out in one write with the first piece: as
+                # a write of its own, TCP (Nagle) held the payload back until
+                # the peer's delayed ACK of the header, ~40 ms per message.
+                off = len(head)
+                piece[:off] = head
                 try:
                     i = 0
-                    while i < n:
-                        k = n - i if n - i < _PIECE else _PIECE
-                        _mask(piece, 0, text, i, k, key)
-                        w.write(pmv[:k] if mp else bytes(piece[:k]))
+                    while True:
+                        room = (_PIECE - off) & ~3  # later pieces start at a multiple of 4 (_mask)
+                        k = n - i if n - i < room else room
+                        _mask(piece, off, text, i, k, key)
+                        w.write(pmv[:off + k] if mp else bytes(piece[:off + k]))
                         await w.drain()
                         i += k
+                        off = 0
+                        if i >= n:
+                            break
                 except MemoryError:
                     await self._fail(1006, "no memory mid-frame")
         except OSError:

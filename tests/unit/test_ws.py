@@ -774,3 +774,38 @@ def test_a_message_from_the_receive_buffer_decodes_as_ocpp():
     with pytest.raises(ocppj.FrameError) as e:  # invalid UTF-8: answered, not taken
         ocppj.parse(memoryview(bytearray(got[1][1])))
     assert e.value.code == "FormationViolation" and e.value.uid == "u2"
+
+
+class _Writes:
+    """A stream writer that keeps each write() apart (what TCP sends as a segment)."""
+
+    def __init__(self):
+        self.writes = []
+
+    def write(self, b):
+        self.writes.append(bytes(b))
+
+    async def drain(self):
+        pass
+
+
+def _unmask(frame):
+    ln = frame[1] & 0x7F
+    off = 2 if ln < 126 else 4 if ln == 126 else 10
+    key = frame[off:off + 4]
+    return bytes(b ^ key[i % 4] for i, b in enumerate(frame[off + 4:]))
+
+
+def test_header_and_first_piece_go_out_in_one_write():
+    """A header written on its own made TCP (Nagle) hold the payload until the
+    peer's delayed ACK: ~40 ms per message, measured by tools/bench/roundtrip.py."""
+    for n in (0, 1, 100, 490, 500, 511, 512, 1000, 3000):
+        w = _Writes()
+        ws = wsmod.WebSocket(None, w)
+        text = "".join(chr(97 + i % 26) for i in range(n))
+        asyncio.run(ws.send(text))
+        assert len(w.writes[0]) > (6 if n < 126 else 8) or n == 0, n
+        if n <= 490:
+            assert len(w.writes) == 1, (n, [len(x) for x in w.writes])
+        assert all(len(x) <= 512 for x in w.writes)
+        assert _unmask(b"".join(w.writes)) == text.encode(), n
