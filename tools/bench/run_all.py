@@ -55,7 +55,80 @@ def sec_size(quick):
     return True, size.table(size.measure())
 
 
-SECTIONS = [("roundtrip", sec_roundtrip), ("boot", sec_boot), ("size", sec_size)]
+def sec_throughput(quick):
+    from tools.bench import throughput
+    res = throughput.measure(burst_s=4 if quick else 30, offline_s=4 if quick else 90)
+    return throughput.ok(res), throughput.table(res)
+
+
+def sec_heap(quick):
+    """heap_min.py on the board-like interpreter (the memory issue's figure), MicroOcpp's peak beside it."""
+    from tools.simkit.bench import board32_binary
+    rt = "board32" if board32_binary() else "micropython"
+    args = ["--runtime", rt] + (["--low", "88", "--high", "96"] if quick else [])
+    rc, out = _script("heap_min.py", *args)
+    peak = _num(out, r"live_peak_with_2M_heap: (\d+) bytes")
+    small = _num(out, r"smallest_heap: (\d+) KiB")
+    lines = ["heap on %s (tools/bench/heap_min.py: boot, heartbeat, a charging session with MeterValues every "
+             "1 s, a stop, a CALLERROR)%s" % (rt, "; quick: only 88 and 96 KiB tried" if quick else ""),
+             "%-40s %18s %22s" % ("figure", "JOLT", "MicroOcpp (ESP32, C++)"),
+             "%-40s %18s %22s" % ("live heap peak", "-" if peak is None else "%.1f KB (%d B)" % (peak / 1024.0, peak),
+                                  "%.1f KB (published)" % MICROOCPP_PEAK),
+             "%-40s %18s %22s" % ("JOLT peak / MicroOcpp peak", "-" if peak is None else
+                                  "%.2f" % (peak / 1024.0 / MICROOCPP_PEAK), ""),
+             "%-40s %18s %22s" % ("smallest --heapsize the scenario passes", "-" if small is None else
+                                  "%d KiB" % small, "-"),
+             "heap_min output:"] + ["  " + x for x in out]
+    return rc == 0 and peak is not None, lines
+
+
+def sec_fault(quick):
+    n = 5 if quick else 200
+    rc, out = _script("fault_latency.py", "--n", n)
+    p99 = _num(out, r"p99 ([\d.]+) ms", float)
+    lines = ["fault-to-relay-open under load (tools/bench/fault_latency.py, 64-bit micropython, vent and supply "
+             "faults; budget 10 ms p99, docs/faults.md)"] + ["  " + x for x in out]
+    lines.append("%-40s %14s %10s" % ("p99 vs budget", "-" if p99 is None else "%.1f ms" % p99, "10.0 ms"))
+    return rc == 0 and p99 is not None and (quick or p99 <= 10.0), lines
+
+
+def sec_control(quick):
+    import re
+    rc, out = _script("control_alloc.py", "--cycles", 200 if quick else 2000)
+    rows = [re.match(r"control_alloc (\w+)\s+(\w+) ([\d.]+) B/cycle over (\d+) cycles", x) for x in out]
+    rows = [m.groups() for m in rows if m]
+    lines = ["control cycle allocation (tools/bench/control_alloc.py, 64-bit micropython, hal/mock; a cycle "
+             "runs every 20 ms; automatic GC off while measuring)",
+             "%-10s %-12s %10s %8s" % ("state", "status", "B/cycle", "cycles")]
+    lines += ["%-10s %-12s %10s %8s" % r for r in rows]
+    return rc == 0 and len(rows) == 3, lines
+
+
+OTHER = ("heap_imports.py", "hal_heap.py", "config_heap.py", "locallist.py", "modbus_poll.py")
+
+
+def sec_other(quick):
+    if quick:
+        return True, ["(not in the quick run)"]
+    lines, ok = [], True
+    for name in OTHER:
+        rc, out = _script(name)
+        ok = ok and rc == 0
+        lines += ["-- %s%s" % (name, "" if rc == 0 else " (exit %d)" % rc)] + ["  " + x for x in out]
+    return ok, lines
+
+
+def _num(lines, pattern, conv=int):
+    import re
+    for line in lines:
+        m = re.search(pattern, line)
+        if m:
+            return conv(m.group(1))
+    return None
+
+
+SECTIONS = [("roundtrip", sec_roundtrip), ("boot", sec_boot), ("size", sec_size), ("throughput", sec_throughput),
+            ("heap", sec_heap), ("fault", sec_fault), ("control", sec_control), ("other", sec_other)]
 
 
 # ------------------------------------------------------------------ report
