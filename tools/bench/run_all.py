@@ -57,7 +57,7 @@ def sec_size(quick):
 
 def sec_throughput(quick):
     from tools.bench import throughput
-    res = throughput.measure(burst_s=4 if quick else 30, offline_s=4 if quick else 90)
+    res = throughput.measure(burst_s=4 if quick else 30, offline_s=4 if quick else 240)
     return throughput.ok(res), throughput.table(res)
 
 

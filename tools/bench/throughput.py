@@ -15,10 +15,12 @@ HeartbeatInterval 2 s).
    MeterValues dropped when the journal is full: docs/never-lose.md), then
    comes back. Replayed MeterValues: those received after the link came back
    whose sampled timestamp is older than that moment. Reported: how many
-   (with a long enough period: the largest backlog the journal holds), the
-   time from the link coming back to the last one, and the rate.
+   (with a long enough period the journal fills, drops the oldest, logs
+   'journal full', and the count is the largest backlog it holds), the time
+   from the link coming back to the last one, the rate, and the capacity
+   docs/journal.md's formula gives for records of the replayed frames' size.
 
-    .venv/bin/python tools/bench/throughput.py [--burst 30] [--offline 90]
+    .venv/bin/python tools/bench/throughput.py [--burst 30] [--offline 240]
 """
 import argparse
 import calendar
@@ -101,6 +103,7 @@ def offline(cs, bench, cp_id, seconds, drain_timeout=120):
     wall_up = time.time()
     bench.cmd({"cmd": "network", "up": True})
     replayed = []  # receive times
+    sizes = []  # their frames' bytes
     quiet_since = None
     deadline = t_up + drain_timeout
     seen = 0
@@ -113,6 +116,7 @@ def offline(cs, bench, cp_id, seconds, drain_timeout=120):
             mv = (m["payload"] or {}).get("meterValue") or [{}]
             if _epoch(mv[0].get("timestamp", "2100-01-01T00:00:00Z")) < wall_up - 0.5:
                 replayed.append(m["t"])
+                sizes.append(len(m["raw"]))
                 quiet_since = None
         if replayed:
             quiet_since = quiet_since or time.monotonic()
@@ -121,7 +125,8 @@ def offline(cs, bench, cp_id, seconds, drain_timeout=120):
         time.sleep(0.1)
     log = "\n".join(bench.log(5000))
     dropped = log.count("journal full")
-    res = {"offline": seconds, "replayed": len(replayed), "dropped_logs": dropped}
+    res = {"offline": seconds, "replayed": len(replayed), "dropped_logs": dropped,
+           "frame": sum(sizes) / len(sizes) if sizes else None}
     if replayed:
         res["drain"] = replayed[-1] - t_up
         span = replayed[-1] - replayed[0]
@@ -185,10 +190,18 @@ def table(res):
         "%-44s %12d %12s" % ("offline period, s", o["offline"], "-"),
         "%-44s %12d %12s" % ("MeterValues replayed (backlog held)", o["replayed"], "-"),
         "%-44s %12d %12s" % ("'journal full' drops logged", o["dropped_logs"], "-"),
+        "%-44s %12s %12s" % ("replayed MeterValues frame, bytes (mean)", _f(o.get("frame")), "-"),
+        "%-44s %12s %12s" % ("journal capacity for such records (estimate)", capacity(o.get("frame")), "-"),
         "%-44s %12s %12s" % ("drain: link up -> last replayed, s", _f(o.get("drain")), "-"),
         "%-44s %12s %12s" % ("MeterValues replayed per second", _f(o.get("rate")), "-"),
         "reboots during the run: %d; violations at the central system: %d" % (res["boots"] - 1, res["violations"])]
     return lines
+
+
+def capacity(frame, max_bytes=65536):
+    """Records of a frame's size the default journal holds (docs/journal.md: (max_bytes - 17) // (13 + n));
+    the record holds the payload plus a local id, about the size of the frame."""
+    return "-" if not frame else "%d" % ((max_bytes - 17) // (13 + int(frame)))
 
 
 def _f(x):
@@ -198,7 +211,7 @@ def _f(x):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--burst", type=float, default=30)
-    ap.add_argument("--offline", type=float, default=90)
+    ap.add_argument("--offline", type=float, default=240)
     ap.add_argument("--runtime", default=None, choices=("board32", "micropython"))
     a = ap.parse_args()
     res = measure(a.burst, a.offline, a.runtime)
