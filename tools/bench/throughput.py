@@ -19,6 +19,9 @@ HeartbeatInterval 2 s).
    'journal full', and the count is the largest backlog it holds), the time
    from the link coming back to the last one, the rate, and the capacity
    docs/journal.md's formula gives for records of the replayed frames' size.
+   240 s (the default) does NOT fill it with this firmware's single-phase
+   MeterValues (~240 B frames, ~262 records): the run of 2026-12-05 replayed
+   214 with no drop. --offline 320 would fill it (about 5 more minutes).
 
     .venv/bin/python tools/bench/throughput.py [--burst 30] [--offline 240]
 """
