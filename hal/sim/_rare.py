@@ -2,7 +2,6 @@
 # hal.sim.board.Board.__getattr__ (so they cost no heap until then): each
 # function takes the board first, board.net.configure(ssid, pw) is
 # configure(board, ssid, pw).
-import sys
 
 
 # ---- net
@@ -41,14 +40,6 @@ def drop(b):
 
 
 # ---- system
-def reset(b):
-    print("system: reset requested")
-    if not b.inp.get("rst", True):
-        print("system: reset did not take")  # bench `fail reset`: a reset circuit fault
-        return
-    sys.exit(75)  # hal.sim.board.EXIT_RESET
-
-
 # ---- meter line
 def any(b):
     # 1 when the line has something to read (machine.UART.any() may also

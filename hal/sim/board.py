@@ -356,15 +356,24 @@ class Board:
     def linked(self):
         return self.ble_linked
 
-    # ---- system (reset: _rare)
+    # ---- system
     def unique_id(self):
         return os.getenv("JOLT_UID") or "SIM000000000"
+
+    def reset(self):
+        # Here, not in _rare: a reset must not depend on loading a module,
+        # which a fragmented heap may refuse (MemoryError) at that moment.
+        print("system: reset requested")
+        if not self.inp.get("rst", True):
+            print("system: reset did not take")  # bench `fail reset`: a reset circuit fault
+            return
+        sys.exit(EXIT_RESET)
 
     def reset_cause(self):
         return os.getenv("JOLT_RESET_CAUSE") or "power"
 
     # ---- rarely used: net.open (hal/sim/_net.py), net.configure,
-    # net.configure_fallback, ble.*, system.reset (hal/sim/_rare.py) are
+    # net.configure_fallback, ble.* (hal/sim/_rare.py) are
     # functions taking the board first, imported on first use.
     def __getattr__(self, name):
         if name[0] == "_":
