@@ -268,14 +268,8 @@ class Transactions:
         return limit is None or self.energy_wh(tx) - tx["start"] < limit
 
     def _transaction_data(self, tx, stop_wh, now):
-        # firmware/metering.py: StopTxnSampledData / StopTxnAlignedData, as JSON texts
+        # firmware/metering.py: StopTxnSampledData / StopTxnAlignedData, as ocppj.write_obj items
         return self.meter.tx_data(tx, stop_wh, now)
-
-    def queue_meter_values(self, tx, meter_value):
-        """Transaction MeterValues through the ordered queue; meter_value: a
-        list of meterValue objects, each as JSON text (bytes or str)."""
-        self.reporting(tx)
-        self._queue(K_METER, "MeterValues", ({"connectorId": tx["cid"]}, "meterValue", meter_value), tx["l"])
 
     def begin_meter_values(self, tx, out):
         """A transaction MeterValues record written in place (out: the message
@@ -442,17 +436,8 @@ class Transactions:
         try:
             data = self._encode(action, local, msg)
         except OverflowError:
-            # Bigger than a journal record: meter values go in smaller
-            # messages, a stop without its transactionData.
+            # Bigger than a journal record: a stop goes without its transactionData.
             fields, key, items = msg
-            if kind == K_METER and len(items) > 1:
-                h = len(items) // 2
-                ok = self._journal(kind, action, (fields, key, items[:h]), local)
-                rest = (fields, key, items[h:])
-                try:
-                    return self._journal(kind, action, rest, local) and ok
-                except MemoryError:
-                    return self._hold((kind, action, rest, local)) and ok  # the first half is journaled
             if kind == K_STOP and key is not None:
                 log.warn("tx", "StopTransaction too big: sent without transactionData")
                 return self._journal(kind, action, (fields, None, None), local)
@@ -590,11 +575,7 @@ class Transactions:
                 # a MeterValues or StopTransaction payload always has fields
                 out.write('{"transactionId":%d,' % tid)
                 s += 1  # past its "{"
-            try:
-                ok = store.copy(seq, s, end, out)
-            except OSError as e:
-                raise JournalError("read: %r" % (e,))
-            if not ok:
+            if not store.copy(seq, s, end, out):  # JournalError when flash fails
                 raise JournalError("record %d gone" % seq)
 
         def build():  # only when the message does not fit the buffer

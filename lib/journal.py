@@ -508,14 +508,15 @@ class Journal:
             return False
         if self._chunk is None:
             self._chunk = bytearray(_CHUNK)  # kept: a message is sent this way every few seconds
-        f = open(self.path, "rb")
         try:
-            f.seek(self._idx[i + 1] + HDR + start)
-            fsutil.pipe(f, end - start, out, self._chunk)
-        except OSError:
-            raise JournalError("short read")
-        finally:
-            f.close()
+            f = open(self.path, "rb")
+            try:
+                f.seek(self._idx[i + 1] + HDR + start)
+                fsutil.pipe(f, end - start, out, self._chunk)
+            finally:
+                f.close()
+        except OSError as e:
+            raise JournalError("read: %r" % (e,))
         return True
 
     def seqs(self):

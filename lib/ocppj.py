@@ -44,6 +44,18 @@ def error_msg(uid, code, description="", details=None):
     return [ERROR, uid, code, description[:255], details if details is not None else {}]
 
 
+def _buffer(b):
+    # What json.dump and the message writers hand a stream, as bytes.
+    if isinstance(b, str):
+        try:
+            # MicroPython: the str's UTF-8 bytes, not a copy (its str has the
+            # buffer protocol; the stubs, after CPython, say it has not)
+            return memoryview(b)  # pyright: ignore[reportArgumentType]
+        except TypeError:
+            return b.encode()  # CPython (its json.dump writes str)
+    return b
+
+
 class Out(io.IOBase):
     """A reusable buffer messages are encoded into: json.dump writes through
     it token by token (MicroPython passes each piece without allocating), so
@@ -55,13 +67,7 @@ class Out(io.IOBase):
         self.n = 0
 
     def write(self, b):
-        if isinstance(b, str):
-            try:
-                # MicroPython: the str's UTF-8 bytes, not a copy (its str has the
-                # buffer protocol; the stubs, after CPython, say it has not)
-                b = memoryview(b)  # pyright: ignore[reportArgumentType]
-            except TypeError:
-                b = b.encode()  # CPython (its json.dump writes str)
+        b = _buffer(b)
         n = self.n
         k = len(b)
         if n + k > len(self.buf):
@@ -69,10 +75,6 @@ class Out(io.IOBase):
         self.buf[n:n + k] = b
         self.n = n + k
         return k
-
-    def text(self, start=0):
-        """What was written since start, as bytes of its own (the buffer is reused)."""
-        return bytes(memoryview(self.buf)[start:self.n])
 
     def encode(self, obj):
         """obj as JSON: a memoryview of the buffer (valid until the next
@@ -104,11 +106,7 @@ class Count(io.IOBase):
         self.n = 0
 
     def write(self, b):
-        if isinstance(b, str):
-            try:
-                b = memoryview(b)  # pyright: ignore[reportArgumentType]  (as in Out.write)
-            except TypeError:
-                b = b.encode()
+        b = _buffer(b)
         self.n += len(b)
         return len(b)
 

@@ -85,7 +85,7 @@ def written(m, csl, ctx, ts, energy, last=None):
     if cut < 0:
         assert out.n == 2
         return None
-    return out.text(2), cut
+    return bytes(memoryview(out.buf)[2:out.n]), cut
 
 
 def sample(m, csl, ctx, ts, energy, last=None):

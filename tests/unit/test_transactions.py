@@ -146,8 +146,7 @@ def test_full_journal_drops_meter_values_never_start_or_stop(tmp_path):
     txs, j = make(tmp_path, journal_bytes=2048)
     tx = txs.start(1, "TAG", None)
     for i in range(40):
-        txs.queue_meter_values(tx, [json.dumps({"timestamp": "2026-11-25T00:00:00Z",
-                                                "sampledValue": [{"value": str(i)}]})])
+        queue_sample(txs, tx, json.dumps({"timestamp": "2026-11-25T00:00:00Z", "sampledValue": [{"value": str(i)}]}))
     txs.stop(tx, "Local", "TAG")
     kinds = [k for _, k, _ in j.pending()]
     assert kinds[0] == 1 and kinds[-1] == 2 and kinds.count(1) == 1 and kinds.count(2) == 1
@@ -155,9 +154,18 @@ def test_full_journal_drops_meter_values_never_start_or_stop(tmp_path):
     assert values and values[-1] == "39" and "0" not in values  # the oldest went first
 
 
+def queue_sample(txs, tx, text):
+    """A transaction sample queued as firmware/metering.py does: written
+    straight into its journal record in the message buffer."""
+    out = txs.cp.writer()
+    txs.begin_meter_values(tx, out)
+    out.write(text)
+    txs.end_meter_values(tx, out)
+
+
 def sample(wh):
-    return [json.dumps({"timestamp": "2026-11-25T00:00:00Z", "sampledValue": [
-        {"value": str(wh), "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]})]
+    return json.dumps({"timestamp": "2026-11-25T00:00:00Z", "sampledValue": [
+        {"value": str(wh), "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]})
 
 
 def test_power_loss_meter_stop_is_never_below_a_value_already_reported(tmp_path):
@@ -167,7 +175,7 @@ def test_power_loss_meter_stop_is_never_below_a_value_already_reported(tmp_path)
     tx = txs.start(1, "TAG", None)
     asyncio.run(drain(txs))
     txs.meter.wh = 1003               # polled after the start; no checkpoint since
-    txs.queue_meter_values(tx, sample(1003))
+    queue_sample(txs, tx, sample(1003))
     asyncio.run(drain(txs))           # the central system has 1003 Wh
     cp2 = FakeCP()
     meter2 = FakeMeter()
@@ -247,7 +255,7 @@ def test_power_loss_stop_is_not_above_a_sample_reported_after_its_time(tmp_path)
     tx = txs.start(1, "TAG", None)          # saved: 1000 Wh at t0
     asyncio.run(drain(txs))
     txs.board.clock.set(t0 + 5)
-    txs.queue_meter_values(tx, sample(1000))  # reported at t0 + 5: still 1000 Wh
+    queue_sample(txs, tx, sample(1000))  # reported at t0 + 5: still 1000 Wh
     asyncio.run(drain(txs))
     cp2 = FakeCP()
     meter2 = FakeMeter()
@@ -268,23 +276,6 @@ def big_sample(i):
         {"value": "%d" % (1000 + i), "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register",
          "unit": "Wh"}] + [{"value": "230.0", "context": "Sample.Periodic", "measurand": "Voltage", "unit": "V",
                             "phase": "L%d" % (k % 3 + 1)} for k in range(14)]})
-
-
-def test_a_bundle_bigger_than_a_journal_record_goes_as_several_messages_nothing_lost(tmp_path):
-    txs, j = make(tmp_path)
-    tx = txs.start(1, "TAG", None)
-    samples = [big_sample(i) for i in range(4)]
-    assert sum(len(s) for s in samples) > 4096
-    txs.queue_meter_values(tx, samples)
-    txs.stop(tx, "Local", "TAG")
-    asyncio.run(drain(txs))
-    sent = txs.cp.sent
-    assert [a for a, _ in sent][0] == "StartTransaction" and sent[-1][0] == "StopTransaction"
-    mvs = [p for a, p in sent if a == "MeterValues"]
-    assert len(mvs) > 1
-    got = [mv for p in mvs for mv in p["meterValue"]]
-    assert got == [json.loads(s) for s in samples]  # all of them, in order
-    assert all(p["transactionId"] == 101 and p["connectorId"] == 1 for p in mvs)
 
 
 class BigMeter(FakeMeter):
@@ -326,12 +317,12 @@ class BusyCP(FakeCP):
 
 
 def test_queued_while_a_send_holds_the_buffer(tmp_path):
-    txs, j = make(tmp_path, cp=BusyCP())
+    txs, j = make(tmp_path, cp=BusyCP(), meter=SmallMeter())
     tx = txs.start(1, "TAG", None)
-    txs.queue_meter_values(tx, [big_sample(0)])
+    txs.stop(tx, "Local", "TAG")
     asyncio.run(drain(txs))
-    assert [a for a, _ in txs.cp.sent] == ["StartTransaction", "MeterValues"]
-    assert txs.cp.sent[1][1]["meterValue"] == [json.loads(big_sample(0))]
+    assert [a for a, _ in txs.cp.sent] == ["StartTransaction", "StopTransaction"]
+    assert txs.cp.sent[1][1]["transactionData"] == [json.loads(big_sample(1))]
 
 
 def test_records_written_by_earlier_firmware_are_still_delivered(tmp_path):
