@@ -24,6 +24,10 @@ JOURNAL_BYTES = 65536
 COMMISSIONING = "firmware.commissioning"
 WDT_REPORT = "firmware.wdt_report"
 BOOT = "boot"  # boot.py: the slot record (docs/ota.md), source on littlefs, loaded per use
+# Every module loaded per use (lib/transient.py) and dropped again; their names
+# are interned at boot by transient.warm (docs/memory.md, "Interned names").
+PER_USE = (COMMISSIONING, WDT_REPORT, BOOT, "firmware.fwupdate", "firmware.reservations",
+           "firmware.auth", "firmware.locallist", "firmware.metervalues", "firmware.meter_maps")
 BLE_POLL_S = 0.25
 SD_POLL_S = 2
 
@@ -206,7 +210,12 @@ async def _forever(name, fn):
 
 def run():
     board = hal.load()
+    # Before anything else takes the heap: a pool of interned names that the
+    # per-use modules need is one block of ~9 KB (lib/transient.warm).
+    failed = transient.warm(PER_USE + board.PER_USE)
     app = App(board)
+    if failed:
+        log.warn("app", "heap: not warmed %s" % (failed,))
     # Collect early and often: short pauses, and less fragmentation on a small heap.
     gc.collect()
     gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())

@@ -20,3 +20,19 @@ def drop(name):
                 delattr(parent, name[dot + 1:])
             except (AttributeError, KeyError):  # MicroPython: KeyError
                 pass
+
+
+def warm(names):
+    """Load and drop each module once, at boot. The names a module interns
+    stay for good, and MicroPython keeps them in pools that grow by doubling:
+    the next pool is one block of about 9 KB on a 32-bit board. Taken at boot,
+    while the heap is whole, that block is there; taken at the first use of a
+    module hours later, a fragmented heap refuses it (docs/memory.md)."""
+    failed = []
+    for n in names:
+        try:
+            load(n)
+        except MemoryError:
+            failed.append(n)  # loaded again when used, as without this
+        drop(n)
+    return failed

@@ -27,6 +27,7 @@ if ROOT not in sys.path:
 from tools.mpy_build import ENTRY_POINTS, build  # noqa: E402
 
 LITTLEFS_CODE = ENTRY_POINTS  # the only code files the board keeps on littlefs
+MOUNT = "/rom/"  # where the board mounts the image (boot.py mounts every slot there)
 # sys.path the firmware runs with, as the esp32 port builds it once /rom is
 # mounted ('' is the cwd: the littlefs root on the board, DIR/flash on the bench).
 SYS_PATH = ("", ".frozen", "/rom", "/rom/lib")
@@ -57,7 +58,7 @@ def rom_files(board="esp32", march=None, root=None):
     """(image bytes, relative paths in the image) of the application's modules
     (of the project tree, or of `root`, a copy of it)."""
     with tempfile.TemporaryDirectory() as tmp:
-        files = [f for f in build(tmp, root=root or ROOT, board=board, march=march) if f not in LITTLEFS_CODE]
+        files = [f for f in build(tmp, root=root or ROOT, board=board, march=march, mount=MOUNT) if f not in LITTLEFS_CODE]
         for f in LITTLEFS_CODE:
             p = os.path.join(tmp, f)
             if os.path.exists(p):

@@ -687,6 +687,8 @@ class System:
 
 
 class Board:
+    PER_USE = ()  # modules loaded per use and dropped (lib/transient.warm): none
+
     def __init__(self):
         self.relay = Relay()
         self.lock = Lock()

@@ -402,6 +402,8 @@ class System:
 
 
 class Board:
+    PER_USE = ()
+
     def __init__(self, flash_root="", sd_root=None, uid="MOCK00000001", reset_cause="power"):
         inp = _Input()
         self._inp = inp

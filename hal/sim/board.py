@@ -75,6 +75,9 @@ class _Part:
 
 
 class Board:
+    # Loaded per use (the __getattr__ below); interned at boot (lib/transient.warm).
+    PER_USE = ("hal.sim._net", "hal.sim._rare")
+
     def __init__(self):
         # The bench's last word on every input, with sane defaults for a
         # board running without a bench (plugged into nothing, healthy supply).
