@@ -2,6 +2,7 @@
 import asyncio
 import gc
 import os
+from micropython import const
 
 import hal
 from lib import fsutil, log, ocppj, transient
@@ -18,18 +19,21 @@ from firmware.station import Station
 from firmware.supervisor import Supervisor
 from firmware.transactions import Transactions
 
-HEAP_SAMPLE_S = 5
-JOURNAL_FILE = "tx_journal.bin"
-JOURNAL_BYTES = 65536
+_HEAP_SAMPLE_S = const(5)
+_JOURNAL_FILE = const("tx_journal.bin")
+_JOURNAL_BYTES = const(65536)
 COMMISSIONING = "firmware.commissioning"
 WDT_REPORT = "firmware.wdt_report"
 BOOT = "boot"  # boot.py: the slot record (docs/ota.md), source on littlefs, loaded per use
 # Every module loaded per use (lib/transient.py) and dropped again; their names
 # are interned at boot by transient.warm (docs/memory.md, "Interned names").
+# netmgr is resident on a charger with WiFi configured (every JOLT in the field):
+# listed so the bench, which has none, counts its names as the board does.
 PER_USE = (COMMISSIONING, WDT_REPORT, BOOT, "firmware.fwupdate", "firmware.reservations",
-           "firmware.auth", "firmware.locallist", "firmware.metervalues", "firmware.meter_maps")
+           "firmware.auth", "firmware.locallist", "firmware.metervalues", "firmware.meter_maps",
+           "firmware.netmgr")
 BLE_POLL_S = 0.25
-SD_POLL_S = 2
+_SD_POLL_S = const(2)
 
 
 class App:
@@ -54,7 +58,7 @@ class App:
         self.ops = Operations(self.cp, self.cfg, board)
         self.meter = Metering(board, self.cfg, self.outputs, self.cp)
         self.auth = IdTags(self.cp, self.cfg, board)
-        self.journal = Journal(root + JOURNAL_FILE, JOURNAL_BYTES)
+        self.journal = Journal(root + _JOURNAL_FILE, _JOURNAL_BYTES)
         self.txs = Transactions(self.cp, self.cfg, board, self.meter, self.journal, self.auth)
         self.station = Station(board, self.cfg, self.cp, self.ops, self.auth, self.txs, self.outputs)
         self.meter.attach(self.station, self.txs)
@@ -97,7 +101,7 @@ class App:
             if used > self.heap_peak:
                 self.heap_peak = used
                 log.info("heap", "live peak %d free %d" % (used, gc.mem_free()))
-            await asyncio.sleep(HEAP_SAMPLE_S)
+            await asyncio.sleep(_HEAP_SAMPLE_S)
 
     def _reset_failed(self):
         return self.supervisor.reset_failed
@@ -134,11 +138,11 @@ class App:
         sd = self.board.sd
         had = sd.ok()
         while True:
-            await asyncio.sleep(SD_POLL_S)
+            await asyncio.sleep(_SD_POLL_S)
             ok = sd.ok()
             if ok and not had and _has_package(sd.root):
                 while self.txs.by_local:
-                    await asyncio.sleep(SD_POLL_S)
+                    await asyncio.sleep(_SD_POLL_S)
                 log.info("update", "card inserted with an update: rebooting to install it")
                 await self.ops.reboot("Soft")
             had = ok

@@ -6,8 +6,8 @@
 # for the StartTransaction answer. It returns a verdict; the connector acts on it.
 #
 # A verdict is a tuple (action, idTagInfo, signal, reservationId):
-#   action  START (open a session), STOP (the card ends the transaction, Local),
-#           DEAUTH (ends it as DeAuthorized), REFUSE
+#   action  _START (open a session), STOP (the card ends the transaction, Local),
+#           _DEAUTH (ends it as DeAuthorized), _REFUSE
 #   signal  AUTH_OK, AUTH_FAIL, or FAUTH1 (a stranger's card at a reserved connector, guide)
 #   reservationId  the reservation the session takes up, or None
 #
@@ -16,17 +16,18 @@
 # it again (lib/transient.py). `t` is that IdTags: configuration, central
 # system, the cache and the local list.
 import asyncio
+from micropython import const
 
 from lib import log
 from firmware.chargepoint import CallError, NotConnected
 
-AUTHORIZE_TIMEOUT_MS = 10000
+_AUTHORIZE_TIMEOUT_MS = const(10000)
 ACCEPTED = {"status": "Accepted"}
 INVALID = {"status": "Invalid"}
-START = "start"
+_START = const("start")
 STOP = "stop"
-DEAUTH = "deauth"
-REFUSE = "refuse"
+_DEAUTH = const("deauth")
+_REFUSE = const("refuse")
 
 
 async def decide(t, tag, purpose, conn):
@@ -41,21 +42,21 @@ async def decide(t, tag, purpose, conn):
             return (STOP, info, "AUTH_OK", None)  # same group (OCPP 3.5)
         if not ok and t.cfg.get("StopTransactionOnInvalidId"):
             # Guide: a different, not valid card presented while charging ends the transaction.
-            return (DEAUTH, info, "AUTH_FAIL", None)
-        return (REFUSE, info, "AUTH_FAIL", None)
+            return (_DEAUTH, info, "AUTH_FAIL", None)
+        return (_REFUSE, info, "AUTH_FAIL", None)
     res = conn.reserved
     if res is not None and tag != res["tag"] and not res["parent"]:
         log.info("auth", "%s refused: connector reserved" % tag)
-        return (REFUSE, INVALID, "FAUTH1", None)  # guide: no need to ask anyone
+        return (_REFUSE, INVALID, "FAUTH1", None)  # guide: no need to ask anyone
     info = await authorize(t, tag)
     ok = info.get("status") == "Accepted"
     if res is not None and tag != res["tag"]:
         if not ok or info.get("parentIdTag") != res["parent"]:
             log.info("auth", "%s refused: connector reserved" % tag)
-            return (REFUSE, info, "FAUTH1", None)
+            return (_REFUSE, info, "FAUTH1", None)
     if not ok:
-        return (REFUSE, info, "AUTH_FAIL", None)
-    return (START, info, "AUTH_OK", res and res["id"])
+        return (_REFUSE, info, "AUTH_FAIL", None)
+    return (_START, info, "AUTH_OK", res and res["id"])
 
 
 def remote_reservation(t, tag, res):
@@ -73,12 +74,12 @@ def remote_reservation(t, tag, res):
 
 def start_answer(t, info, free):
     """The invalid-id policy for a StartTransaction answer: None (charge on),
-    DEAUTH (stop) or the Wh still allowed (MaxEnergyOnInvalidId)."""
+    _DEAUTH (stop) or the Wh still allowed (MaxEnergyOnInvalidId)."""
     status = info.get("status")
     if status == "Accepted" or status is None or free:
         return None  # FreeMode charges whatever the central system thinks of DefaultIdTag
     if t.cfg.get("StopTransactionOnInvalidId"):
-        return DEAUTH
+        return _DEAUTH
     return t.cfg.get("MaxEnergyOnInvalidId")
 
 
@@ -97,7 +98,7 @@ async def authorize(t, id_tag):
         return known
     if online:
         try:
-            res = await t.cp.call("Authorize", {"idTag": id_tag}, AUTHORIZE_TIMEOUT_MS)
+            res = await t.cp.call("Authorize", {"idTag": id_tag}, _AUTHORIZE_TIMEOUT_MS)
             info = res.get("idTagInfo")
             if not isinstance(info, dict) or not isinstance(info.get("status"), str):
                 info = INVALID  # an answer outside the schema accepts nobody

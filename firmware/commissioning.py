@@ -21,6 +21,7 @@
 import asyncio
 import json
 import time
+from micropython import const
 
 from lib import fsutil, log, otp
 
@@ -28,14 +29,14 @@ TAG = "commission"
 KEYS = ("OcppChargerId,OcppServerAddress,WiFiPrimarySsid,WiFiPrimaryPass,WiFiConnect,"
         "WiFiSsid,WiFiPass,Phase,MaxCurrentLimit,FreeMode,AuthorizationKey")
 STATE_FILE = "otp_state.json"
-PROVISION_FILE = "provision.json"
+_PROVISION_FILE = const("provision.json")
 LINE_MAX = 600          # longest request (a 500-character value + key + command)
-HOTP_WINDOW = 5         # counters accepted after the last used one
-TOTP_STEP = 30          # s
+_HOTP_WINDOW = const(5)         # counters accepted after the last used one
+_TOTP_STEP = const(30)          # s
 MAX_FAILS = 5           # wrong OTPs before a lockout
-LOCK_S = 300            # first lockout; doubles with each further wrong OTP, up to LOCK_MAX_S
-LOCK_MAX_S = 86400
-IDLE_S = 300            # a session with no request for this long is dropped
+LOCK_S = 300            # first lockout; doubles with each further wrong OTP, up to _LOCK_MAX_S
+_LOCK_MAX_S = const(86400)
+_IDLE_S = const(300)            # a session with no request for this long is dropped
 POLL_S = 0.05
 
 
@@ -66,7 +67,7 @@ class Commissioning:
         self._key = None
         self._mode = "hotp"
         self._digits = 6
-        prov = _load_json(root + PROVISION_FILE)
+        prov = _load_json(root + _PROVISION_FILE)
         o = prov.get("otp") if isinstance(prov, dict) else None
         if isinstance(o, dict):
             try:
@@ -92,7 +93,7 @@ class Commissioning:
         fsutil.write_atomic(self.root + STATE_FILE, json.dumps({"last": self._last, "fails": self._fails}))
 
     def _lock(self):
-        s = min(LOCK_S << min(self._fails - MAX_FAILS, 16), LOCK_MAX_S)
+        s = min(LOCK_S << min(self._fails - MAX_FAILS, 16), _LOCK_MAX_S)
         self.memo["until"] = time.ticks_add(time.ticks_ms(), s * 1000)
         return s
 
@@ -157,10 +158,10 @@ class Commissioning:
         n = -1
         if code.isdigit() and len(code) == self._digits:
             if self._mode == "totp":
-                now = self.clock.now() // TOTP_STEP
+                now = self.clock.now() // _TOTP_STEP
                 n = otp.match(self._key, code, max(now - 1, self._last + 1), now + 1, self._digits)
             else:
-                n = otp.match(self._key, code, self._last + 1, self._last + HOTP_WINDOW, self._digits)
+                n = otp.match(self._key, code, self._last + 1, self._last + _HOTP_WINDOW, self._digits)
         if n < 0:
             self._fails += 1
             self.authed = False
@@ -188,7 +189,7 @@ class Commissioning:
     # ---- a session over a link ----------------------------------------------
 
     async def serve(self, link):
-        """Answer requests until the link drops, BYE, or IDLE_S without a request."""
+        """Answer requests until the link drops, BYE, or _IDLE_S without a request."""
         buf = bytearray()
         idle = time.ticks_ms()
         log.info(TAG, "session open")
@@ -219,7 +220,7 @@ class Commissioning:
                     link.drop()
                     self.reboot()
                     return
-                if time.ticks_diff(time.ticks_ms(), idle) > IDLE_S * 1000:
+                if time.ticks_diff(time.ticks_ms(), idle) > _IDLE_S * 1000:
                     log.info(TAG, "session idle: dropped")
                     break
                 await asyncio.sleep(POLL_S)

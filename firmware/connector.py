@@ -7,22 +7,23 @@
 # call it every cycle; work that needs the network (Authorize, transaction
 # messages, StatusNotification) is handed to `ctx` and comes back as events.
 import time
+from micropython import const
 
 from lib import log
 
 # Session phases.
 IDLE = 0        # no session
-WAIT_AUTH = 1   # cable plugged, nobody authorized yet (Preparing)
-WAIT_PLUG = 2   # authorized, waiting for the cable (Preparing, ConnectionTimeOut)
+_WAIT_AUTH = const(1)   # cable plugged, nobody authorized yet (Preparing)
+_WAIT_PLUG = const(2)   # authorized, waiting for the cable (Preparing, ConnectionTimeOut)
 TX = 3          # transaction running
-FINISHING = 4   # transaction over, cable still there (or still locked)
+_FINISHING = const(4)   # transaction over, cable still there (or still locked)
 
-PHASE_NAMES = ("Idle", "WaitAuth", "WaitPlug", "Transaction", "Finishing")
-PLUGGED = "BCD"
+_PHASE_NAMES = const(("Idle", "WaitAuth", "WaitPlug", "Transaction", "Finishing"))
+_PLUGGED = const("BCD")
 
 # Guide states that OCPP 1.6 has no status for: sent as Faulted + OtherError +
 # vendorErrorCode (docs/decisions.md).
-VENDOR_STATES = ("DiodeError", "VentError")
+_VENDOR_STATES = const(("DiodeError", "VentError"))
 
 
 def connector_known(cfg, cid, zero_ok=False):
@@ -128,7 +129,7 @@ class Connector:
         """The OCPP status alone. Allocates nothing: the control loop calls it
         every cycle (with `fault` and `weak` it decides whether status() changed)."""
         f = self.fault
-        if f is not None and (self.blocking or f[0] in VENDOR_STATES):
+        if f is not None and (self.blocking or f[0] in _VENDOR_STATES):
             return "Faulted"
         if self.phase == TX:
             if not self.energy_allowed() or (self.derate_a is not None and self.derate_a < 6):
@@ -138,9 +139,9 @@ class Connector:
             return "SuspendedEV"
         if not self.operative:
             return "Unavailable"
-        if self.phase == FINISHING:
+        if self.phase == _FINISHING:
             return "Finishing"
-        if self.phase == WAIT_AUTH or self.phase == WAIT_PLUG:
+        if self.phase == _WAIT_AUTH or self.phase == _WAIT_PLUG:
             return "Preparing"
         return "Reserved" if self.reserved else "Available"
 
@@ -152,7 +153,7 @@ class Connector:
             # the guide: WeakSignal only while Available, never Faulted
             return (st, "WeakSignal" if self.weak and st == "Available" else "NoError", None, None)
         code, vendor, info = f
-        if st == "Faulted" and code in VENDOR_STATES:
+        if st == "Faulted" and code in _VENDOR_STATES:
             return (st, "OtherError", code, info)
         return (st, code, vendor, info)
 
@@ -164,7 +165,7 @@ class Connector:
         st = self.status()
         if st[1] == "WeakSignal":
             return "WeakSignal"
-        return st[2] if st[1] == "OtherError" and st[2] in VENDOR_STATES else st[0]
+        return st[2] if st[1] == "OtherError" and st[2] in _VENDOR_STATES else st[0]
 
     # --- events ---------------------------------------------------------------
 
@@ -175,16 +176,16 @@ class Connector:
         self.diode_fault = not diode_ok
         if ev == prev:
             return
-        log.info("conn", "EV %s -> %s (%s)" % (prev, ev, PHASE_NAMES[self.phase]))
-        plugged = ev in PLUGGED
-        if self.phase == IDLE and plugged and prev not in PLUGGED:
+        log.info("conn", "EV %s -> %s (%s)" % (prev, ev, _PHASE_NAMES[self.phase]))
+        plugged = ev in _PLUGGED
+        if self.phase == IDLE and plugged and prev not in _PLUGGED:
             if self.cfg.get("FreeMode") and self.operative and not self.blocking:
                 self._open(self.cfg.get("DefaultIdTag") or "FreeMode", None, True)
             elif self.operative and not self.blocking:
-                self.phase = WAIT_AUTH
-        elif self.phase == WAIT_AUTH and not plugged:
+                self.phase = _WAIT_AUTH
+        elif self.phase == _WAIT_AUTH and not plugged:
             self.phase = IDLE
-        elif self.phase == WAIT_PLUG and plugged and self.session is not None:
+        elif self.phase == _WAIT_PLUG and plugged and self.session is not None:
             self._start_tx(self.session)
         elif self.phase == TX:
             if ev == "C":
@@ -197,7 +198,7 @@ class Connector:
                     self.stop("EVDisconnected")
                 else:
                     self.suspended_since = None  # the transaction waits for the EV to return
-        elif self.phase == FINISHING and not plugged and not self.hold_lock:
+        elif self.phase == _FINISHING and not plugged and not self.hold_lock:
             self._end_session()
 
     def on_card(self, tag):
@@ -213,16 +214,16 @@ class Connector:
             else:
                 self.authorizing = tag
                 self.ctx.authorize(self, tag, "stop")
-        elif self.phase == WAIT_PLUG:
+        elif self.phase == _WAIT_PLUG:
             if s is not None and tag == s.id_tag:
                 log.info("conn", "same card again: session cancelled")
                 self._end_session()
             else:
                 log.info("conn", "card %s ignored while waiting for the cable" % tag)
-        elif self.phase == FINISHING:
+        elif self.phase == _FINISHING:
             if s is not None and tag == s.id_tag and self.hold_lock:
                 self.hold_lock = False
-                if self.ev not in PLUGGED:
+                if self.ev not in _PLUGGED:
                     self._end_session()
             else:
                 log.info("conn", "card %s ignored while finishing" % tag)
@@ -248,7 +249,7 @@ class Connector:
                 self.stop("DeAuthorized", tag)
             return
         if not self.can_remote_start():
-            log.info("conn", "authorization for %s arrived too late (%s)" % (tag, PHASE_NAMES[self.phase]))
+            log.info("conn", "authorization for %s arrived too late (%s)" % (tag, _PHASE_NAMES[self.phase]))
             return
         self.ctx.signal(signal)
         if action == "start":
@@ -264,7 +265,7 @@ class Connector:
 
     def can_remote_start(self):
         """A session can open now (a card's or a remote start's)."""
-        return self.phase in (IDLE, WAIT_AUTH) and not self.blocking and self.operative
+        return self.phase in (IDLE, _WAIT_AUTH) and not self.blocking and self.operative
 
     def stop(self, reason, id_tag=None):
         """End the running transaction (id_tag: the card that ended it). The
@@ -272,12 +273,12 @@ class Connector:
         if self.phase != TX:
             return False
         s = self.session
-        self.phase = FINISHING
+        self.phase = _FINISHING
         self.suspended_since = None
         self.ctx.open_contactor()
         if s is not None:  # (always in TX)
             self.ctx.stop_tx(self, s.tx, reason, id_tag)
-        if self.ev not in PLUGGED and not self.hold_lock:
+        if self.ev not in _PLUGGED and not self.hold_lock:
             self._end_session()
         if self.pending_inoperative:
             self.pending_inoperative = False
@@ -289,7 +290,7 @@ class Connector:
         if self.phase == TX:
             self.stop("UnlockCommand")
         self.hold_lock = False
-        if self.phase == FINISHING and self.ev not in PLUGGED:
+        if self.phase == _FINISHING and self.ev not in _PLUGGED:
             self._end_session()
 
     def set_operative(self, operative):
@@ -302,7 +303,7 @@ class Connector:
         if self.phase == TX:
             self.pending_inoperative = True
             return "Scheduled"
-        if self.phase in (WAIT_AUTH, WAIT_PLUG):
+        if self.phase in (_WAIT_AUTH, _WAIT_PLUG):
             self._end_session()
         self.operative = False
         return "Accepted"
@@ -311,7 +312,7 @@ class Connector:
         """Timers: ConnectionTimeOut while waiting for the cable, suspendedEVTimeout."""
         now = time.ticks_ms()
         s = self.session
-        if self.phase == WAIT_PLUG and s is not None:
+        if self.phase == _WAIT_PLUG and s is not None:
             limit = self.cfg.get("ConnectionTimeOut")
             if limit > 0 and time.ticks_diff(now, s.since) >= limit * 1000:
                 log.info("conn", "no cable within ConnectionTimeOut (%d s): session cancelled" % limit)
@@ -326,7 +327,7 @@ class Connector:
         """From the fault supervisor: the fault that decides the status (or None)."""
         self.fault = fault
         self.blocking = blocking
-        if blocking and self.phase in (WAIT_AUTH, WAIT_PLUG):
+        if blocking and self.phase in (_WAIT_AUTH, _WAIT_PLUG):
             self._end_session()
         self._settle()
 
@@ -338,10 +339,10 @@ class Connector:
         s = self.session = Session(tag, parent, free)
         s.reservation = resid
         self.hold_lock = False
-        if self.ev in PLUGGED:
+        if self.ev in _PLUGGED:
             self._start_tx(s)
         else:
-            self.phase = WAIT_PLUG
+            self.phase = _WAIT_PLUG
 
     def _start_tx(self, s):
         self.phase = TX
@@ -357,5 +358,5 @@ class Connector:
     def _settle(self):
         # A cable that is (still) in while the connector can serve: the next
         # card starts a session (Preparing).
-        if self.phase == IDLE and self.ev in PLUGGED and self.operative and not self.blocking:
-            self.phase = WAIT_AUTH
+        if self.phase == IDLE and self.ev in _PLUGGED and self.operative and not self.blocking:
+            self.phase = _WAIT_AUTH

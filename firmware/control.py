@@ -2,12 +2,13 @@
 # the fault supervisor and the connector state machine, and has the output
 # interlock (firmware/outputs.py) drive relay, lock and pilot.
 import asyncio
+from micropython import const
 
 from lib import log
 from firmware import pilot, watchdog
 
 CYCLE_MS = 20
-DEBOUNCE_READS = 2
+_DEBOUNCE_READS = const(2)
 
 
 class Control:
@@ -31,10 +32,10 @@ class Control:
         if ev != self._candidate:
             self._candidate = ev
             self._count = 1
-        elif self._count < DEBOUNCE_READS:
+        elif self._count < _DEBOUNCE_READS:
             self._count += 1
         current = self.conn.ev
-        if ev != current and (current == "C" or self._count >= DEBOUNCE_READS):
+        if ev != current and (current == "C" or self._count >= _DEBOUNCE_READS):
             return ev
         return current
 

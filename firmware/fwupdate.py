@@ -7,17 +7,18 @@
 import asyncio
 import gc
 import os
+from micropython import const
 
 from lib import http, isotime, log, transient
 from firmware import version
 
 TAG = "update"
-PENDING = "fw_pending.txt"  # on flash: the version an OCPP update reboots from
-PART = "ota-download.part"
-ATTEMPTS = 3      # when UpdateFirmware gives no retries
-INTERVAL_S = 30   # when it gives no retryInterval
-BUSY_POLL_S = 2
-MAX_PACKAGE = 1 << 19  # bytes a download may have (the slots hold 256 KiB)
+_PENDING = const("fw_pending.txt")  # on flash: the version an OCPP update reboots from
+_PART = const("ota-download.part")
+_ATTEMPTS = const(3)      # when UpdateFirmware gives no retries
+_INTERVAL_S = const(30)   # when it gives no retryInterval
+_BUSY_POLL_S = const(2)
+_MAX_PACKAGE = const(1 << 19)  # bytes a download may have (the slots hold 256 KiB)
 
 
 async def _status(ops, status):
@@ -50,9 +51,9 @@ async def run(ops, p):
         pass
     t = isotime.parse(p["retrieveDate"])
     attempts = p.get("retries")
-    attempts = ATTEMPTS if attempts is None else max(1, attempts)
+    attempts = _ATTEMPTS if attempts is None else max(1, attempts)
     interval = p.get("retryInterval")
-    interval = INTERVAL_S if interval is None else max(0, interval)
+    interval = _INTERVAL_S if interval is None else max(0, interval)
     if t is not None:
         while board.clock.now() < t:
             await asyncio.sleep(min(30, t - board.clock.now()))
@@ -66,7 +67,7 @@ async def run(ops, p):
         os.mkdir(d)
     except OSError:
         pass
-    part = d + PART
+    part = d + _PART
     gc.collect()
     buf = bytearray(1024)
     ok = False
@@ -75,7 +76,7 @@ async def run(ops, p):
         try:
             ctx = ops.cp.tls_context() if loc.startswith("https:") else None
             with open(part, "wb") as f:
-                n = await http.get(board.net.open, loc, f.write, buf, ctx, max_bytes=MAX_PACKAGE)
+                n = await http.get(board.net.open, loc, f.write, buf, ctx, max_bytes=_MAX_PACKAGE)
             ctx = None
             log.info(TAG, "downloaded %s: %d bytes" % (loc, n))
             ok = True
@@ -95,12 +96,12 @@ async def run(ops, p):
     # before anything changes (the application's heap has no room for the
     # checker's code on a 96 KiB bench: docs/ota.md).
     while ops.busy():  # a running transaction ends first
-        await asyncio.sleep(BUSY_POLL_S)
+        await asyncio.sleep(_BUSY_POLL_S)
     await _status(ops, "Installing")
     # The version we come from, first: after the reboot another version
     # running means installed (a cut before the package is in place, a
     # refusal in boot.py or a rollback report InstallationFailed).
-    with open(board.flash.root + PENDING, "w") as f:
+    with open(board.flash.root + _PENDING, "w") as f:
         f.write(version.FIRMWARE)
     pkg = d + "ota.jolt"
     _remove(pkg)
@@ -114,7 +115,7 @@ async def run(ops, p):
 async def report(ops):
     """After an OCPP update's reboot, once BootNotification is accepted:
     Installed when the new version runs, else InstallationFailed."""
-    path = ops.board.flash.root + PENDING
+    path = ops.board.flash.root + _PENDING
     try:
         with open(path) as f:
             was = f.read().strip()

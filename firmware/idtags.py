@@ -7,13 +7,14 @@
 import gc
 import json
 import os
+from micropython import const
 
 from lib import fsutil, isotime, log, transient
 
-CACHE_FILE = "auth_cache.json"
-LIST_FILE = "auth_list.bin"
-LIST_MOD = "firmware.locallist"
-CACHE_MAX = 200
+_CACHE_FILE = const("auth_cache.json")
+_LIST_FILE = const("auth_list.bin")
+_LIST_MOD = const("firmware.locallist")
+_CACHE_MAX = const(200)
 
 
 class IdTags:
@@ -21,8 +22,8 @@ class IdTags:
         self.cp = cp
         self.cfg = cfg
         root = board.flash.root
-        self.cache = TagStore(root + CACHE_FILE, CACHE_MAX, board.clock)
-        self.list_path = root + LIST_FILE
+        self.cache = TagStore(root + _CACHE_FILE, _CACHE_MAX, board.clock)
+        self.list_path = root + _LIST_FILE
         self.clock = board.clock
         cp.on("ClearCache", self._clear_cache)
         cp.on("SendLocalList", self._list_request)
@@ -44,9 +45,9 @@ class IdTags:
     async def _list_request(self, p):
         # The list code is loaded for the request and dropped after (lib/transient.py).
         try:
-            return transient.load(LIST_MOD).request(self.list_path, self.clock, self.cfg, p)
+            return transient.load(_LIST_MOD).request(self.list_path, self.clock, self.cfg, p)
         finally:
-            transient.drop(LIST_MOD)
+            transient.drop(_LIST_MOD)
 
     async def _clear_cache(self, payload):
         self.cache.clear()
@@ -67,9 +68,9 @@ class IdTags:
         else:
             return None
         try:
-            return transient.load(LIST_MOD).LocalList(self.list_path, self.clock).lookup(id_tag)
+            return transient.load(_LIST_MOD).LocalList(self.list_path, self.clock).lookup(id_tag)
         finally:
-            transient.drop(LIST_MOD)
+            transient.drop(_LIST_MOD)
 
     def remember(self, id_tag, info):
         """Every idTagInfo from the central system refreshes the cache (OCPP 3.5.1)."""

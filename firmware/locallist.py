@@ -2,7 +2,7 @@
 #
 # File: a 10-byte header (b"JLL1", listVersion int32, count uint16) and then
 # `count` fixed-size records sorted by idTag:
-#   idTag (20 bytes, NUL padded) | status (1 byte, index in STATUSES) |
+#   idTag (20 bytes, NUL padded) | status (1 byte, index in _STATUSES) |
 #   expiryDate (uint32 UTC epoch, 0: none) | parentIdTag (20 bytes, NUL padded)
 # A lookup is a binary search with seeks and one preallocated 45-byte buffer:
 # the list (up to LocalAuthListMaxLength = 1000 entries, 45 KB) is never in RAM.
@@ -16,13 +16,14 @@
 # (lib/transient.py), so nothing of it stays on the heap; LocalList objects
 # live only as long as that use.
 import struct
+from micropython import const
 
 from lib import fsutil, isotime, log
 
 HEAD = 10
-REC = 45
+_REC = const(45)
 MAGIC = b"JLL1"
-STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
+_STATUSES = const(("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"))
 
 
 def _key(tag):
@@ -39,7 +40,7 @@ class LocalList:
         self.version = 0
         self.count = 0
         self._key = bytearray(20)      # the idTag of the record at hand
-        self._rest = bytearray(REC - 20)  # and the rest of it
+        self._rest = bytearray(_REC - 20)  # and the rest of it
         self._open()
 
     def _open(self):
@@ -67,7 +68,7 @@ class LocalList:
             size = f.seek(0, 2)
         if len(h) == HEAD and h[:4] == MAGIC:
             v, n = struct.unpack("<iH", h[4:])
-            if size == HEAD + n * REC:
+            if size == HEAD + n * _REC:
                 self.version, self.count = v, n
                 return
         log.error("auth", "local list damaged: empty")
@@ -87,12 +88,12 @@ class LocalList:
             with open(self.path, "rb") as f:
                 while lo < hi:
                     mid = (lo + hi) >> 1
-                    f.seek(HEAD + mid * REC)
+                    f.seek(HEAD + mid * _REC)
                     f.readinto(k)
                     if k == key:
                         f.readinto(self._rest)
                         st, exp, parent = struct.unpack("<BI20s", self._rest)
-                        status = STATUSES[st] if st < len(STATUSES) else "Invalid"
+                        status = _STATUSES[st] if st < len(_STATUSES) else "Invalid"
                         if status == "Accepted" and exp and exp <= self.clock.now():
                             status = "Expired"
                         info = {"status": status}
@@ -161,7 +162,7 @@ class LocalList:
         # Streams old records and the sorted changes into out; returns the
         # count, -1 if too many. A change is packed into rec (its key first).
         k, rest = self._key, self._rest
-        rec = bytearray(REC)
+        rec = bytearray(_REC)
         ck = memoryview(rec)[:20]
         left = self.count if old else 0
         if old:
@@ -186,7 +187,7 @@ class LocalList:
                     # uint32 on file, 0 meaning none: an expiry before 1970
                     # is long past (1), one after 2106 the furthest there is.
                     exp = 0 if exp is None else 1 if exp < 1 else exp if exp < 0xFFFFFFFF else 0xFFFFFFFF
-                    struct.pack_into("<20sBI20s", rec, 0, e["idTag"].encode(), STATUSES.index(info["status"]),
+                    struct.pack_into("<20sBI20s", rec, 0, e["idTag"].encode(), _STATUSES.index(info["status"]),
                                      exp, (info.get("parentIdTag") or "").encode())
                 cur = i
             if have and (i >= len(order) or k < ck):

@@ -5,6 +5,7 @@
 # StopTransaction transactionData. docs/metering.md.
 import asyncio
 import time
+from micropython import const
 
 from lib import isotime, log, ocppj, transient
 from firmware import watchdog
@@ -17,9 +18,9 @@ _MV = "firmware.metervalues"
 
 POLL_MS = 1000
 SLAVE = 1
-ENERGY = ("Energy.Active.Import.Register", None)
-BUNDLE = 4        # connector 0 registers kept while not accepted (transaction samples are journaled)
-MV_BYTES = 2048   # a meterValue's JSON at most (three phases, every measurand: about 1.7 KB)
+_ENERGY = const(("Energy.Active.Import.Register", None))
+_BUNDLE = const(4)        # connector 0 registers kept while not accepted (transaction samples are journaled)
+_MV_BYTES = const(2048)   # a meterValue's JSON at most (three phases, every measurand: about 1.7 KB)
 
 
 class Metering:
@@ -113,7 +114,7 @@ class Metering:
         self._spare = {} if self._spare is None else self.values
         self.values = vals
         self.est_wh = 0.0  # the register wins
-        wh = vals.get(ENERGY)
+        wh = vals.get(_ENERGY)
         if wh is not None:
             wh = int(wh + 0.5)
             if self._wh is None or wh >= self._wh:
@@ -230,21 +231,21 @@ class Metering:
         """A meterValue's JSON for use before the next await (a memoryview of
         the message buffer, or of a buffer of its own while a send holds it),
         or None when nothing is left."""
-        out = self.cp.writer() or ocppj.Out(MV_BYTES)
+        out = self.cp.writer() or ocppj.Out(_MV_BYTES)
         return memoryview(out.buf)[:out.n] if self._sample(csl, ctx, ts, energy, out) >= 0 else None
 
     def _idle(self, csl, ts):
         """A clock-aligned sample without a transaction (connector 0): sent at
         once while the central system has accepted us, written as the message is
-        encoded. Otherwise only its energy register is kept, BUNDLE at most,
+        encoded. Otherwise only its energy register is kept, _BUNDLE at most,
         the oldest dropped (not journaled: no transaction depends on it)."""
         if self.cp.accepted:
             asyncio.create_task(self._send(self._streamed(0, None, csl, "Sample.Clock", ts, self.energy(None))))
             return
-        mv = self._kept(ENERGY[0] if ENERGY[0] in csl.split(",") else "", "Sample.Clock", ts, self.energy(None))
+        mv = self._kept(_ENERGY[0] if _ENERGY[0] in csl.split(",") else "", "Sample.Clock", ts, self.energy(None))
         if mv is not None:
             mv = bytes(mv)  # a few dozen bytes: the register only
-            if len(self._pend) >= BUNDLE:
+            if len(self._pend) >= _BUNDLE:
                 self._pend.pop(0)
             self._pend.append(mv)
 
@@ -261,7 +262,7 @@ class Metering:
             out.write(b"]}")
 
         def build():  # only if it did not fit the buffer
-            o = ocppj.Out(MV_BYTES + 64)
+            o = ocppj.Out(_MV_BYTES + 64)
             write(o)
             return ocppj.loads(memoryview(o.buf)[:o.n])
 
@@ -302,10 +303,10 @@ class Metering:
         between (the last 12), from the file kept for the transaction."""
         csl = self.cfg.get("StopTxnSampledData")
         begin = None
-        if ENERGY[0] in csl.split(","):
+        if _ENERGY[0] in csl.split(","):
             # nothing on file for it: meterStart is all that is known of the beginning
             begin = '{"timestamp":"%s","sampledValue":[{"value":"%d","context":"Transaction.Begin",' \
-                '"measurand":"%s","unit":"Wh"}]}' % (isotime.format(tx["ts"]), tx["start"], ENERGY[0])
+                '"measurand":"%s","unit":"Wh"}]}' % (isotime.format(tx["ts"]), tx["start"], _ENERGY[0])
         items = [self._stop.items(tx["l"], begin)]
 
         def end(out, sep):

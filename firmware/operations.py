@@ -1,12 +1,13 @@
 # Core-profile requests that are about the controller itself rather than a
 # connector or a transaction: configuration, vendor data, triggers, reset.
 import asyncio
+from micropython import const
 
 from lib import log, ocppj, transient
 from firmware import version
 from firmware.connector import connector_known
 
-FWUPDATE = "firmware.fwupdate"
+_FWUPDATE = const("firmware.fwupdate")
 
 
 class Operations:
@@ -96,13 +97,13 @@ class Operations:
         while self.busy():
             await asyncio.sleep(2)
         try:
-            m = transient.load(FWUPDATE)
+            m = transient.load(_FWUPDATE)
             await m.run(self, p)
             self.firmware_status = "Idle"
         except Exception as e:  # a MemoryError costs this update, never the charger
             log.error("update", "UpdateFirmware failed: %r" % (e,))
             m = None
-            transient.drop(FWUPDATE)
+            transient.drop(_FWUPDATE)
             self.firmware_status = "InstallationFailed" if self.firmware_status in (
                 "Downloaded", "Installing") else "DownloadFailed"
             try:
@@ -112,16 +113,16 @@ class Operations:
             self.firmware_status = "Idle"
         finally:
             m = None
-            transient.drop(FWUPDATE)
+            transient.drop(_FWUPDATE)
 
     async def report_update(self):
         """After BootNotification is accepted: the result of an OCPP update's reboot."""
-        m = transient.load(FWUPDATE)
+        m = transient.load(_FWUPDATE)
         try:
             await m.report(self)
         finally:
             m = None
-            transient.drop(FWUPDATE)
+            transient.drop(_FWUPDATE)
 
     async def reboot(self, kind):
         await self._later("reset hook", self.before_reset, kind)

@@ -1,5 +1,6 @@
 # IEC 61851-1 control pilot: EV state from the measured plateaus, diode check,
 # and the PWM duty that advertises an offered current.
+from micropython import const
 
 # Positive plateau bands in mV (nominal +/- 1 V), checked in this order.
 _BANDS = (
@@ -10,7 +11,7 @@ _BANDS = (
     ("E", -1000, 1000),
     ("F", -13000, -11000),
 )
-DIODE_MAX_MV = -11000  # the negative plateau must reach -12 V (+/- 1 V) while oscillating
+_DIODE_MAX_MV = const(-11000)  # the negative plateau must reach -12 V (+/- 1 V) while oscillating
 INVALID = "?"          # no band: EV communication error
 
 
@@ -22,7 +23,7 @@ def ev_state(high_mv):
 
 
 def diode_ok(low_mv):
-    return low_mv <= DIODE_MAX_MV
+    return low_mv <= _DIODE_MAX_MV
 
 
 def duty_for(amps):

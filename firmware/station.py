@@ -3,12 +3,13 @@
 # notifications, signals) and answers the central system's connector-level
 # requests (remote start/stop, unlock, availability).
 import asyncio
+from micropython import const
 
 from lib import fsutil, isotime, log, transient
 from firmware.chargepoint import CallError, NotConnected
 from firmware.connector import Connector, ConnectorContext, TX, connector_known
 
-CONNECTOR_ID = 1  # the JOLT has one connector
+_CONNECTOR_ID = const(1)  # the JOLT has one connector
 
 
 class Station(ConnectorContext):
@@ -20,7 +21,7 @@ class Station(ConnectorContext):
         self.txs = txs
         self.res_path = board.flash.root + "reservation.json"  # firmware/reservations.py
         self.outputs = outputs        # firmware.outputs.Outputs
-        self.connector = Connector(CONNECTOR_ID, cfg, self)
+        self.connector = Connector(_CONNECTOR_ID, cfg, self)
         self.sent = {}                # connectorId -> last status tuple sent
         self._status_wake = asyncio.Event()
         self.cp_fault = None          # set by the supervisor: connector 0 status tuple of a charger-wide fault
@@ -112,7 +113,7 @@ class Station(ConnectorContext):
 
     def status_of(self, cid):
         conn = self.connector
-        if cid == CONNECTOR_ID:
+        if cid == _CONNECTOR_ID:
             return conn.status()
         # Connector 0 is the charge point as a whole: its charger-wide faults
         # (supervisor, docs/faults.md).
@@ -131,7 +132,7 @@ class Station(ConnectorContext):
         self._status_wake.set()
 
     async def _trigger_status(self, cid):
-        ids = (0, CONNECTOR_ID) if cid is None else (cid,)
+        ids = (0, _CONNECTOR_ID) if cid is None else (cid,)
         for c in ids:
             self.sent.pop(c, None)
         self._status_wake.set()
@@ -149,7 +150,7 @@ class Station(ConnectorContext):
                 await self._res((None, self._res_end), "store")
                 self._res_end = None
             if self.cp.accepted:
-                for cid in (0, CONNECTOR_ID):
+                for cid in (0, _CONNECTOR_ID):
                     st = self.status_of(cid)
                     if self.sent.get(cid) != st:
                         if await self._send_status(cid, st):

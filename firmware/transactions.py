@@ -8,6 +8,7 @@ import asyncio
 import gc
 import json
 import time
+from micropython import const
 
 from lib import fsutil, isotime, log, ocppj
 from lib.journal import MAX_DATA, JournalError, JournalFull
@@ -25,23 +26,23 @@ from firmware import watchdog
 #   start  meterStart as sent
 #   ts     start time (UTC epoch seconds)
 #   limit  Wh still allowed after an Invalid answer (MaxEnergyOnInvalidId), None: no limit
-# A queued message (journal data, kind K_START / K_STOP / K_METER):
+# A queued message (journal data, kind _K_START / _K_STOP / K_METER):
 #   {"v":2,"a":action,"l":local id,"u":its OCPP UniqueId[,"i":idTag],"p":payload}
 # written in this order, "p" last and without the transactionId (given at
 # delivery), so it is sent as journaled: only the part before "p" is decoded
 # (a MeterValues or a StopTransaction with its transactionData is never a tree
 # of dicts on the heap while it waits for its answer). Earlier firmware wrote
 # {"a", "p", "l", "u"} in any order: such records are decoded whole.
-# The commit of a StartTransaction answer (kind K_MAP):
+# The commit of a StartTransaction answer (kind _K_MAP):
 #   {"l": local id, "id": transactionId, "s": journal seq of the StartTransaction}
 STATE_FILE = "tx_state.json"
-CALL_TIMEOUT_MS = 30000
-CHECKPOINT_MS = 60000  # how often an open transaction's meter value is saved
-K_START = 1
-K_STOP = 2
+_CALL_TIMEOUT_MS = const(30000)
+_CHECKPOINT_MS = const(60000)  # how often an open transaction's meter value is saved
+_K_START = const(1)
+_K_STOP = const(2)
 K_METER = 3
-K_MAP = 4      # local id -> transactionId; also the commit of the StartTransaction answer
-HELD = 4       # messages kept in RAM when the heap had no room to journal them
+_K_MAP = const(4)      # local id -> transactionId; also the commit of the StartTransaction answer
+_HELD = const(4)       # messages kept in RAM when the heap had no room to journal them
 _V2 = b'{"v":2,'
 _P = b',"p":'
 _HEAD_MAX = 256  # the part of a record before its payload is shorter
@@ -131,7 +132,7 @@ class Transactions:
         self.root = board.flash.root
         self.by_local = {}      # local id -> live tx dict
         self.id_map = {}        # local id -> transactionId from the central system
-        self.map_seq = {}       # local id -> journal seq of its K_MAP record
+        self.map_seq = {}       # local id -> journal seq of its _K_MAP record
         self.next_local = 1
         self.floor_wh = 0       # the register never goes backwards across reboots
         self.saved_wh = 0       # the register as STATE_FILE holds it
@@ -142,7 +143,7 @@ class Transactions:
         # A MemoryError while queueing (the control step stopping a session,
         # say) costs no message and never reaches the caller: the message is
         # held here, in order, and journaled by run() once memory is back.
-        self._held: list = [None] * HELD   # (kind, action, payload, local), oldest first
+        self._held: list = [None] * _HELD   # (kind, action, payload, local), oldest first
         self._state_due = False      # the state file still needs writing
         cp.listen(self._on_session)
         self._load()
@@ -179,7 +180,7 @@ class Transactions:
                 self.next_local = local + 1
             if tx is not None and local == tx.get("l"):
                 queued[kind] = True
-            if kind == K_MAP:
+            if kind == _K_MAP:
                 # The map record is the commit point of a StartTransaction answer.
                 self.id_map[local] = rec["id"]
                 self.map_seq[local] = seq
@@ -189,11 +190,11 @@ class Transactions:
         if tx is not None:
             if tx.get("l", 0) >= self.next_local:
                 self.next_local = tx["l"] + 1
-            if K_STOP in queued:
+            if _K_STOP in queued:
                 # Cut between queuing its StopTransaction and recording it closed:
                 # it is stopped already (a PowerLoss stop now would be a second one).
                 self.open_at_boot = None
-            elif K_START not in queued and K_MAP not in queued:
+            elif _K_START not in queued and _K_MAP not in queued:
                 # Cut between recording it open and queuing its StartTransaction
                 # (or its StartTransaction was given up): the central system has
                 # no transaction to stop.
@@ -235,7 +236,7 @@ class Transactions:
         }
         if reservation_id is not None:
             payload["reservationId"] = reservation_id
-        self._queue(K_START, "StartTransaction", (payload, None, None), local)
+        self._queue(_K_START, "StartTransaction", (payload, None, None), local)
         log.info("tx", "start local#%d %s meterStart=%d" % (local, id_tag, tx["start"]))
         return tx
 
@@ -254,7 +255,7 @@ class Transactions:
         except MemoryError:
             data = None  # the optional part goes, the stop stays
             log.warn("tx", "no memory: stop without transactionData")
-        self._queue(K_STOP, "StopTransaction", (payload, "transactionData" if data else None, data), tx["l"])
+        self._queue(_K_STOP, "StopTransaction", (payload, "transactionData" if data else None, data), tx["l"])
         self.by_local.pop(tx["l"], None)
         # STATE_FILE keeps a transaction open while its stop is only held in
         # RAM (a power cut then ends it with PowerLoss at boot), and otherwise
@@ -370,23 +371,23 @@ class Transactions:
         self._wake.set()
         i = 0
         why = ""
-        while i < HELD and held[i] is not None:
+        while i < _HELD and held[i] is not None:
             i += 1
-        if i == HELD:
+        if i == _HELD:
             if rec[0] == K_METER:
                 why = "meter values dropped"
                 rec = None
             else:
                 # A start or stop takes the place of the oldest meter values.
                 i = 0
-                while i < HELD and held[i][0] != K_METER:
+                while i < _HELD and held[i][0] != K_METER:
                     i += 1
-                if i == HELD:
+                if i == _HELD:
                     why = rec[1] + " lost"
                     rec = None
                 else:
                     why = "meter values dropped"
-                    while i < HELD - 1:
+                    while i < _HELD - 1:
                         held[i] = held[i + 1]
                         i += 1
         if rec is not None:
@@ -410,9 +411,9 @@ class Transactions:
                 return True
             while held[0] is not None:
                 self._journal(*held[0])
-                for i in range(HELD - 1):
+                for i in range(_HELD - 1):
                     held[i] = held[i + 1]
-                held[HELD - 1] = None
+                held[_HELD - 1] = None
             self._save_state(self._open_tx())  # a stop that was held is journaled now
         except MemoryError:
             return False
@@ -438,7 +439,7 @@ class Transactions:
         except OverflowError:
             # Bigger than a journal record: a stop goes without its transactionData.
             fields, key, items = msg
-            if kind == K_STOP and key is not None:
+            if kind == _K_STOP and key is not None:
                 log.warn("tx", "StopTransaction too big: sent without transactionData")
                 return self._journal(kind, action, (fields, None, None), local)
             log.error("tx", "%s too big: not queued" % action)
@@ -472,7 +473,7 @@ class Transactions:
         if self.store.count() <= len(self.map_seq):
             return None  # only map records left: no flash read
         # Read into the message buffer when free: _deliver decodes it before any await.
-        return self.store.first(K_MAP, self.cp.scratch())
+        return self.store.first(_K_MAP, self.cp.scratch())
 
     async def run(self):
         """Deliver queued transaction messages in order, forever."""
@@ -483,7 +484,7 @@ class Transactions:
                 gc.collect()
                 await asyncio.sleep(1)  # memory is short: try again soon
                 continue
-            if self.by_local and time.ticks_diff(time.ticks_ms(), last_cp) >= CHECKPOINT_MS:
+            if self.by_local and time.ticks_diff(time.ticks_ms(), last_cp) >= _CHECKPOINT_MS:
                 last_cp = time.ticks_ms()
                 self.checkpoint()
             head = self._head()
@@ -496,7 +497,7 @@ class Transactions:
                     watchdog.park(watchdog.TXQUEUE)  # idle: waiting for work
                     await self._wake.wait()
                     continue
-                left = CHECKPOINT_MS - time.ticks_diff(time.ticks_ms(), last_cp)
+                left = _CHECKPOINT_MS - time.ticks_diff(time.ticks_ms(), last_cp)
                 watchdog.expect(watchdog.TXQUEUE, left)
                 try:
                     await asyncio.wait_for(self._wake.wait(), max(left, 10) / 1000)
@@ -545,7 +546,7 @@ class Transactions:
             uid = uid0 if attempt == 1 else None
             watchdog.checkin(watchdog.TXQUEUE)
             try:
-                res = await self.cp.call(action, payload, CALL_TIMEOUT_MS, uid)
+                res = await self.cp.call(action, payload, _CALL_TIMEOUT_MS, uid)
                 if action == "StartTransaction" and _bad_start(res):
                     raise CallError("FormationViolation", "answer outside the schema")
             except NotConnected:
@@ -591,7 +592,7 @@ class Transactions:
             tid = res.get("transactionId")
             self.id_map[local] = tid
             # One durable write commits the answer: the map record (it acks the start on reload).
-            self.map_seq[local] = self.store.append(json.dumps({"l": local, "id": tid, "s": seq}), K_MAP)
+            self.map_seq[local] = self.store.append(json.dumps({"l": local, "id": tid, "s": seq}), _K_MAP)
             self.store.ack(seq)
             tx = self.by_local.get(local)
             if info and tag:

@@ -26,7 +26,7 @@ MARGIN_MS = 5000      # added to an expect()ed wait
 # A longer expected wait is parked instead: ticks differences are only
 # meaningful within half the ticks period (2**29 ms, 6.2 days on the ports),
 # and HeartbeatInterval alone may be 7 days.
-EXPECT_MAX_MS = 86400000
+_EXPECT_MAX_MS = const(86400000)
 WDT_MS = 8000         # hardware timeout: a task late this long resets the board
 FEED_MS = 1000
 
@@ -39,7 +39,7 @@ def checkin(task):
 
 
 def expect(task, ms):
-    if ms > EXPECT_MAX_MS:
+    if ms > _EXPECT_MAX_MS:
         _due[task] = None
     else:
         _due[task] = time.ticks_add(time.ticks_ms(), int(ms) + MARGIN_MS)

@@ -6,7 +6,7 @@ master; the CRC table is built once, on first use. A request (or a whole poll)
 runs in one coroutine; a poll allocates only the float values it decodes.
 
     m = ModbusMaster(board.meter_uart, baud=9600, parity=PARITY_EVEN)
-    regs = await m.read_registers(1, FC_READ_INPUT, 0x0000, 6)
+    regs = await m.read_registers(1, _FC_READ_INPUT, 0x0000, 6)
     p = plan(meter_map, (("Voltage", "L1"), ("Frequency", None)))
     values = await m.poll(1, p)          # {("Voltage", "L1"): 230.1, ...}
     await m.poll(1, p, values)           # the same dict, refilled
@@ -24,13 +24,13 @@ from array import array
 
 from micropython import const
 
-FC_READ_HOLDING = const(3)
-FC_READ_INPUT = const(4)
-FC_WRITE_SINGLE = const(6)
-FC_WRITE_MULTIPLE = const(16)
+_FC_READ_HOLDING = const(3)
+_FC_READ_INPUT = const(4)
+_FC_WRITE_SINGLE = const(6)
+_FC_WRITE_MULTIPLE = const(16)
 
-PARITY_NONE = const(0)
-PARITY_ODD = const(1)
+_PARITY_NONE = const(0)
+_PARITY_ODD = const(1)
 PARITY_EVEN = const(2)
 
 # types: index in "u16i16u32i32f32" // 3
@@ -223,11 +223,11 @@ class ModbusMaster:
 
     def write_register(self, slave, address, value):
         """fc 6. slave 0 broadcasts (no reply)."""
-        return self._io(slave, ((FC_WRITE_SINGLE, address, value, None),), (value,), None, True)
+        return self._io(slave, ((_FC_WRITE_SINGLE, address, value, None),), (value,), None, True)
 
     def write_registers(self, slave, start, values):
         """fc 16 with 1..123 values. slave 0 broadcasts (no reply)."""
-        return self._io(slave, ((FC_WRITE_MULTIPLE, start, len(values), None),), values, None, True)
+        return self._io(slave, ((_FC_WRITE_MULTIPLE, start, len(values), None),), values, None, True)
 
     def poll(self, slave, p, out=None):
         """Run a Plan: {(name, phase): value} with types and scales applied,
@@ -289,16 +289,16 @@ class ModbusMaster:
         new one) with its CRC."""
         tx = self._tx
         if values is None:
-            if fc != FC_READ_HOLDING and fc != FC_READ_INPUT or not 1 <= b <= 125 \
+            if fc != _FC_READ_HOLDING and fc != _FC_READ_INPUT or not 1 <= b <= 125 \
                     or not 1 <= slave <= 247:
                 raise ValueError
         else:
-            if not 0 <= slave <= 247 or fc == FC_WRITE_MULTIPLE and not 1 <= b <= 123:
+            if not 0 <= slave <= 247 or fc == _FC_WRITE_MULTIPLE and not 1 <= b <= 123:
                 raise ValueError
             for v in values:
                 if not 0 <= v <= 0xFFFF:
                     raise ValueError
-            if fc == FC_WRITE_MULTIPLE:
+            if fc == _FC_WRITE_MULTIPLE:
                 tx = bytearray(9 + 2 * b)
                 tx[6] = 2 * b
                 for i in range(b):
@@ -344,7 +344,7 @@ class ModbusMaster:
         damaged: retry), _TIMEOUT or _WAIT."""
         slave = tx[0]
         fc = tx[1]
-        write = fc > FC_READ_INPUT
+        write = fc > _FC_READ_INPUT
         b = (tx[4] << 8) | tx[5]
         uart = self.uart
         rx = self._rx
@@ -403,7 +403,7 @@ class ModbusMaster:
                 st["errors"] += 1
                 if rx[1] & 0x80:
                     r = "short" if m < 5 else "crc"
-                elif m >= 3 and rx[1] <= FC_READ_INPUT and rx[2] != bc:
+                elif m >= 3 and rx[1] <= _FC_READ_INPUT and rx[2] != bc:
                     r = "length"
                 elif m < length:
                     r = "short"

@@ -1,0 +1,19 @@
+"""Interned names on the board-like interpreter (tools/bench/names.py;
+docs/memory.md, "Interned names"): every module the application loads per
+use has its names interned at boot, while the heap is whole, so no module
+loaded hours later needs a new pool of names (one block of ~9 KB)."""
+import pytest
+
+from tools.bench import names
+from tools.simkit.bench import board32_binary
+
+
+@pytest.mark.skipif(not board32_binary(), reason="needs the board-like interpreter")
+def test_no_module_interns_names_after_boot():
+    res = names.measure()
+    assert res["modules"] > 20  # the probe did load the other modules of the image
+    assert res["late"] == {}, ("modules interning names after boot: list them in PER_USE "
+                               "(firmware/app.py) or Board.PER_USE: %s" % res["late"])
+    # the figures the bench reports are the interpreter's own
+    assert res["names"] > 1000 and res["pools"] >= 6
+    assert res["room"] >= 0 and res["pool_bytes"] > 8000
