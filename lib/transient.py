@@ -1,6 +1,7 @@
 # Modules that are needed rarely (e.g. request validation, a few times an
 # hour) are imported when needed and dropped again, so their code does not
 # sit on the heap between uses.
+import asyncio
 import sys
 
 
@@ -27,7 +28,14 @@ def warm(names):
     stay for good, and MicroPython keeps them in pools that grow by doubling:
     the next pool is one block of about 9 KB on a 32-bit board. Taken at boot,
     while the heap is whole, that block is there; taken at the first use of a
-    module hours later, a fragmented heap refuses it (docs/memory.md)."""
+    module hours later, a fragmented heap refuses it (docs/memory.md).
+    The names MicroPython interns while running are taken too: each
+    one-character string that iterating or indexing a str makes (an ISO time
+    parsed, a URL split), and the parts asyncio loads on first use."""
+    for i in range(32, 127):
+        chr(i)  # interns it
+    loaded = (asyncio.wait_for, asyncio.open_connection)  # asyncio.funcs, asyncio.stream
+    del loaded
     failed = []
     for n in names:
         try:

@@ -14,7 +14,7 @@ from tools.simkit.client import BenchProcess
 # Every integration test runs the firmware inside a bounded heap, so memory
 # growth shows up as failures (docs/memory.md). Where the board-like 32-bit
 # interpreter is present the firmware runs on it from a ROMFS image, as on the
-# board, in a 104K heap (the board's budget is 80K: docs/memory.md says what
+# board, in a 112K heap (the board's budget is 80K: docs/memory.md says what
 # still needs more, and the merged firmware's smallest passing heap); else on
 # the venv's 64-bit interpreter at
 # 256K and the budget is not checked (conftest says so in one line). Tests
@@ -22,7 +22,7 @@ from tools.simkit.client import BenchProcess
 # JOLT_TEST_HEAP overrides the heap; "0" means the interpreter default.
 BOARD32 = board32_binary()
 RUNTIME = "board32" if BOARD32 else "micropython"
-BUDGET = "104K"
+BUDGET = "112K"  # 104K until the pool of interned names was taken at boot (docs/memory.md)
 TLS_HEAP = "256K"
 HEAP = os.environ.get("JOLT_TEST_HEAP", BUDGET if BOARD32 else TLS_HEAP)
 if HEAP == "0":

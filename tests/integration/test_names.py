@@ -16,4 +16,6 @@ def test_no_module_interns_names_after_boot():
                                "(firmware/app.py) or Board.PER_USE: %s" % res["late"])
     # the figures the bench reports are the interpreter's own
     assert res["names"] > 1000 and res["pools"] >= 6
-    assert res["room"] >= 0 and res["pool_bytes"] > 8000
+    assert res["pool_bytes"] > 8000
+    # what running adds (names built at run time, characters of hostile input) has room
+    assert res["room"] >= 200, res
