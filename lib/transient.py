@@ -32,11 +32,14 @@ def warm(names):
     The names MicroPython interns while running are taken too: each
     one-character string that iterating or indexing a str makes (an ISO time
     parsed, a URL split), and the parts asyncio loads on first use."""
-    for i in range(32, 127):
-        chr(i)  # interns it
-    loaded = (asyncio.wait_for, asyncio.open_connection)  # asyncio.funcs, asyncio.stream
-    del loaded
     failed = []
+    try:
+        for i in range(32, 127):
+            chr(i)  # interns it
+        loaded = (asyncio.wait_for, asyncio.open_connection)  # asyncio.funcs, asyncio.stream
+        del loaded
+    except MemoryError:
+        failed.append("names")  # interned when first used, as without this
     for n in names:
         try:
             load(n)

@@ -23,7 +23,7 @@ from tools.simkit.client import BenchProcess
 BOARD32 = board32_binary()
 RUNTIME = "board32" if BOARD32 else "micropython"
 BUDGET = "112K"  # 104K until the pool of interned names was taken at boot (docs/memory.md)
-TLS_HEAP = "256K"
+TLS_HEAP = "320K"
 HEAP = os.environ.get("JOLT_TEST_HEAP", BUDGET if BOARD32 else TLS_HEAP)
 if HEAP == "0":
     HEAP = None
