@@ -1,10 +1,10 @@
 """The board's application slots (hal/esp32/slots.py, docs/ota.md) under
 boot.py's installer (firmware/update.py, unchanged), on CPython against the
-fakes of esp32.Partition (a NOR flash model of ports/esp32/esp32_partition.c)
-and vfs.rom_ioctl: what ends up in which flash partition, and what the slot
-record says. Two ROMFS partitions as segments need a port that exposes them
-(the fake's `port.segments = "all"`); the stock port's one segment keeps
-updates off."""
+fakes of esp32.Partition (a NOR flash model of ports/esp32/esp32_partition.c
+over the board definition's partition table) and vfs.rom_ioctl: what ends up
+in which flash partition, and what the slot record says. The two ROMFS
+partitions as two segments need a port that exposes them (the fake's
+`port.segments = "all"`); the stock port's one segment keeps updates off."""
 import hashlib
 import json
 import os
@@ -29,22 +29,17 @@ FLASH = 4 * 1024 * 1024
 _keys = {}
 
 
-def two_slot_table():
-    """The board's table with a second 256 KiB ROMFS partition, romfs1, taken
-    from the end of vfs (what a port exposing two segments needs)."""
+def board_table():
+    """The board definition's partition table (boards/JOLT): two 256 KiB
+    ROMFS partitions, romfs and romfs1, in a 4 MiB flash."""
     rows = fesp.read_table()
-    out = []
-    for r in rows:
-        if r[0] == "vfs":
-            out.append(("romfs1", 1, 0x8F, r[3], SLOT))
-            r = ("vfs", r[1], r[2], r[3] + SLOT, r[4] - SLOT)
-        out.append(r)
     at = 0x9000
-    for r in out:
+    for r in rows:
         assert r[3] == at, r
         at += r[4]
     assert at == FLASH
-    return out
+    assert [(r[0], r[4]) for r in rows if r[1] == 1 and r[2] == 0x8F] == [("romfs", SLOT), ("romfs1", SLOT)]
+    return rows
 
 
 def package(d, version, img):
@@ -60,12 +55,12 @@ def package(d, version, img):
 @pytest.fixture
 def board(tmp_path, monkeypatch):
     """cwd: the littlefs root with the device key; SD card at tmp/sd; the
-    flash with two ROMFS partitions, both exposed as segments."""
+    board's flash, both ROMFS partitions exposed as segments."""
     with fakes_esp32.installed():
         from hal.esp32 import pins
         from hal.esp32 import slots
 
-        fesp.flash.reset(two_slot_table())
+        fesp.flash.reset(board_table())
         fvfs.port.segments = "all"
         monkeypatch.setattr(pins, "SD_MOUNT", str(tmp_path / "sd"))
         (tmp_path / "sd" / "update").mkdir(parents=True)
@@ -181,11 +176,10 @@ def test_the_stock_port_has_one_segment_and_updates_stay_off(board, capsys):
     assert fesp.flash.erased == [] and fesp.flash.programmed == [] and record(d) is None and p.exists()
 
 
-def test_the_board_table_gives_the_port_one_romfs_segment(board):
-    # With the board definition as it is, even a port exposing every 0x8f
-    # partition has one: one slot.
+def test_a_board_without_a_second_romfs_partition_has_one_slot(board):
+    # A board flashed with the earlier table (romfs, then vfs).
     d, slots = board
-    fesp.flash.reset()
+    fesp.flash.reset([r for r in board_table() if r[0] != "romfs1"])
     assert slots.Slots(running=0).count == 1
 
 
