@@ -82,14 +82,18 @@ def main():
             write(r)
             print("boot: trial boot %d of version %s" % (r["tries"], r.get("version")))
         return
+    hw = None
     try:
-        mount(r["slot"])
+        s = mount(r["slot"])
         import hal
         from firmware import update
 
-        update.from_sd("", hal.slots())
+        hw = hal.slots(s)  # the slot mounted is never written
+        update.from_sd("", hw)
     except Exception as e:
         print("boot: update: %r" % (e,))
+    if hw is not None:
+        hw.close()
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@ def load():
     return Board()
 
 
-def slots():
-    """The application slots and the SD card root (boot.py's updater; docs/ota.md)."""
+def slots(running=None):
+    """The application slots and the SD card root (boot.py's updater;
+    docs/ota.md); slot `running` is refused to writers."""
     if sys.platform == "esp32":
         from hal.esp32.slots import Slots
     else:
         from hal.sim.slots import Slots
-    return Slots()
+    return Slots(running)

@@ -8,7 +8,8 @@ CAPACITY = 262144  # bytes: the board's romfs partition (boards/JOLT)
 
 
 class Slots:
-    def __init__(self):
+    def __init__(self, running=None):
+        self.running = running  # the slot boot.py mounted: never written
         p = os.getenv("JOLT_SLOTS")
         self.paths = p.split(":") if p else []
         self.count = len(self.paths)
@@ -23,8 +24,13 @@ class Slots:
 
     def writer(self, i):
         """A file-like object with write() and close() over slot i, emptied."""
+        if i == self.running:
+            raise OSError(1, "slot %d is running" % i)  # EPERM
         return open(self.paths[i], "wb")
 
     def reader(self, i):
         """A file-like object with readinto() and close() over slot i."""
         return open(self.paths[i], "rb")
+
+    def close(self):
+        pass

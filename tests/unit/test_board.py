@@ -37,7 +37,7 @@ def test_partitions_fill_the_flash_without_gap_or_overlap():
 
 def test_two_application_slots_romfs_and_littlefs():
     by = {p["name"]: p for p in partitions()}
-    assert set(by) == {"nvs", "otadata", "phy_init", "ota_0", "ota_1", "romfs", "vfs"}
+    assert set(by) == {"nvs", "otadata", "phy_init", "ota_0", "ota_1", "romfs", "romfs1", "vfs"}
     assert (by["ota_0"]["type"], by["ota_0"]["subtype"]) == ("app", "ota_0")
     assert (by["ota_1"]["type"], by["ota_1"]["subtype"]) == ("app", "ota_1")
     assert by["ota_0"]["size"] == by["ota_1"]["size"] >= 0x180000  # MicroPython + BLE, size-optimised
@@ -45,8 +45,16 @@ def test_two_application_slots_romfs_and_littlefs():
     # The esp32 port finds the ROMFS by this label (esp32_partition.c) and the
     # filesystem by "vfs" (modules/flashbdev.py); 0x8f is the romfs subtype it uses.
     assert (by["romfs"]["type"], by["romfs"]["subtype"]) == ("data", "0x8f")
+    # The second application slot (docs/ota.md): the same subtype and size
+    # (an image must fit either slot), right after the first.
+    assert (by["romfs1"]["type"], by["romfs1"]["subtype"]) == ("data", "0x8f")
+    assert by["romfs1"]["size"] == by["romfs"]["size"]
+    assert by["romfs1"]["offset"] == by["romfs"]["offset"] + by["romfs"]["size"]
     assert (by["vfs"]["type"], by["vfs"]["subtype"]) == ("data", "fat")
-    assert by["vfs"]["size"] >= 512 * 1024  # config, journal (64 KiB), ID tags, logs, a staged update
+    # config, journal (64 KiB), ID tags, the local list, the update key; logs
+    # and downloaded updates go to the SD card. 512 KiB until the second
+    # ROMFS slot took 256 KiB of it (docs/flashing.md).
+    assert by["vfs"]["size"] >= 448 * 1024
 
 
 def test_the_application_image_fits_the_romfs_partition(tmp_path):

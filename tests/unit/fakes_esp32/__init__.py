@@ -19,7 +19,7 @@ MODULES = {"machine": machine, "network": network, "esp32": esp32, "bluetooth": 
 def installed():
     """Put the fakes in sys.modules, reset their state, import hal.esp32 fresh."""
     saved = {k: sys.modules.get(k) for k in MODULES}
-    for k in ("hal.esp32.board", "hal.esp32.mfrc522"):
+    for k in ("hal.esp32.board", "hal.esp32.mfrc522", "hal.esp32.slots"):
         sys.modules.pop(k, None)
     for m in MODULES.values():
         m._fake_reset()
@@ -32,6 +32,6 @@ def installed():
                 sys.modules.pop(k, None)
             else:
                 sys.modules[k] = v
-        for k in ("hal.esp32.board", "hal.esp32.mfrc522"):
+        for k in ("hal.esp32.board", "hal.esp32.mfrc522", "hal.esp32.slots"):
             sys.modules.pop(k, None)
         importlib.invalidate_caches()
