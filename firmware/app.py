@@ -27,9 +27,11 @@ BOOT = "boot"  # boot.py: the slot record (docs/ota.md), source on littlefs, loa
 # Every module loaded per use (lib/transient.py) and dropped again; their names
 # are interned at boot by transient.warm (docs/memory.md, "Interned names").
 PER_USE = (COMMISSIONING, WDT_REPORT, BOOT, "firmware.fwupdate", "firmware.reservations",
-           "firmware.auth", "firmware.locallist", "firmware.metervalues", "firmware.meter_maps")
+           "firmware.auth", "firmware.locallist", "firmware.metervalues", "firmware.meter_maps",
+           "firmware.diagnostics", "lib.http", "lib.ftp")
 BLE_POLL_S = 0.25
 SD_POLL_S = 2
+LOG_DIR = "log/"  # on the SD card: the rotating log files (lib/log.py, docs/logging.md)
 
 
 class App:
@@ -136,6 +138,8 @@ class App:
         while True:
             await asyncio.sleep(SD_POLL_S)
             ok = sd.ok()
+            if ok and not had:  # log files again (SDCardFailure turned them off)
+                log.files(sd.root + LOG_DIR, self.board.clock.now)
             if ok and not had and _has_package(sd.root):
                 while self.txs.by_local:
                     await asyncio.sleep(SD_POLL_S)
@@ -161,6 +165,8 @@ class App:
             await asyncio.sleep(BLE_POLL_S)
 
     async def main(self):
+        if self.board.sd.ok():
+            log.files(self.board.sd.root + LOG_DIR, self.board.clock.now)
         log.info("app", "boot %s %s variant=%s reset=%s" % (
             version.FIRMWARE, self.cfg.get("OcppChargerId"), self.cfg.variant,
             self.board.system.reset_cause()))
@@ -177,6 +183,7 @@ class App:
         asyncio.create_task(_forever("heap", self._heap_monitor))
         asyncio.create_task(_forever("ble", self._commissioning))
         asyncio.create_task(_forever("sd", self._sd_updates))
+        asyncio.create_task(_forever("log", log.run))
         asyncio.create_task(self._trial_offline())
         if self.cfg.get("WiFiPrimarySsid") or self.cfg.get("WiFiConnect"):
             # WiFi networks to choose from (firmware/netmgr.py, docs/network.md).
