@@ -143,11 +143,13 @@ async def _run(ops, p, loc, name, files, lo, hi, buf):
                 gc.collect()
                 await asyncio.sleep(interval)
         buf = ctx = None
-        transient.drop(mod)
+        transient.drop("lib.ftp")
+        transient.drop("lib.http")
         await ops.status_note(NOTE, "Uploaded" if ok else "UploadFailed")
     finally:
         ops.diagnostics_status = "Idle"
-        transient.drop(mod)
+        transient.drop("lib.ftp")
+        transient.drop("lib.http")
         transient.drop(NAME)
 
 

@@ -7,6 +7,8 @@
 # "diag/x.log".
 import asyncio
 
+from lib.http import close
+
 
 class FTPError(Exception):
     pass
@@ -73,15 +75,6 @@ async def _cmd(r, w, t, text, want):
     return line
 
 
-def _close(*ws):
-    for w in ws:
-        try:
-            if w is not None:
-                w.close()
-        except Exception:
-            pass
-
-
 async def stor(open_fn, location, name, body, timeout_ms=30000):
     """Store a file `name` in the folder of `location` (ftp://...): `await
     body(writer)` writes its bytes to the data connection. Returns when the
@@ -111,7 +104,7 @@ async def stor(open_fn, location, name, body, timeout_ms=30000):
         await _cmd(r, w, t, "STOR " + folder + name, "1")
         await body(dw)
         await asyncio.wait_for(dw.drain(), t)
-        _close(dw)  # the end of the file
+        await close(dw)  # the end of the file
         dw = None
         await _cmd(r, w, t, None, "2")  # 226 transfer complete
         try:
@@ -119,4 +112,5 @@ async def stor(open_fn, location, name, body, timeout_ms=30000):
         except Exception:  # stored: a lost goodbye changes nothing
             pass
     finally:
-        _close(w, dw)
+        await close(dw)
+        await close(w)

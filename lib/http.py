@@ -54,9 +54,14 @@ async def _answer(r, timeout_ms, want):
             length = int(h[15:].strip())
 
 
-def _close(w):
+async def close(w):
+    """Close a stream: MicroPython releases the socket only in wait_closed()
+    (bounded: a TLS shutdown could stall on CPython)."""
+    if w is None:
+        return
     try:
         w.close()
+        await asyncio.wait_for(w.wait_closed(), 1)
     except Exception:
         pass
 
@@ -86,7 +91,7 @@ async def get(open_fn, location, sink, buf, ssl_ctx=None, timeout_ms=30000, max_
             raise HTTPError("body cut at %d of %d bytes" % (got, length))
         return got
     finally:
-        _close(w)
+        await close(w)
 
 
 async def send(open_fn, location, method, head, body, ssl_ctx=None, timeout_ms=30000):
@@ -100,4 +105,4 @@ async def send(open_fn, location, method, head, body, ssl_ctx=None, timeout_ms=3
         await asyncio.wait_for(w.drain(), timeout_ms / 1000)
         await _answer(r, timeout_ms, b"2")
     finally:
-        _close(w)
+        await close(w)
