@@ -10,26 +10,21 @@ import asyncio
 import gc
 import os
 
+from micropython import const
+
 from lib import isotime, log, transient
 
-TAG = "diag"
-NAME = "firmware.diagnostics"
-NOTE = "DiagnosticsStatusNotification"
-ATTEMPTS = 3      # when GetDiagnostics gives no retries
-INTERVAL_S = 30   # when it gives no retryInterval
-BUF = 256
+_ATTEMPTS = const(3)     # when GetDiagnostics gives no retries
+_INTERVAL_S = const(30)  # when it gives no retryInterval
+_BUF = const(256)
 
 
-def _bound(p, key):
-    t = p.get(key)
-    return None if t is None else isotime.format(isotime.parse(t)).encode()
-
-
-async def _scan(files, lo, hi, buf, out, enough=0):
+async def _scan(job, out, stop=0):
     """The bytes of the lines stamped within lo..hi (b"2026-...Z", None: open)
-    of files [(path, size)], each file read up to its size: `await
-    out(memoryview)` for each piece (out None: only counted). Stops past
-    `enough` bytes when it is not 0. Returns the byte count."""
+    of job = (files [(path, size)], lo, hi, buf), each file read up to its
+    size: `await out(memoryview)` for each piece (out None: only counted).
+    Stops past `stop` bytes when it is not 0. Returns the byte count."""
+    files, lo, hi, buf = job
     mv = memoryview(buf)
     size = len(buf)
     total = 0
@@ -56,13 +51,13 @@ async def _scan(files, lo, hi, buf, out, enough=0):
                         break  # a line not whole yet: read more
                     end = n if j < 0 else j + 1
                     if start and end - i >= 20 and buf[i + 19] == 90 and buf[i + 4] == 45:  # "...Z", "-"
-                        s = bytes(mv[i:i + 20])
-                        keep = (lo is None or s >= lo) and (hi is None or s <= hi)
+                        t = bytes(mv[i:i + 20])
+                        keep = (lo is None or t >= lo) and (hi is None or t <= hi)
                     if keep:
                         total += end - i
                         if out is not None:
                             await out(mv[i:end])
-                        elif enough and total >= enough:
+                        elif stop and total >= stop:
                             return total
                     start = j >= 0
                     i = end
@@ -76,12 +71,13 @@ async def _scan(files, lo, hi, buf, out, enough=0):
 async def start(ops, p):
     """GetDiagnostics: the answer, after the upload task is started."""
     if ops.diagnostics_status != "Idle":
-        log.warn(TAG, "GetDiagnostics while an upload runs: no file")
+        log.warn("diag", "GetDiagnostics while an upload runs: no file")
         return {}
-    loc = p["location"]
-    lo, hi = _bound(p, "startTime"), _bound(p, "stopTime")
-    if hi is None:
-        hi = isotime.format(ops.board.clock.now()).encode()
+    clock = ops.board.clock
+    lo = p.get("startTime")
+    hi = p.get("stopTime")
+    lo = None if lo is None else isotime.format(isotime.parse(lo)).encode()
+    hi = isotime.format(clock.now() if hi is None else isotime.parse(hi)).encode()
     while log.write_some():  # the lines still in RAM first
         await asyncio.sleep(0)
     files = []
@@ -90,67 +86,66 @@ async def start(ops, p):
             files.append((f, os.stat(f)[6]))
         except OSError:
             pass
+    job = (files, lo, hi, bytearray(_BUF))
     n = 0
-    buf = bytearray(BUF)
     try:
-        n = await _scan(files, lo, hi, buf, None, 1)
+        n = await _scan(job, None, 1)
     except OSError as e:
-        log.warn(TAG, "log files unreadable: %r" % (e,))
+        log.warn("diag", "log files unreadable: %r" % (e,))
     if not n:
-        log.info(TAG, "GetDiagnostics: no log lines in the window (%d log files)" % len(files))
-        transient.drop(NAME)
+        log.info("diag", "GetDiagnostics: no log lines in the window (%d log files)" % len(files))
+        transient.drop("firmware.diagnostics")
         return {}
     name = "diagnostics-%s-%s.log" % (ops.board.system.unique_id(),
-                                      isotime.format(ops.board.clock.now()).replace("-", "").replace(":", ""))
+                                      isotime.format(clock.now()).replace("-", "").replace(":", ""))
     ops.diagnostics_status = "Uploading"
-    asyncio.create_task(_run(ops, p, loc, name, files, lo, hi, buf))
+    asyncio.create_task(_run(ops, p, (name, job)))
     return {"fileName": name}
 
 
-async def _run(ops, p, loc, name, files, lo, hi, buf):
-    attempts = p.get("retries")
-    attempts = ATTEMPTS if attempts is None else max(1, attempts)
-    interval = p.get("retryInterval")
-    interval = INTERVAL_S if interval is None else max(0, interval)
-    ftp = loc.startswith("ftp://")
-    mod = "lib.ftp" if ftp else "lib.http"
+async def _run(ops, p, job):
+    name, job = job
+    loc = p["location"]
+    tries = p.get("retries")
+    tries = _ATTEMPTS if tries is None else max(1, tries)
+    wait = p.get("retryInterval")
+    wait = _INTERVAL_S if wait is None else max(0, wait)
     ok = False
+    note = "DiagnosticsStatusNotification"
     try:
         await asyncio.sleep(0.1)  # the answer goes out first
-        for i in range(attempts):
-            await ops.status_note(NOTE, "Uploading")
-            ctx = None
+        for i in range(tries):
+            await ops.status_note(note, "Uploading")
             try:
-                n = await _scan(files, lo, hi, buf, None)
+                n = await _scan(job, None)
                 t = ops.board.net.open
-                if ftp:
-                    await transient.load(mod).stor(t, loc, name, lambda w: _scan(files, lo, hi, buf, _out(w)))
+                if loc.startswith("ftp://"):
+                    await transient.load("lib.ftp").stor(t, loc, name, lambda w: _scan(job, _out(w)))
                 else:
-                    ctx = ops.cp.tls_context() if loc.startswith("https:") else None
-                    await transient.load(mod).send(
+                    await transient.load("lib.http").send(
                         t, loc + name if loc.endswith("/") else loc, "PUT",
                         "Content-Type: text/plain\r\nContent-Length: %d\r\n"
                         "Content-Disposition: attachment; filename=\"%s\"\r\n" % (n, name),
-                        lambda w: _scan(files, lo, hi, buf, _out(w)), ctx)
-                log.info(TAG, "%s: %d bytes uploaded to %s" % (name, n, loc))
+                        lambda w: _scan(job, _out(w)),
+                        ops.cp.tls_context() if loc.startswith("https:") else None)
+                log.info("diag", "%s: %d bytes uploaded to %s" % (name, n, loc))
                 ok = True
                 break
             except Exception as e:
-                log.warn(TAG, "upload %d of %d to %s failed: %r" % (i + 1, attempts, loc, e))
-                if isinstance(e, ValueError) or i + 1 >= attempts:  # a location we cannot use: no retry
+                log.warn("diag", "upload %d of %d to %s failed: %r" % (i + 1, tries, loc, e))
+                if isinstance(e, ValueError) or i + 1 >= tries:  # a location we cannot use: no retry
                     break
-                ctx = None
                 gc.collect()
-                await asyncio.sleep(interval)
-        buf = ctx = None
+                await asyncio.sleep(wait)
+        job = None
         transient.drop("lib.ftp")
         transient.drop("lib.http")
-        await ops.status_note(NOTE, "Uploaded" if ok else "UploadFailed")
+        await ops.status_note(note, "Uploaded" if ok else "UploadFailed")
     finally:
         ops.diagnostics_status = "Idle"
         transient.drop("lib.ftp")
         transient.drop("lib.http")
-        transient.drop(NAME)
+        transient.drop("firmware.diagnostics")
 
 
 def _out(w):

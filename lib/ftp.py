@@ -10,10 +10,6 @@ import asyncio
 from lib.http import close
 
 
-class FTPError(Exception):
-    pass
-
-
 def _unquote(s):
     """Percent-decoding of a URL's user or password."""
     i = s.find("%")
@@ -56,7 +52,7 @@ def parse(location):
 
 async def _cmd(r, w, t, text, want):
     """Send `text` (None: only read) and read the reply (a multi-line one
-    whole); FTPError unless its code starts with a digit of `want`.
+    whole); OSError unless its code starts with a digit of `want`.
     Returns the reply's last line."""
     if text is not None:
         w.write(text.encode() + b"\r\n")
@@ -69,16 +65,16 @@ async def _cmd(r, w, t, text, want):
             if not line or (line[:3] == code and line[3:4] == b" "):
                 break
     if len(line) < 4 or not code.isdigit():
-        raise FTPError("no reply to %s" % (text or "connect").split()[0])
+        raise OSError("no reply to %s" % (text or "connect").split()[0])
     if chr(line[0]) not in want:
-        raise FTPError(line.decode().strip())
+        raise OSError(line.decode().strip())
     return line
 
 
 async def stor(open_fn, location, name, body, timeout_ms=30000):
     """Store a file `name` in the folder of `location` (ftp://...): `await
     body(writer)` writes its bytes to the data connection. Returns when the
-    server confirmed it (226/250); FTPError / OSError /
+    server confirmed it (226/250); OSError (the server's reply) /
     asyncio.TimeoutError otherwise."""
     user, pw, host, port, folder = parse(location)
     t = timeout_ms / 1000
@@ -99,7 +95,7 @@ async def stor(open_fn, location, name, body, timeout_ms=30000):
             j += 1
         n = line[i:j].split(b",")
         if len(n) != 6:
-            raise FTPError("bad PASV reply")
+            raise OSError("bad PASV reply")
         dr, dw = await asyncio.wait_for(open_fn(host, int(n[4]) * 256 + int(n[5])), t)
         await _cmd(r, w, t, "STOR " + folder + name, "1")
         await body(dw)

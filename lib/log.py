@@ -1,43 +1,45 @@
 # The logger (docs/logging.md): one line per event on the console and, once
 # files() names a folder (the SD card's), in rotating files there.
-# A caller never waits on the card: its line is put in a small bounded ring
+# A caller never waits on the card: its line goes into a small bounded ring
 # (full: the line is counted as lost) and run(), a task of its own, writes the
-# ring out in batches of at most BATCH bytes. A file error turns file logging
-# off for good (until files() again): the console goes on, nothing is raised.
+# ring out in batches of at most 512 bytes. A file error turns file logging
+# off (until files() again): the console goes on, nothing is raised.
 # Files: FOLDER/00000001.log, 00000002.log, ...; the current one grows to
 # file_bytes, then the next is started and the oldest beyond `count` deleted,
-# so the folder holds at most count * (file_bytes + BATCH) bytes. A file line
+# so the folder holds at most count * (file_bytes + 512) bytes. A file line
 # is "2026-12-05T17:20:08Z INF tag: message" (UTC, from the board's clock).
 # A level below `level` costs nothing: no formatting, no allocation.
+# Memory: few names (each global is an interned name and a dict slot): the
+# writer's numbers live in one list, _s.
 import asyncio
 import os
 import time
 
+from micropython import const
+
 from lib import isotime
 
-DEBUG = 0
-INFO = 1
-level = INFO
+level = 1  # 0 debug, 1 info, 2 warnings, 3 errors
 
-QUEUE = 24            # lines waiting for the card, at most
-QUEUE_BYTES = 2048    # and their bytes
-BATCH = 512           # bytes written per step of run()
-FILE_BYTES = 32768
-FILES = 8
-WAIT_S = 1
+_QUEUE = const(24)         # lines waiting for the card, at most
+_QUEUE_BYTES = const(2048)  # and their characters
+_BATCH = const(512)        # bytes written per step of run()
+_H = const(0)      # _s[]: ring head,
+_N = const(1)      # lines in the ring,
+_B = const(2)      # their characters,
+_LOST = const(3)   # lines lost since the last write,
+_SEQ = const(4)    # number of the current file,
+_SIZE = const(5)   # its size,
+_LIMIT = const(6)  # file_bytes,
+_COUNT = const(7)  # count,
+_T = const(8)      # epoch of _stamp
 
 _NAMES = ("DBG", "INF", "WRN", "ERR")
-_dir = None           # folder of the files; None: console only
-_clock = None         # fn() -> UTC epoch seconds
-_limit = FILE_BYTES
-_count = FILES
-_qt: list = []        # ring: epoch of each waiting line
-_ql: list = []        # ring: the line (" INF tag: msg\n")
-_h = _n = _bytes = _lost = 0
-_f = None             # the current file, open for appending
-_seq = 0              # its number
-_size = 0
-_st = -1              # the epoch of _stamp
+_dir = None   # folder of the files; None: console only
+_clock = None  # fn() -> UTC epoch seconds
+_q: list = []  # the ring: epoch, line, epoch, line, ...
+_s = [0] * 9
+_f = None     # the current file, open for appending
 _stamp = ""
 
 
@@ -51,32 +53,27 @@ def _seqs(folder):
     return s
 
 
-def _path(seq):
-    return "%s%08d.log" % (_dir, seq)
-
-
 def paths():
     """The log files, oldest first ([] when file logging is off)."""
-    if _dir is None:
-        return []
     try:
-        return [_path(s) for s in _seqs(_dir)]
+        return ["%s%08d.log" % (_dir, n) for n in _seqs(_dir)] if _dir else []
     except OSError:
         return []
 
 
-def files(folder, clock=None, file_bytes=FILE_BYTES, count=FILES):
+def files(folder, clock=None, file_bytes=32768, count=8):
     """Log into rotating files in folder ("/sd/log/"), stamped by clock();
     folder None: console only (the card failed or went)."""
-    global _dir, _clock, _limit, _count, _qt, _ql, _seq, _f, _h, _n, _bytes, _lost
+    global _dir, _clock, _q, _f
     if _f is not None:
         try:
             _f.close()
         except Exception:  # a dead card
             pass
     _f = _dir = None
-    _h = _n = _bytes = _lost = 0
-    _qt = _ql = []
+    _q = []
+    s = _s
+    s[_H] = s[_N] = s[_B] = s[_LOST] = 0
     if folder is None:
         return
     try:
@@ -85,84 +82,84 @@ def files(folder, clock=None, file_bytes=FILE_BYTES, count=FILES):
         except OSError:  # there already (or the card is gone: listdir says)
             pass
         old = _seqs(folder)
-        _seq = old[-1] if old else 1
-        for s in old:
-            if s <= _seq - count:
-                os.remove("%s%08d.log" % (folder, s))
+        s[_SEQ] = old[-1] if old else 1
+        for n in old:
+            if n <= s[_SEQ] - count:
+                os.remove("%s%08d.log" % (folder, n))
     except OSError as e:
         warn("log", "no log files in %s: %r" % (folder, e))
         return
-    _clock, _limit, _count = clock, file_bytes, count
-    _qt = [0] * QUEUE
-    _ql = [None] * QUEUE
+    _clock = clock
+    s[_LIMIT] = file_bytes
+    s[_COUNT] = count
+    s[_T] = -1
+    _q = [None] * (2 * _QUEUE)
     _dir = folder
 
 
-def _off(e):
-    files(None)
-    warn("log", "log files off: %r" % (e,))
-
-
 def write_some():
-    """Write up to BATCH bytes of the waiting lines; True while more wait."""
-    global _f, _seq, _size, _h, _n, _bytes, _lost, _st, _stamp
-    if _dir is None or not (_n or _lost):
+    """Write up to 512 bytes of the waiting lines; True while more wait."""
+    global _f, _stamp
+    s = _s
+    if _dir is None or not (s[_N] or s[_LOST]):
         return False
     try:
         if _f is None:
-            p = _path(_seq)
+            p = "%s%08d.log" % (_dir, s[_SEQ])
             try:
-                _size = os.stat(p)[6]
+                s[_SIZE] = os.stat(p)[6]
             except OSError:
-                _size = 0
+                s[_SIZE] = 0
             _f = open(p, "a")
         f = _f
+        q = _q
         done = 0
-        while _n and done < BATCH:
-            t = _qt[_h]
-            line = _ql[_h]
-            _ql[_h] = None
-            _h = (_h + 1) % QUEUE
-            _n -= 1
-            _bytes -= len(line)
-            if t != _st:
-                _st = t
+        while s[_N] and done < _BATCH:
+            h = s[_H]
+            t = q[h]
+            line = q[h + 1]
+            q[h + 1] = None
+            s[_H] = (h + 2) % (2 * _QUEUE)
+            s[_N] -= 1
+            s[_B] -= len(line)
+            if t != s[_T]:
+                s[_T] = t
                 _stamp = isotime.format(t)
             f.write(_stamp)
             f.write(line)
             done += 20 + len(line)
-        if _lost and not _n:
-            line = " WRN log: %d lines lost (queue full)\n" % _lost
-            _lost = 0
+        if s[_LOST] and not s[_N]:
+            line = " WRN log: %d lines lost (queue full)\n" % s[_LOST]
+            s[_LOST] = 0
             f.write(_stamp)
             f.write(line)
             done += 20 + len(line)
         f.flush()
-        _size += done
-        if _size >= _limit:
+        s[_SIZE] += done
+        if s[_SIZE] >= s[_LIMIT]:
             f.close()
             _f = None
-            _seq += 1
+            s[_SEQ] += 1
             try:
-                os.remove(_path(_seq - _count))
+                os.remove("%s%08d.log" % (_dir, s[_SEQ] - s[_COUNT]))
             except OSError:  # not there
                 pass
     except OSError as e:  # the card failed: console only
-        _off(e)
+        files(None)
+        warn("log", "log files off: %r" % (e,))
         return False
-    return _n > 0 or _lost > 0
+    return s[_N] > 0 or s[_LOST] > 0
 
 
 async def run():
     """The writer task: the waiting lines go to the card a batch at a time."""
     while True:
-        await asyncio.sleep(WAIT_S)
+        await asyncio.sleep_ms(500)
         while write_some():
-            await asyncio.sleep(0)
+            await asyncio.sleep_ms(0)
 
 
 def _emit(lvl, tag, msg):
-    global _n, _bytes, _lost
     if lvl < level:
         return
     line = " %s %s: %s\n" % (_NAMES[lvl], tag, msg)
@@ -170,14 +167,15 @@ def _emit(lvl, tag, msg):
     print(line, end="")
     if _dir is None:
         return
-    if _n >= QUEUE or _bytes + len(line) > QUEUE_BYTES:
-        _lost += 1
+    s = _s
+    if s[_N] >= _QUEUE or s[_B] + len(line) > _QUEUE_BYTES:
+        s[_LOST] += 1
         return
-    i = (_h + _n) % QUEUE
-    _qt[i] = _clock() if _clock else 0
-    _ql[i] = line
-    _n += 1
-    _bytes += len(line)
+    i = (s[_H] + 2 * s[_N]) % (2 * _QUEUE)
+    _q[i] = _clock() if _clock else 0
+    _q[i + 1] = line
+    s[_N] += 1
+    s[_B] += len(line)
 
 
 def debug(tag, msg):

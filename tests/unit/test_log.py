@@ -11,6 +11,7 @@ from lib import log
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
 T0 = 1796428800  # 2026-12-05T00:00:00Z
+QUEUE, QUEUE_BYTES, BATCH = 24, 2048, 512  # lines and characters waiting at most, bytes written per step
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def clock():
     t = [T0]
     yield t
     log.files(None)
-    log.level = log.INFO
+    log.level = 1
 
 
 def drain():
@@ -67,7 +68,7 @@ def test_rotation_keeps_the_total_bounded_and_deletes_the_oldest_first(tmp_path,
     seqs = [int(n[:-4]) for n in names]
     assert seqs == list(range(seqs[0], seqs[0] + len(names))) and seqs[0] > 10
     total = sum(os.path.getsize(os.path.join(folder, n)) for n in names)
-    assert total <= 3 * (600 + log.BATCH)
+    assert total <= 3 * (600 + BATCH)
     lines = read_all(folder).splitlines()
     nums = [int(x.rsplit(" ", 1)[1]) for x in lines]
     assert nums == list(range(nums[0], 300))  # the newest lines, in order, none missing
@@ -86,14 +87,14 @@ def test_rotation_keeps_the_total_bounded_and_deletes_the_oldest_first(tmp_path,
 def test_a_full_queue_loses_lines_and_says_how_many(tmp_path, clock):
     folder = str(tmp_path / "log") + "/"
     log.files(folder, lambda: clock[0])
-    for i in range(log.QUEUE + 5):
+    for i in range(QUEUE + 5):
         log.info("t", "n%d" % i)
     drain()
     lines = read_all(folder).splitlines()
-    assert [x.split()[-1] for x in lines[:log.QUEUE]] == ["n%d" % i for i in range(log.QUEUE)]
+    assert [x.split()[-1] for x in lines[:QUEUE]] == ["n%d" % i for i in range(QUEUE)]
     assert lines[-1].endswith("WRN log: 5 lines lost (queue full)")
     # Long lines are bounded by bytes as well.
-    log.info("t", "x" * (log.QUEUE_BYTES + 1))
+    log.info("t", "x" * (QUEUE_BYTES + 1))
     assert not log.write_some()
 
 
@@ -101,14 +102,14 @@ def test_batches_are_small(tmp_path, clock):
     folder = str(tmp_path / "log") + "/"
     log.files(folder, lambda: clock[0])
     sizes = []
-    for i in range(log.QUEUE):
+    for i in range(QUEUE):
         log.info("t", "%03d " % i + "y" * 60)
     p = os.path.join(folder, "00000001.log")
     while log.write_some():
         sizes.append(os.path.getsize(p))
     sizes.append(os.path.getsize(p))
     steps = [b - a for a, b in zip([0] + sizes, sizes)]
-    assert len(steps) > 2 and max(steps) <= log.BATCH + 100
+    assert len(steps) > 2 and max(steps) <= BATCH + 100
 
 
 def test_a_failing_card_turns_file_logging_off_and_nothing_is_raised(tmp_path, clock, capsys):
@@ -157,7 +158,7 @@ def test_a_level_that_is_off_allocates_nothing_on_micropython(tmp_path):
         "import sys, gc\nsys.path.insert(0, %r)\n"
         "from lib import log\n"
         "log.files(%r, lambda: 1796428800)\n"
-        "log.level = log.INFO\n"
+        "log.level = 1\n"
         "msg = 'pre-made'\n"
         "def f():\n"
         "    for i in range(200):\n"
