@@ -81,6 +81,8 @@ class App:
             asyncio.create_task(self.ops.report_update())
         except OSError:
             pass
+        if not self._on_trial(b'"failed"'):  # the common case: boot.py not compiled
+            return
         r = transient.load(BOOT).healthy()
         transient.drop(BOOT)
         if r is None:
@@ -89,6 +91,12 @@ class App:
             log.info("update", "version %s healthy after %d trial boot(s)" % (r.get("version"), r["tries"]))
         else:
             log.error("update", "update to %s rolled back: not healthy in its trial boots" % r["failed"])
+
+    def _on_trial(self, also):
+        """boot.json (docs/ota.md) says a trial boot runs, or `also` is in it:
+        only then is boot.py compiled (a few KB of heap for its compiler)."""
+        rec = fsutil.read(self.board.flash.root + "boot.json")
+        return bool(rec) and (b'"tries"' in rec or also in rec)
 
     async def _heap_monitor(self):
         # Live heap after a collection, sampled: the figure the heap budget is
@@ -111,10 +119,8 @@ class App:
         # A trial boot with no central system is healthy after
         # FirmwareTrialOffline seconds with no accepted BootNotification and
         # no fault (docs/ota.md); the first accepted one ends it before.
-        rec = fsutil.read(self.board.flash.root + "boot.json")
-        if not rec or b'"tries"' not in rec:  # not on trial (the common case: no compile of boot.py)
+        if not self._on_trial(b'"tries"'):  # (the common case: no compile of boot.py)
             return
-        rec = None
         boot = transient.load(BOOT)
         need = self.cfg.get("FirmwareTrialOffline")
         off = 0
