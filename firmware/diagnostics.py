@@ -112,6 +112,8 @@ async def _run(ops, p, job):
     wait = _INTERVAL_S if wait is None else max(0, wait)
     ok = False
     note = "DiagnosticsStatusNotification"
+    at = loc.rfind("@")  # the log never shows a password
+    shown = loc if at < 0 else loc[:loc.find("//") + 2] + "..." + loc[at:]
     try:
         await asyncio.sleep(0.1)  # the answer goes out first
         for i in range(tries):
@@ -128,11 +130,11 @@ async def _run(ops, p, job):
                         "Content-Disposition: attachment; filename=\"%s\"\r\n" % (n, name),
                         lambda w: _scan(job, _out(w)),
                         ops.cp.tls_context() if loc.startswith("https:") else None)
-                log.info("diag", "%s: %d bytes uploaded to %s" % (name, n, loc))
+                log.info("diag", "%s: %d bytes uploaded to %s" % (name, n, shown))
                 ok = True
                 break
             except Exception as e:
-                log.warn("diag", "upload %d of %d to %s failed: %r" % (i + 1, tries, loc, e))
+                log.warn("diag", "upload %d of %d to %s failed: %r" % (i + 1, tries, shown, e))
                 if isinstance(e, ValueError) or i + 1 >= tries:  # a location we cannot use: no retry
                     break
                 gc.collect()

@@ -47,7 +47,11 @@ def parse(location):
         raise ValueError("host missing or bad characters")
     if path and not path.endswith("/"):
         path += "/"
-    return user, pw, auth, port, _unquote(path)
+    path = _unquote(path)
+    for x in (user, pw, path):
+        if "\r" in x or "\n" in x:  # no second command smuggled in
+            raise ValueError("line break in the URL")
+    return user, pw, auth, port, path
 
 
 async def _cmd(r, w, t, text, want):

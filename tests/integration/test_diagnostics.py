@@ -131,6 +131,9 @@ def test_get_diagnostics_uploads_the_window_by_http_and_ftp(tmp_path, csms):
             rig.wait_call(NOTE, since_t=t2, where=lambda p: p["status"] == "Uploaded")
             assert statuses(rig, t2) == ["Uploading", "Uploaded"]
             check_window((ftp_root / "diag" / name3).read_text(), tb, ["DiagMarkB"], ["DiagMarkA", "DiagMarkC"])
+            log = rig.firmware_log(300)
+            assert "bytes uploaded to ftp://...@127.0.0.1:%d/diag" % ftpd.address[1] in log
+            assert "secret" not in log
             # Nothing in the window (tomorrow): no fileName, nothing uploaded.
             t3 = rig.now()
             tomorrow = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).strftime(

@@ -53,7 +53,8 @@ def test_parse():
     assert ftp.parse("ftp://h") == ("anonymous", "jolt@", "h", 21, "")
     assert ftp.parse("ftp://u:p%40x@h:2121/a/b") == ("u", "p@x", "h", 2121, "a/b/")
     assert ftp.parse("ftp://u@h/a/") == ("u", "", "h", 21, "a/")
-    for bad in ("http://h/x", "ftp://h:0/x", "ftp://h:x/", "ftp:///x", "ftp://h /x", None):
+    for bad in ("http://h/x", "ftp://h:0/x", "ftp://h:x/", "ftp:///x", "ftp://h /x", None,
+                "ftp://u:p%0D%0ADELE%20x@h/", "ftp://h/a%0Ab"):
         with pytest.raises(ValueError):
             ftp.parse(bad)
 
