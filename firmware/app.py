@@ -31,9 +31,10 @@ BOOT = "boot"  # boot.py: the slot record (docs/ota.md), source on littlefs, loa
 # listed so the bench, which has none, counts its names as the board does.
 PER_USE = (COMMISSIONING, WDT_REPORT, BOOT, "firmware.fwupdate", "firmware.reservations",
            "firmware.auth", "firmware.locallist", "firmware.metervalues", "firmware.meter_maps",
-           "firmware.netmgr")
+           "firmware.netmgr", "firmware.diagnostics", "lib.http", "lib.ftp")
 BLE_POLL_S = 0.25
 _SD_POLL_S = const(2)
+_LOG_DIR = const("log/")  # on the SD card: the rotating log files (lib/log.py, docs/logging.md)
 
 
 class App:
@@ -83,6 +84,8 @@ class App:
             asyncio.create_task(self.ops.report_update())
         except OSError:
             pass
+        if not self._on_trial(b'"failed"'):  # the common case: boot.py not compiled
+            return
         r = transient.load(BOOT).healthy()
         transient.drop(BOOT)
         if r is None:
@@ -91,6 +94,12 @@ class App:
             log.info("update", "version %s healthy after %d trial boot(s)" % (r.get("version"), r["tries"]))
         else:
             log.error("update", "update to %s rolled back: not healthy in its trial boots" % r["failed"])
+
+    def _on_trial(self, also):
+        """boot.json (docs/ota.md) says a trial boot runs, or `also` is in it:
+        only then is boot.py compiled (a few KB of heap for its compiler)."""
+        rec = fsutil.read(self.board.flash.root + "boot.json")
+        return bool(rec) and (b'"tries"' in rec or also in rec)
 
     async def _heap_monitor(self):
         # Live heap after a collection, sampled: the figure the heap budget is
@@ -113,10 +122,8 @@ class App:
         # A trial boot with no central system is healthy after
         # FirmwareTrialOffline seconds with no accepted BootNotification and
         # no fault (docs/ota.md); the first accepted one ends it before.
-        rec = fsutil.read(self.board.flash.root + "boot.json")
-        if not rec or b'"tries"' not in rec:  # not on trial (the common case: no compile of boot.py)
+        if not self._on_trial(b'"tries"'):  # (the common case: no compile of boot.py)
             return
-        rec = None
         boot = transient.load(BOOT)
         need = self.cfg.get("FirmwareTrialOffline")
         off = 0
@@ -140,6 +147,8 @@ class App:
         while True:
             await asyncio.sleep(_SD_POLL_S)
             ok = sd.ok()
+            if ok and not had:  # log files again (SDCardFailure turned them off)
+                log.files(sd.root + _LOG_DIR, self.board.clock.now)
             if ok and not had and _has_package(sd.root):
                 while self.txs.by_local:
                     await asyncio.sleep(_SD_POLL_S)
@@ -165,6 +174,8 @@ class App:
             await asyncio.sleep(BLE_POLL_S)
 
     async def main(self):
+        if self.board.sd.ok():
+            log.files(self.board.sd.root + _LOG_DIR, self.board.clock.now)
         log.info("app", "boot %s %s variant=%s reset=%s" % (
             version.FIRMWARE, self.cfg.get("OcppChargerId"), self.cfg.variant,
             self.board.system.reset_cause()))
@@ -181,6 +192,7 @@ class App:
         asyncio.create_task(_forever("heap", self._heap_monitor))
         asyncio.create_task(_forever("ble", self._commissioning))
         asyncio.create_task(_forever("sd", self._sd_updates))
+        asyncio.create_task(_forever("log", log.run))
         asyncio.create_task(self._trial_offline())
         if self.cfg.get("WiFiPrimarySsid") or self.cfg.get("WiFiConnect"):
             # WiFi networks to choose from (firmware/netmgr.py, docs/network.md).

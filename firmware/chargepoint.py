@@ -5,6 +5,7 @@
 # Kept small on purpose (every function and string costs heap on the device):
 # one-use helpers are inlined and log texts are short.
 import asyncio
+import gc
 import time
 from micropython import const
 
@@ -171,7 +172,13 @@ class ChargePoint:
                     log.warn("ocpp", "rx dropped: no memory")
                     continue
                 try:
-                    kind, uid, a, b = ocppj.parse(text)
+                    try:
+                        kind, uid, a, b = ocppj.parse(text)
+                    except MemoryError:
+                        # Often the garbage of earlier messages, not live data:
+                        # collect it and decode once more.
+                        gc.collect()
+                        kind, uid, a, b = ocppj.parse(text)
                 except ocppj.FrameError as e:
                     log.warn("ocpp", "bad frame %s: %s" % (e.code, e.description))
                     if e.uid is not None:

@@ -22,15 +22,7 @@ _MAX_PACKAGE = const(1 << 19)  # bytes a download may have (the slots hold 256 K
 
 
 async def _status(ops, status):
-    ops.firmware_status = status
-    log.info(TAG, "FirmwareStatusNotification %s" % status)
-    for _ in range(3):
-        try:
-            await ops.cp.call("FirmwareStatusNotification", {"status": status})
-            return
-        except Exception as e:  # offline: the state stays for TriggerMessage
-            log.warn(TAG, "FirmwareStatusNotification %s: %r" % (status, e))
-            await asyncio.sleep(5)
+    await ops.status_note("FirmwareStatusNotification", status)
 
 
 def _remove(path):

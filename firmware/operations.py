@@ -8,6 +8,7 @@ from firmware import version
 from firmware.connector import connector_known
 
 _FWUPDATE = const("firmware.fwupdate")
+_DIAG = const("firmware.diagnostics")
 
 
 class Operations:
@@ -25,6 +26,7 @@ class Operations:
         self.diagnostics_status = self.firmware_status = "Idle"
         self.busy = lambda: False  # a transaction runs (when_busy()): an update waits
         cp.on("UpdateFirmware", self.update_firmware)
+        cp.on("GetDiagnostics", self.get_diagnostics)
         cp.on("GetConfiguration", self.get_configuration)
         cp.on("ChangeConfiguration", self.change_configuration)
         cp.on("DataTransfer", self.data_transfer)
@@ -67,15 +69,42 @@ class Operations:
             return {"status": "Rejected"}
         fn = self.triggers.get(what)
         if what[0] in "DF":  # DiagnosticsStatusNotification, FirmwareStatusNotification
-            fn = self._send_status_note
+            fn = self.status_note
             connector = what
         if fn is None:
             return {"status": "NotImplemented"}
         asyncio.create_task(self._later(what, (fn,), connector))
         return {"status": "Accepted"}
 
-    async def _send_status_note(self, what):
-        await self.cp.call(what, {"status": self.diagnostics_status if what[0] == "D" else self.firmware_status})
+    async def status_note(self, what, status=None):
+        """What TriggerMessage sends: the current state of `what`, once. With
+        a status: the new state, logged and sent (three tries; offline, the
+        state stays for TriggerMessage). what: DiagnosticsStatusNotification
+        or FirmwareStatusNotification."""
+        if status is None:
+            await self.cp.call(what, {"status": self.diagnostics_status if what[0] == "D" else self.firmware_status})
+            return
+        if what[0] == "D":
+            self.diagnostics_status = status
+        else:
+            self.firmware_status = status
+        log.info("ocpp", "%s %s" % (what, status))
+        for _ in range(3):
+            try:
+                await self.cp.call(what, {"status": status})
+                return
+            except Exception as e:
+                log.warn("ocpp", "%s %s: %r" % (what, status, e))
+                await asyncio.sleep(5)
+
+    async def get_diagnostics(self, p):
+        # firmware/diagnostics.py answers (the file name) and uploads; it is
+        # loaded per use and drops itself when done.
+        try:
+            return await transient.load(_DIAG).start(self, p)
+        except Exception:
+            transient.drop(_DIAG)
+            raise
 
     async def reset(self, p):
         asyncio.create_task(self.reboot(p["type"]))
@@ -107,7 +136,7 @@ class Operations:
             self.firmware_status = "InstallationFailed" if self.firmware_status in (
                 "Downloaded", "Installing") else "DownloadFailed"
             try:
-                await self._send_status_note("FirmwareStatusNotification")
+                await self.status_note("FirmwareStatusNotification")
             except Exception:
                 pass
             self.firmware_status = "Idle"

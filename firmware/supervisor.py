@@ -256,7 +256,7 @@ class Supervisor:
                 elif flags & F.LATCH:
                     self._later(self._save)
                 elif key == "sd":
-                    log.set_sink(None)  # the log file lives on the SD card
+                    log.files(None)  # the log files live on the SD card
                 elif key == "weak" and self.cfg.get("WiFiConnect"):
                     io.net.configure_fallback(self.cfg.get("WiFiSsid"), self.cfg.get("WiFiPass"), True)
             else:

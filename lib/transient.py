@@ -41,9 +41,11 @@ def warm(names):
     except MemoryError:
         failed.append("names")  # interned when first used, as without this
     for n in names:
+        before = set(sys.modules)
         try:
             load(n)
         except MemoryError:
             failed.append(n)  # loaded again when used, as without this
-        drop(n)
+        for m in [m for m in sys.modules if m not in before]:
+            drop(m)  # and what it imported (lib.otp for the commissioning)
     return failed

@@ -162,7 +162,7 @@ DEVICE_CASES = [
     ('[2,"e1","Reset",{"type":"Sideways"}]', "PropertyConstraintViolation", ()),
     ('[2,"j1","Reset",{"type":', "FormationViolation", ()),
     ('[2,"u1","FooBar",{}]', "NotImplemented", ()),
-    ('[2,"n1","GetDiagnostics",{"location":"ftp://x/y"}]', "NotSupported", ()),
+    ('[2,"n1","GetCompositeSchedule",{"connectorId":1,"duration":60}]', "NotSupported", ()),
     ('[2,"f1","ChangeAvailability",{"connectorId":1.0,"type":"Operative"}]', "TypeConstraintViolation", ()),
     ('[2,"b1","ChangeAvailability",{"connectorId":true,"type":"Operative"}]', "TypeConstraintViolation", ()),
     ('[2,"i1","ChangeAvailability",{"connectorId":99999999999999999999999,"type":"Operative"}]', None, ()),
