@@ -40,6 +40,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from tools.csms import CsmsThread  # noqa: E402
+from tools.simkit.bench import MP64_HEAP  # noqa: E402
 from tools.simkit.client import BenchProcess  # noqa: E402
 
 EAIR = "Energy.Active.Import.Register"
@@ -58,14 +59,14 @@ CONFIG = {
 
 
 class Chaos:
-    def __init__(self, seed, state, p_power=0.1, p_net=0.13, heapsize="256K", out=print, progress=0,
+    def __init__(self, seed, state, p_power=0.1, p_net=0.13, heapsize=None, out=print, progress=0,
                  variant="business", config=None):
         self.rng = random.Random(seed)
         self.seed = seed
         self.state = state
         self.p_power = p_power
         self.p_net = p_net
-        self.heapsize = heapsize
+        self.heapsize = heapsize or MP64_HEAP
         self.out = out
         self.variant = variant
         self.config = dict(CONFIG, **(config or {}))
@@ -408,7 +409,7 @@ def main(argv=None):
     ap.add_argument("--p-power", type=float, default=0.1, help="chance of a power cut at each step")
     ap.add_argument("--p-net", type=float, default=0.13, help="chance of a network cut at each step")
     ap.add_argument("--state", default=None, help="bench state dir (default: a fresh temporary one, removed)")
-    ap.add_argument("--heapsize", default="256K")
+    ap.add_argument("--heapsize", default=None)
     ap.add_argument("--variant", default="business", choices=("business", "homeplus"))
     ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                     help="charger configuration on top of the run's own (e.g. OnPowerLossRestart=true)")

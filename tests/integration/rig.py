@@ -8,7 +8,7 @@ wire and the bench's hardware outputs (relay, lock, pilot duty, signals).
 import os
 import time
 
-from tools.simkit.bench import board32_binary
+from tools.simkit.bench import MP64_HEAP, board32_binary
 from tools.simkit.client import BenchProcess
 
 # Every integration test runs the firmware inside a bounded heap, so memory
@@ -23,7 +23,7 @@ from tools.simkit.client import BenchProcess
 BOARD32 = board32_binary()
 RUNTIME = "board32" if BOARD32 else "micropython"
 BUDGET = "112K"  # 104K until the pool of interned names was taken at boot (docs/memory.md)
-TLS_HEAP = "320K"
+TLS_HEAP = MP64_HEAP
 HEAP = os.environ.get("JOLT_TEST_HEAP", BUDGET if BOARD32 else TLS_HEAP)
 if HEAP == "0":
     HEAP = None

@@ -46,6 +46,12 @@ def offered_amps(duty):
     return 0.0
 
 
+# The heap the venv's 64-bit interpreter runs the firmware in where a heap is
+# given (wss:// tests, chaos): its .mpy bytecode sits in the heap, and after
+# the imports the pool of interned names taken at boot needs one ~15 KB block.
+MP64_HEAP = "320K"
+
+
 def board32_binary():
     """The board-like interpreter (32-bit unix port with ROMFS, see
     ../shared/micropython-board32/README.md): $MICROPYTHON_BOARD32, else
