@@ -139,14 +139,14 @@ def offline(cs, bench, cp_id, seconds, drain_timeout=120):
 
 def measure(burst_s=30, offline_s=90, runtime=None, heapsize=None):
     from tools.csms import CsmsThread
-    from tools.simkit.bench import board32_binary
+    from tools.simkit.bench import BOARD32_HEAP, board32_binary
     from tools.simkit.client import BenchProcess
     from tools.bench.fault_latency import _wait
 
     if runtime is None:
         runtime = "board32" if board32_binary() else "micropython"
     if heapsize is None:
-        heapsize = "96K" if runtime == "board32" else "256K"
+        heapsize = BOARD32_HEAP if runtime == "board32" else "256K"
     tmp = tempfile.mkdtemp(prefix="throughput-")
     res = {"runtime": runtime, "heapsize": heapsize}
     try:

@@ -46,6 +46,11 @@ def offered_amps(duty):
     return 0.0
 
 
+# The heap the benchmarks run the firmware in on the board-like interpreter:
+# the integration suite's (tests/integration/rig.py BUDGET, docs/memory.md).
+BOARD32_HEAP = "104K"
+
+
 def board32_binary():
     """The board-like interpreter (32-bit unix port with ROMFS, see
     ../shared/micropython-board32/README.md): $MICROPYTHON_BOARD32, else
