@@ -104,6 +104,17 @@ def _remove(p):
         pass
 
 
+def _cut(idx, n):
+    # Shorten the index to n entries in place. Without the heap for the
+    # slice, the entries after n are marked retired (seq 0) instead.
+    try:
+        idx[n:] = array("I")
+    except MemoryError:
+        for r in range(n, len(idx), 3):
+            idx[r] = 0
+            idx[r + 2] = _DEAD
+
+
 def _header(typ, kind, ln, seq, payload):
     h = bytearray(HDR)
     struct.pack_into("<BBBHI", h, 0, MAGIC, typ, kind, ln, seq)
@@ -124,6 +135,7 @@ class Journal:
         self.recovered = 0  # how many times open() cut a torn/corrupt tail
         self.skipped = 0  # corrupt live records left out by compact()
         self._chunk = None  # copy() buffer
+        self._t = array("I", (0, 0, 0))  # the next index entry, added in one step
         self._reset()
         self._open()
 
@@ -169,6 +181,7 @@ class Journal:
             # Half the index retired: keep the live entries only. A record
             # pending for long (an open transaction's map record) would
             # otherwise hold every entry after it in RAM until compaction.
+            # In place: no allocation can leave it half moved.
             w = 0
             for r in range(h * 3, len(idx), 3):
                 if idx[r + 2] != _DEAD:
@@ -176,7 +189,7 @@ class Journal:
                     idx[w + 1] = idx[r + 1]
                     idx[w + 2] = idx[r + 2]
                     w += 3
-            self._idx = idx[:w]
+            _cut(idx, w)
             self._h = 0
 
     # ---- open / recovery ----------------------------------------------
@@ -301,13 +314,26 @@ class Journal:
             if self._live + need > self.max_bytes:
                 raise JournalFull("journal full")
             self.compact()
+        if self._bad_tail:
+            self.compact()
         seq = self._next
         h = _header(T_DATA, kind, ln, seq, data)
         off = self._size
-        self._write(h, data)
-        self._idx.append(seq)
-        self._idx.append(off)
-        self._idx.append(kind << 16 | ln)
+        # The index entry first, in one step: a MemoryError (no heap block to
+        # grow it) leaves the journal as it was, nothing written. A failed
+        # write takes the entry back (the next write compacts the tail away).
+        idx = self._idx
+        end = len(idx)
+        t = self._t
+        t[0] = seq
+        t[1] = off
+        t[2] = kind << 16 | ln
+        idx.extend(t)
+        try:
+            self._write(h, data)
+        except BaseException:
+            _cut(idx, end)
+            raise
         self._n += 1
         self._live += need
         self._size = off + need

@@ -645,3 +645,126 @@ def test_index_stays_small_behind_a_long_pending_record(tmp_path):
     assert [r[0] for r in j.pending()] == [keep, s]
     j2 = Journal(str(tmp_path / "j.bin"), 65536)  # and the file says the same
     assert [r[2] for r in j2.pending()] == [b'{"map": 1}', b"after"]
+
+
+# ---------------------------------------------------------------- no heap left
+
+class _Heap:
+    """The board's heap running out under the journal's RAM index: growth
+    calls (append/extend) left before a MemoryError (None: no limit), and
+    whether a slice store (shortening the index) fails too."""
+    left = None
+    cut_fails = False
+
+    def spend(self):
+        if self.left is not None:
+            if self.left <= 0:
+                raise MemoryError("memory allocation failed")
+            self.left -= 1
+
+
+def _tight_arrays(monkeypatch, heap):
+    class Tight(jmod.array):
+        def append(self, x):
+            heap.spend()
+            super().append(x)
+
+        def extend(self, x):
+            heap.spend()
+            super().extend(x)
+
+        def __setitem__(self, k, v):
+            if isinstance(k, slice) and heap.cut_fails:
+                raise MemoryError("memory allocation failed")
+            super().__setitem__(k, v)
+
+    monkeypatch.setattr(jmod, "array", Tight)
+
+
+@pytest.mark.parametrize("cut_fails", [False, True])
+@pytest.mark.parametrize("growths", [0, 1, 2])
+def test_no_memory_for_the_index_costs_the_one_append(tmp_path, monkeypatch, growths, cut_fails):
+    """A MemoryError while the index grows (a fragmented heap, a long
+    outage's backlog) costs that one record: the journal stays whole, the
+    next append works and the file says the same (before: an index entry
+    half added shifted every later one: IndexError and garbage lengths in the
+    transaction queue until a reboot)."""
+    heap = _Heap()
+    _tight_arrays(monkeypatch, heap)
+    p = jpath(tmp_path)
+    j = Journal(p)
+    before = [j.append(b"start", 1), j.append(b"meter 1", 3)]
+    heap.left, heap.cut_fails = growths, cut_fails
+    try:
+        before.append(j.append(b"meter 2", 3))
+    except MemoryError:
+        pass
+    heap.left = None
+    after = j.append(b"meter 3", 3)
+    seqs = before + [after]
+    assert [s for s, _, _ in j.pending()] == seqs
+    assert j.first()[0] == seqs[0] and j.count() == len(seqs)
+    for s in seqs:
+        assert j.ack(s)
+    assert j.pending() == [] and j.count() == 0
+    assert Journal(p).pending() == []
+
+
+@pytest.mark.parametrize("cut_fails", [False, True])
+def test_failed_write_leaves_no_index_entry(tmp_path, monkeypatch, cut_fails):
+    """The flash refuses an append half-way: the record is not pending, the
+    next append cuts the torn tail, and a reopen finds what RAM says."""
+    heap = _Heap()
+    _tight_arrays(monkeypatch, heap)
+    heap.cut_fails = cut_fails
+    p = jpath(tmp_path)
+    j = Journal(p)
+    s1 = j.append(b"start", 1)
+    real_open = open
+
+    class Torn:
+        def __init__(self, f):
+            self.f = f
+
+        def seek(self, n):
+            self.f.seek(n)
+
+        def write(self, b):
+            self.f.write(bytes(b)[:5])
+            raise OSError(28, "no space")
+
+        def flush(self):
+            self.f.flush()
+
+        def close(self):
+            self.f.close()
+
+    monkeypatch.setattr(jmod, "open", lambda path, mode="r": Torn(real_open(path, mode))
+                        if mode == "r+b" else real_open(path, mode), raising=False)
+    with pytest.raises(OSError):
+        j.append(b"meter lost", 3)
+    monkeypatch.setattr(jmod, "open", real_open, raising=False)
+    assert [s for s, _, _ in j.pending()] == [s1]
+    s2 = j.append(b"meter next", 3)
+    assert [(s, d) for s, _, d in j.pending()] == [(s1, b"start"), (s2, b"meter next")]
+    assert [(s, d) for s, _, d in Journal(p).pending()] == [(s1, b"start"), (s2, b"meter next")]
+
+
+def test_index_trim_without_heap_keeps_every_record(tmp_path, monkeypatch):
+    """The index drops retired entries in place: with no heap for the slice
+    the moved-from tail is marked retired, nothing pending is lost or doubled."""
+    heap = _Heap()
+    _tight_arrays(monkeypatch, heap)
+    heap.cut_fails = True
+    p = jpath(tmp_path)
+    j = Journal(p)
+    keep = j.append(b"map", 4)
+    live = []
+    for i in range(60):
+        s = j.append(b"m%d" % i, 3)
+        if i % 3:
+            assert j.ack(s)
+        else:
+            live.append(s)
+    assert j.seqs() == [keep] + live and j.count() == 1 + len(live)
+    assert [s for s, _, _ in Journal(p).pending()] == [keep] + live
