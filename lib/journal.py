@@ -35,6 +35,7 @@ _CHUNK = 256  # records are checked and copied through a buffer this size, never
 _VERSION = 1  # kind byte of the HEAD record
 _DEAD = 0xFFFFFFFF  # index "meta" of a retired entry
 _SEQ_MASK = 0xFFFFFFFF
+_SLOTS = 48  # index numbers per part (16 entries, 192 bytes)
 
 
 class JournalError(Exception):
@@ -104,15 +105,41 @@ def _remove(p):
         pass
 
 
-def _cut(idx, n):
-    # Shorten the index to n entries in place. Without the heap for the
-    # slice, the entries after n are marked retired (seq 0) instead.
-    try:
-        idx[n:] = array("I")
-    except MemoryError:
-        for r in range(n, len(idx), 3):
-            idx[r] = 0
-            idx[r + 2] = _DEAD
+class _Index:
+    # The RAM index as small arrays of _SLOTS numbers each: growing it never
+    # needs one large free block (a long outage's backlog on a fragmented
+    # heap: a flat array of 80 entries already found no 972-byte block).
+    def __init__(self):
+        self.c = []
+        self.n = 0
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return self.c[i // _SLOTS][i % _SLOTS]
+
+    def __setitem__(self, i, v):
+        self.c[i // _SLOTS][i % _SLOTS] = v
+
+    def add(self, seq, off, meta):
+        # One entry; a MemoryError (no block for a new part) changes nothing.
+        n = self.n
+        if n == len(self.c) * _SLOTS:
+            self.c.append(array("I", bytes(4 * _SLOTS)))
+        a = self.c[n // _SLOTS]
+        k = n % _SLOTS
+        a[k] = seq
+        a[k + 1] = off
+        a[k + 2] = meta
+        self.n = n + 3
+
+    def cut(self, n):
+        # The first n numbers kept; no allocation.
+        self.n = n
+        c = self.c
+        while len(c) * _SLOTS >= n + _SLOTS:
+            c.pop()
 
 
 def _header(typ, kind, ln, seq, payload):
@@ -135,17 +162,16 @@ class Journal:
         self.recovered = 0  # how many times open() cut a torn/corrupt tail
         self.skipped = 0  # corrupt live records left out by compact()
         self._chunk = None  # copy() buffer
-        self._t = array("I", (0, 0, 0))  # the next index entry, added in one step
         self._reset()
         self._open()
 
     # ---- index -------------------------------------------------------
-    # Flat array of triples (seq, offset, meta), meta = kind << 16 | length
-    # or _DEAD once retired. Entries are in append (= seq) order; _h is the
+    # Triples (seq, offset, meta), meta = kind << 16 | length or _DEAD once
+    # retired, in _Index parts. Entries are in append (= seq) order; _h is the
     # first entry that may be live. 12 bytes per pending record, no data.
 
     def _reset(self):
-        self._idx = array("I")
+        self._idx = _Index()
         self._h = 0
         self._n = 0  # live entries
         self._live = HEAD_LEN  # bytes the live records (and HEAD) occupy
@@ -189,7 +215,7 @@ class Journal:
                     idx[w + 1] = idx[r + 1]
                     idx[w + 2] = idx[r + 2]
                     w += 3
-            _cut(idx, w)
+            idx.cut(w)
             self._h = 0
 
     # ---- open / recovery ----------------------------------------------
@@ -260,9 +286,7 @@ class Journal:
                     head_seq = seq
                     declared = struct.unpack_from("<I", buf, 0)[0]
                 elif typ == T_DATA:
-                    self._idx.append(seq)
-                    self._idx.append(off)
-                    self._idx.append(kind << 16 | ln)
+                    self._idx.add(seq, off, kind << 16 | ln)
                     self._n += 1
                     self._live += HDR + ln
                     self._last = seq
@@ -324,15 +348,11 @@ class Journal:
         # write takes the entry back (the next write compacts the tail away).
         idx = self._idx
         end = len(idx)
-        t = self._t
-        t[0] = seq
-        t[1] = off
-        t[2] = kind << 16 | ln
-        idx.extend(t)
+        idx.add(seq, off, kind << 16 | ln)
         try:
             self._write(h, data)
         except BaseException:
-            _cut(idx, end)
+            idx.cut(end)
             raise
         self._n += 1
         self._live += need
@@ -374,7 +394,7 @@ class Journal:
         new = p + ".new"
         idx = self._idx
         total = self._live
-        nidx = array("I")
+        nidx = _Index()
         src = None
         try:
             src = open(p, "rb")
@@ -411,9 +431,7 @@ class Journal:
                                     src.readinto(mv[:k])
                                     out.write(mv[:k])
                                     left -= k
-                                nidx.append(idx[i])
-                                nidx.append(off)
-                                nidx.append(meta)
+                                nidx.add(idx[i], off, meta)
                                 off += n
                             else:
                                 skipped += 1
