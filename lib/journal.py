@@ -36,6 +36,7 @@ _VERSION = 1  # kind byte of the HEAD record
 _DEAD = 0xFFFFFFFF  # index "meta" of a retired entry
 _SEQ_MASK = 0xFFFFFFFF
 _SLOTS = 48  # index numbers per part (16 entries, 192 bytes)
+_BAD = 0x1000000  # meta flag while compact() leaves a damaged record out (kind < 256)
 
 
 class JournalError(Exception):
@@ -366,9 +367,9 @@ class Journal:
         if i < 0:
             return False
         if self._size + HDR > self.max_bytes:
-            # No room for the marker: the rewrite without the record is the ack.
-            self._kill(i)
-            self.compact()
+            # No room for the marker: the rewrite without the record is the
+            # ack (nothing changes if it fails).
+            self.compact(seq)
             return True
         self._write(_header(typ, 0, 0, seq, None), None)
         self._size += HDR
@@ -388,33 +389,33 @@ class Journal:
     def _dead(self):
         return self._size - self._live
 
-    def compact(self):
-        """Rewrite only the live records to path + ".new", then rename it over path."""
+    def compact(self, skip=0):
+        """Rewrite only the live records (not seq `skip`) to path + ".new", then
+        rename it over path. The RAM index changes only after the rename, in
+        place: a MemoryError or flash error before leaves the journal as it was."""
         p = self.path
         new = p + ".new"
         idx = self._idx
-        total = self._live
-        nidx = _Index()
         src = None
         try:
             src = open(p, "rb")
         except OSError:
             pass
-        skipped = 0
         try:
             out = open(new, "wb")
             try:
-                pl = struct.pack("<I", total)
+                pl = struct.pack("<I", self._live)
                 out.write(_header(T_HEAD, _VERSION, 4, self._next, pl))
                 out.write(pl)
                 off = HEAD_LEN
+                skipped = 0
                 if self._n:
                     buf = bytearray(_CHUNK)
                     mv = memoryview(buf)
                     i = self._h * 3
                     while i < len(idx):
                         meta = idx[i + 2]
-                        if meta != _DEAD:
+                        if meta != _DEAD and idx[i] != skip:
                             n = HDR + (meta & 0xFFFF)
                             ok = False
                             if src is not None:
@@ -423,7 +424,7 @@ class Journal:
                                 if src.readinto(mv[:HDR]) == HDR:
                                     crc = struct.unpack_from("<I", buf, 9)[0]
                                     ok = _crc32_from(src, n - HDR, mv, _crc32(mv[:9])) == crc
-                            if ok and src is not None:
+                            if ok:
                                 src.seek(idx[i + 1])
                                 left = n
                                 while left:
@@ -431,12 +432,12 @@ class Journal:
                                     src.readinto(mv[:k])
                                     out.write(mv[:k])
                                     left -= k
-                                nidx.add(idx[i], off, meta)
                                 off += n
                             else:
                                 skipped += 1
+                                idx[i + 2] = meta | _BAD  # damaged: left out below
                         i += 3
-                if skipped:
+                if off != self._live or skipped:
                     # Fix up the declared length in the HEAD record.
                     pl = struct.pack("<I", off)
                     out.seek(0)
@@ -445,19 +446,45 @@ class Journal:
                 out.flush()
             finally:
                 out.close()
+        except BaseException:
+            self._undamage()
+            raise
         finally:
             if src is not None:
                 src.close()
-        fsutil.sync()
-        fsutil.replace(new, p)
-        self._idx = nidx
+        try:
+            fsutil.sync()
+            fsutil.replace(new, p)
+        except BaseException:
+            self._undamage()
+            raise
+        # The new file holds the live records in the same order: the index
+        # takes their new offsets in place, without the retired entries.
+        w = 0
+        off = HEAD_LEN
+        for r in range(self._h * 3, len(idx), 3):
+            meta = idx[r + 2]
+            if meta != _DEAD and idx[r] != skip and not meta & _BAD:
+                idx[w] = idx[r]
+                idx[w + 1] = off
+                idx[w + 2] = meta
+                off += HDR + (meta & 0xFFFF)
+                w += 3
+        idx.cut(w)
         self._h = 0
-        self._n = len(nidx) // 3
+        self._n = w // 3
         self._live = off
         self._size = off
         self._bad_tail = False
         self.skipped += skipped
         self.compactions += 1
+
+    def _undamage(self):
+        idx = self._idx
+        for r in range(2, len(idx), 3):
+            m = idx[r]
+            if m != _DEAD and m & _BAD:
+                idx[r] = m & ~_BAD
 
     # ---- reading ---------------------------------------------------------
 

@@ -748,3 +748,77 @@ def test_index_trim_in_place_keeps_every_record(tmp_path):
     assert j.seqs() == [keep] + live and j.count() == 1 + len(live)
     assert [s for s, _, _ in j.pending()] == [keep] + live
     assert [s for s, _, _ in Journal(p).pending()] == [keep] + live
+
+
+def _failing_new_file(monkeypatch, after_writes):
+    """The compaction's new file: a MemoryError after `after_writes` writes
+    (0: at open), as on a heap with no block left."""
+    real_open = open
+
+    class Out:
+        def __init__(self, f):
+            self.f, self.n = f, 0
+
+        def write(self, b):
+            if self.n >= after_writes:
+                raise MemoryError("memory allocation failed")
+            self.n += 1
+            return self.f.write(b)
+
+        def __getattr__(self, k):
+            return getattr(self.f, k)
+
+    def fake(path, mode="r"):
+        if path.endswith(".new") and "w" in mode:
+            if after_writes == 0:
+                raise MemoryError("memory allocation failed")
+            return Out(real_open(path, mode))
+        return real_open(path, mode)
+
+    monkeypatch.setattr(jmod, "open", fake, raising=False)
+
+
+@pytest.mark.parametrize("after_writes", [0, 1, 3, 6])
+def test_full_journal_drop_without_memory_changes_nothing(tmp_path, monkeypatch, after_writes):
+    """Full: dropping the oldest record is a rewrite without it. When the
+    rewrite fails (no heap), the record is still pending, in RAM as on flash
+    (before: it was gone from RAM only, and each later try dropped one more)."""
+    p = jpath(tmp_path)
+    j = Journal(p, max_bytes=400)
+    seqs = []
+    with pytest.raises(JournalFull):
+        for i in range(100):
+            seqs.append(j.append(b"sample %02d" % i + b"." * 31, 3))  # 7 fill it, no marker fits
+    for _ in range(3):  # no marker fits: a drop is a rewrite
+        _failing_new_file(monkeypatch, after_writes)
+        with pytest.raises(MemoryError):
+            j.drop(seqs[0])
+        monkeypatch.undo()
+        assert [s for s, _, _ in j.pending()] == seqs and j.count() == len(seqs)
+        assert [s for s, _, _ in Journal(p, max_bytes=400).pending()] == seqs
+    assert j.drop(seqs[0])
+    assert [s for s, _, _ in j.pending()] == seqs[1:]
+    s = j.append(b"newest", 3)
+    assert [s for s, _, _ in Journal(p, max_bytes=400).pending()] == seqs[1:] + [s]
+
+
+@pytest.mark.parametrize("after_writes", [0, 2, 5])
+def test_compaction_without_memory_keeps_the_journal(tmp_path, monkeypatch, after_writes):
+    p = jpath(tmp_path)
+    j = Journal(p, max_bytes=1000)
+    live = []
+    for i in range(20):
+        s = j.append(b"r%02d" % i + b"-" * 20, 3)
+        if i % 2:
+            j.ack(s)
+        else:
+            live.append(s)
+    _failing_new_file(monkeypatch, after_writes)
+    with pytest.raises(MemoryError):
+        j.compact()
+    monkeypatch.undo()
+    assert [s for s, _, _ in j.pending()] == live
+    s = j.append(b"after", 3)
+    j.compact()
+    assert [s for s, _, _ in j.pending()] == live + [s]
+    assert [(q, d) for q, _, d in Journal(p, max_bytes=1000).pending()] == [(q, d) for q, _, d in j.pending()]
