@@ -424,7 +424,7 @@ class Journal:
                                 if src.readinto(mv[:HDR]) == HDR:
                                     crc = struct.unpack_from("<I", buf, 9)[0]
                                     ok = _crc32_from(src, n - HDR, mv, _crc32(mv[:9])) == crc
-                            if ok:
+                            if ok and src is not None:
                                 src.seek(idx[i + 1])
                                 left = n
                                 while left:
