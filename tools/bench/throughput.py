@@ -165,9 +165,13 @@ def offline(cs, bench, cp_id, seconds, drain_timeout=120):
     res = {"offline": seconds, "dropped_logs": _log_count(bench, "journal full: oldest meter values dropped"),
            "no_memory_logs": _log_count(bench, "no memory: meter values dropped")}
     _summary(res, replayed, t_up)
-    # samples taken while offline (one a second) that never arrived: lost or skipped late
-    got = {r[2] for r in replayed if wall_down <= r[2] < wall_up}
-    res["offline_missing"] = max(0, int(wall_up - wall_down) - 1 - len(got))
+    # Samples taken while offline (one a second) that never came: lost or
+    # skipped late. Sample timestamps are whole seconds: one in each second
+    # after the one the link went down in, up to the one before it came back.
+    lo, hi = int(wall_down) + 1, int(wall_up - 0.5) - 1
+    got = {r[2] for r in replayed if lo <= r[2] <= hi}
+    res["offline_missing"] = max(0, hi - lo + 1 - len(got))
+    res["missing_at"] = [t - int(wall_down) for t in sorted(set(range(lo, hi + 1)) - got)][:10]
     return res
 
 
@@ -318,6 +322,8 @@ def table(res):
         "%-44s %12s %12s" % ("drain: link up -> last replayed, s", _f(o.get("drain")), "-"),
         "%-44s %12s %12s" % ("MeterValues replayed per second", _f(o.get("rate")), "-"),
         "reboots during the run: %d; violations at the central system: %d" % (res["boots"] - 1, res["violations"])]
+    if o.get("missing_at"):
+        lines.append("offline samples never replayed, s after link down: %s" % o["missing_at"])
     return lines
 
 
