@@ -24,6 +24,9 @@ class Operations:
         # Status of a diagnostics upload / firmware update, as TriggerMessage
         # reports it; the firmware-management code sets these ("Idle": nothing in progress).
         self.diagnostics_status = self.firmware_status = "Idle"
+        # Triggered messages not yet sent, (requestedMessage, connectorId): a
+        # burst of TriggerMessage costs one task per message, not per request.
+        self._trig = []
         self.busy = lambda: False  # a transaction runs (when_busy()): an update waits
         cp.on("UpdateFirmware", self.update_firmware)
         cp.on("GetDiagnostics", self.get_diagnostics)
@@ -73,7 +76,10 @@ class Operations:
             connector = what
         if fn is None:
             return {"status": "NotImplemented"}
-        asyncio.create_task(self._later(what, (fn,), connector))
+        key = (what, connector)
+        if key not in self._trig:  # else the message on its way answers this request too
+            self._trig.append(key)
+            asyncio.create_task(self._later(what, (fn,), connector, key))
         return {"status": "Accepted"}
 
     async def status_note(self, what, status=None):
@@ -163,10 +169,12 @@ class Operations:
             self.board.system.reset()
             log.error("app", "reset attempt %d failed" % (attempt + 1))
 
-    async def _later(self, what, fns, arg):
+    async def _later(self, what, fns, arg, key=None):
         # Runs as its own task: the triggered message or the reset must follow
         # our answer to the request.
         await asyncio.sleep(0.05)
+        if key is not None:
+            self._trig.remove(key)  # a trigger from now on gets a message of its own
         for fn in fns:
             try:
                 await fn(arg)

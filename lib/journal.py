@@ -35,6 +35,8 @@ _CHUNK = 256  # records are checked and copied through a buffer this size, never
 _VERSION = 1  # kind byte of the HEAD record
 _DEAD = 0xFFFFFFFF  # index "meta" of a retired entry
 _SEQ_MASK = 0xFFFFFFFF
+_SLOTS = 48  # index numbers per part (16 entries, 192 bytes)
+_BAD = 0x1000000  # meta flag while compact() leaves a damaged record out (kind < 256)
 
 
 class JournalError(Exception):
@@ -104,6 +106,43 @@ def _remove(p):
         pass
 
 
+class _Index:
+    # The RAM index as small arrays of _SLOTS numbers each: growing it never
+    # needs one large free block (a long outage's backlog on a fragmented
+    # heap: a flat array of 80 entries already found no 972-byte block).
+    def __init__(self):
+        self.c = []
+        self.n = 0
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return self.c[i // _SLOTS][i % _SLOTS]
+
+    def __setitem__(self, i, v):
+        self.c[i // _SLOTS][i % _SLOTS] = v
+
+    def add(self, seq, off, meta):
+        # One entry; a MemoryError (no block for a new part) changes nothing.
+        n = self.n
+        if n == len(self.c) * _SLOTS:
+            self.c.append(array("I", bytes(4 * _SLOTS)))
+        a = self.c[n // _SLOTS]
+        k = n % _SLOTS
+        a[k] = seq
+        a[k + 1] = off
+        a[k + 2] = meta
+        self.n = n + 3
+
+    def cut(self, n):
+        # The first n numbers kept; no allocation.
+        self.n = n
+        c = self.c
+        while len(c) * _SLOTS >= n + _SLOTS:
+            c.pop()
+
+
 def _header(typ, kind, ln, seq, payload):
     h = bytearray(HDR)
     struct.pack_into("<BBBHI", h, 0, MAGIC, typ, kind, ln, seq)
@@ -128,12 +167,12 @@ class Journal:
         self._open()
 
     # ---- index -------------------------------------------------------
-    # Flat array of triples (seq, offset, meta), meta = kind << 16 | length
-    # or _DEAD once retired. Entries are in append (= seq) order; _h is the
+    # Triples (seq, offset, meta), meta = kind << 16 | length or _DEAD once
+    # retired, in _Index parts. Entries are in append (= seq) order; _h is the
     # first entry that may be live. 12 bytes per pending record, no data.
 
     def _reset(self):
-        self._idx = array("I")
+        self._idx = _Index()
         self._h = 0
         self._n = 0  # live entries
         self._live = HEAD_LEN  # bytes the live records (and HEAD) occupy
@@ -169,6 +208,7 @@ class Journal:
             # Half the index retired: keep the live entries only. A record
             # pending for long (an open transaction's map record) would
             # otherwise hold every entry after it in RAM until compaction.
+            # In place: no allocation can leave it half moved.
             w = 0
             for r in range(h * 3, len(idx), 3):
                 if idx[r + 2] != _DEAD:
@@ -176,7 +216,7 @@ class Journal:
                     idx[w + 1] = idx[r + 1]
                     idx[w + 2] = idx[r + 2]
                     w += 3
-            self._idx = idx[:w]
+            idx.cut(w)
             self._h = 0
 
     # ---- open / recovery ----------------------------------------------
@@ -247,9 +287,7 @@ class Journal:
                     head_seq = seq
                     declared = struct.unpack_from("<I", buf, 0)[0]
                 elif typ == T_DATA:
-                    self._idx.append(seq)
-                    self._idx.append(off)
-                    self._idx.append(kind << 16 | ln)
+                    self._idx.add(seq, off, kind << 16 | ln)
                     self._n += 1
                     self._live += HDR + ln
                     self._last = seq
@@ -301,13 +339,22 @@ class Journal:
             if self._live + need > self.max_bytes:
                 raise JournalFull("journal full")
             self.compact()
+        if self._bad_tail:
+            self.compact()
         seq = self._next
         h = _header(T_DATA, kind, ln, seq, data)
         off = self._size
-        self._write(h, data)
-        self._idx.append(seq)
-        self._idx.append(off)
-        self._idx.append(kind << 16 | ln)
+        # The index entry first, in one step: a MemoryError (no heap block to
+        # grow it) leaves the journal as it was, nothing written. A failed
+        # write takes the entry back (the next write compacts the tail away).
+        idx = self._idx
+        end = len(idx)
+        idx.add(seq, off, kind << 16 | ln)
+        try:
+            self._write(h, data)
+        except BaseException:
+            idx.cut(end)
+            raise
         self._n += 1
         self._live += need
         self._size = off + need
@@ -320,9 +367,9 @@ class Journal:
         if i < 0:
             return False
         if self._size + HDR > self.max_bytes:
-            # No room for the marker: the rewrite without the record is the ack.
-            self._kill(i)
-            self.compact()
+            # No room for the marker: the rewrite without the record is the
+            # ack (nothing changes if it fails).
+            self.compact(seq)
             return True
         self._write(_header(typ, 0, 0, seq, None), None)
         self._size += HDR
@@ -342,33 +389,33 @@ class Journal:
     def _dead(self):
         return self._size - self._live
 
-    def compact(self):
-        """Rewrite only the live records to path + ".new", then rename it over path."""
+    def compact(self, skip=0):
+        """Rewrite only the live records (not seq `skip`) to path + ".new", then
+        rename it over path. The RAM index changes only after the rename, in
+        place: a MemoryError or flash error before leaves the journal as it was."""
         p = self.path
         new = p + ".new"
         idx = self._idx
-        total = self._live
-        nidx = array("I")
         src = None
         try:
             src = open(p, "rb")
         except OSError:
             pass
-        skipped = 0
         try:
             out = open(new, "wb")
             try:
-                pl = struct.pack("<I", total)
+                pl = struct.pack("<I", self._live)
                 out.write(_header(T_HEAD, _VERSION, 4, self._next, pl))
                 out.write(pl)
                 off = HEAD_LEN
+                skipped = 0
                 if self._n:
                     buf = bytearray(_CHUNK)
                     mv = memoryview(buf)
                     i = self._h * 3
                     while i < len(idx):
                         meta = idx[i + 2]
-                        if meta != _DEAD:
+                        if meta != _DEAD and idx[i] != skip:
                             n = HDR + (meta & 0xFFFF)
                             ok = False
                             if src is not None:
@@ -385,14 +432,12 @@ class Journal:
                                     src.readinto(mv[:k])
                                     out.write(mv[:k])
                                     left -= k
-                                nidx.append(idx[i])
-                                nidx.append(off)
-                                nidx.append(meta)
                                 off += n
                             else:
                                 skipped += 1
+                                idx[i + 2] = meta | _BAD  # damaged: left out below
                         i += 3
-                if skipped:
+                if off != self._live or skipped:
                     # Fix up the declared length in the HEAD record.
                     pl = struct.pack("<I", off)
                     out.seek(0)
@@ -401,19 +446,45 @@ class Journal:
                 out.flush()
             finally:
                 out.close()
+        except BaseException:
+            self._undamage()
+            raise
         finally:
             if src is not None:
                 src.close()
-        fsutil.sync()
-        fsutil.replace(new, p)
-        self._idx = nidx
+        try:
+            fsutil.sync()
+            fsutil.replace(new, p)
+        except BaseException:
+            self._undamage()
+            raise
+        # The new file holds the live records in the same order: the index
+        # takes their new offsets in place, without the retired entries.
+        w = 0
+        off = HEAD_LEN
+        for r in range(self._h * 3, len(idx), 3):
+            meta = idx[r + 2]
+            if meta != _DEAD and idx[r] != skip and not meta & _BAD:
+                idx[w] = idx[r]
+                idx[w + 1] = off
+                idx[w + 2] = meta
+                off += HDR + (meta & 0xFFFF)
+                w += 3
+        idx.cut(w)
         self._h = 0
-        self._n = len(nidx) // 3
+        self._n = w // 3
         self._live = off
         self._size = off
         self._bad_tail = False
         self.skipped += skipped
         self.compactions += 1
+
+    def _undamage(self):
+        idx = self._idx
+        for r in range(2, len(idx), 3):
+            m = idx[r]
+            if m != _DEAD and m & _BAD:
+                idx[r] = m & ~_BAD
 
     # ---- reading ---------------------------------------------------------
 

@@ -8,7 +8,7 @@ wire and the bench's hardware outputs (relay, lock, pilot duty, signals).
 import os
 import time
 
-from tools.simkit.bench import MP64_HEAP, board32_binary
+from tools.simkit.bench import BOARD32_HEAP, MP64_HEAP, board32_binary
 from tools.simkit.client import BenchProcess
 
 # Every integration test runs the firmware inside a bounded heap, so memory
@@ -22,7 +22,7 @@ from tools.simkit.client import BenchProcess
 # JOLT_TEST_HEAP overrides the heap; "0" means the interpreter default.
 BOARD32 = board32_binary()
 RUNTIME = "board32" if BOARD32 else "micropython"
-BUDGET = "112K"  # 104K until the pool of interned names was taken at boot (docs/memory.md)
+BUDGET = BOARD32_HEAP
 TLS_HEAP = MP64_HEAP
 HEAP = os.environ.get("JOLT_TEST_HEAP", BUDGET if BOARD32 else TLS_HEAP)
 if HEAP == "0":

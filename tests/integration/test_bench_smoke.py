@@ -2,9 +2,15 @@
 parameters (seconds each), checking that it measures and that its figures are
 sane. The full run (`make bench`, ~10 min) is not part of `make test`."""
 import os
+import socket
+import statistics
+import subprocess
+import time
 
 from tools.bench import boot, roundtrip, run_all, size, throughput
-from tools.simkit.bench import board32_binary
+from tools.simkit.bench import board32_binary, micropython_binary
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_roundtrip_both_charge_points_answer_every_call():
@@ -55,6 +61,42 @@ def test_throughput_burst_faults_heartbeats_and_offline_replay():
     assert b["heartbeats"] >= 1 and b["max_gap"] <= 1.5 * throughput.HB
     assert b["faults"] >= 1 and 0 < b["fault_max"] < 500  # loose: a loaded machine; the budget is in the report
     assert o["replayed"] >= 2 and o["drain"] < 30 and o["rate"] > 0
+
+
+def test_outputs_written_back_to_back_reach_the_bench_at_once():
+    """The bench HAL's link: a relay line written right after another output
+    (a watchdog feed) arrives with it, not after the bench's delayed ACK of
+    the first (~40 ms with Nagle on: the one 48.6 ms fault-to-relay-open
+    outlier of the throughput benchmark). The bench answers each pair with an
+    input line, as it does, which puts its side in delayed-ACK mode."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    script = ("import sys, time\nsys.path.insert(0, '.')\nfrom hal.sim.board import Board\nb = Board()\n"
+              "for i in range(20):\n    b.out('wdt', 1000 + i)\n    b.out('relay', i % 2 == 0)\n"
+              "    time.sleep_ms(50)\n")
+    env = dict(os.environ, JOLT_HW="127.0.0.1:%d" % srv.getsockname()[1])
+    proc = subprocess.Popen([board32_binary() or micropython_binary(), "-c", script], cwd=ROOT, env=env)
+    gaps = []
+    try:
+        srv.settimeout(10)
+        conn, _ = srv.accept()
+        conn.settimeout(10)
+        conn.sendall(b'{"in": {"net": true}}\n')
+        f = conn.makefile("rb")
+        t_first = None
+        while len(gaps) < 20:
+            line = f.readline()
+            assert line, "the board closed the link after %d pairs" % len(gaps)
+            if b'"wdt"' in line:
+                t_first = time.monotonic()
+            elif b'"relay"' in line and t_first is not None:
+                gaps.append((time.monotonic() - t_first) * 1000)
+                conn.sendall(b'{"in": {"hi": 9000}}\n')
+    finally:
+        proc.wait(10)
+        srv.close()
+    assert statistics.median(gaps) < 10, gaps  # Nagle: ~40 ms each
 
 
 def test_report_is_saved_with_load_average(tmp_path, monkeypatch):

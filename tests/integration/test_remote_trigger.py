@@ -37,3 +37,21 @@ def test_trigger_message_every_message_with_and_without_connector(tmp_path, csms
         time.sleep(0.5)
         assert [m for m in csms.messages if m["t"] >= t_rej and m["dir"] == "in" and m["type"] == 2
                 and m["action"] in MESSAGES] == []
+
+
+def test_a_burst_of_triggers_is_all_accepted_and_answered_by_a_message_after_the_last(tmp_path, csms):
+    """TriggerMessage as fast as the charger answers (tools/bench/throughput.py's
+    burst): every request is Accepted and the message follows the last answer.
+    Requests that come while the same message is still to be sent share it
+    (one task per message, not per request: a task each ran the 104K heap
+    out of memory under the burst, and CALLs were answered InternalError)."""
+    with Rig(tmp_path, csms) as rig:
+        for p in ({"requestedMessage": "Heartbeat"}, {"requestedMessage": "StatusNotification", "connectorId": 1}):
+            t0 = time.monotonic()
+            for _ in range(30):
+                assert rig.call("TriggerMessage", p)["status"] == "Accepted", p
+            t_last = answer_time(csms, t0)
+            rig.csms.wait_message(p["requestedMessage"], since_t=t_last, timeout=5)
+            sent = [m for m in csms.messages if m["t"] >= t0 and m["dir"] == "in" and m["type"] == 2
+                    and m["action"] == p["requestedMessage"]]
+            assert 1 <= len(sent) <= 30

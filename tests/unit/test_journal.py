@@ -645,3 +645,180 @@ def test_index_stays_small_behind_a_long_pending_record(tmp_path):
     assert [r[0] for r in j.pending()] == [keep, s]
     j2 = Journal(str(tmp_path / "j.bin"), 65536)  # and the file says the same
     assert [r[2] for r in j2.pending()] == [b'{"map": 1}', b"after"]
+
+
+# ---------------------------------------------------------------- no heap left
+
+class _Heap:
+    """The board's heap running out under the journal's RAM index: new index
+    parts that can still be allocated (None: no limit)."""
+    left = None
+
+
+def _tight_arrays(monkeypatch, heap):
+    class Tight(jmod.array):
+        def __new__(cls, *a):
+            if heap.left is not None:
+                if heap.left <= 0:
+                    raise MemoryError("memory allocation failed")
+                heap.left -= 1
+            return super().__new__(cls, *a)
+
+    monkeypatch.setattr(jmod, "array", Tight)
+
+
+def test_no_memory_for_the_index_costs_the_one_append(tmp_path, monkeypatch):
+    """A MemoryError while the index grows (a fragmented heap, a long
+    outage's backlog) costs that one record: the journal stays whole, the
+    next append works and the file says the same (before: an index entry
+    half added shifted every later one: IndexError and garbage lengths in the
+    transaction queue until a reboot)."""
+    heap = _Heap()
+    _tight_arrays(monkeypatch, heap)
+    p = jpath(tmp_path)
+    j = Journal(p)
+    seqs = [j.append(b"start", 1)]
+    heap.left = 1
+    with pytest.raises(MemoryError):
+        for i in range(100):  # until the index needs a part the heap has no room for
+            seqs.append(None)
+            seqs[-1] = j.append(b"meter %d" % i, 3)
+    seqs.pop()
+    assert len(seqs) > 16 and [s for s, _, _ in j.pending()] == seqs
+    heap.left = None
+    seqs.append(j.append(b"meter next", 3))
+    assert [s for s, _, _ in j.pending()] == seqs and j.count() == len(seqs)
+    assert j.first()[2] == b"start" and j.pending()[-1][2] == b"meter next"
+    assert [s for s, _, _ in Journal(p).pending()] == seqs
+    for s in seqs:
+        assert j.ack(s)
+    assert j.pending() == [] and Journal(p).pending() == []
+
+
+def test_failed_write_leaves_no_index_entry(tmp_path, monkeypatch):
+    """The flash refuses an append half-way: the record is not pending, the
+    next append cuts the torn tail, and a reopen finds what RAM says."""
+    p = jpath(tmp_path)
+    j = Journal(p)
+    s1 = j.append(b"start", 1)
+    real_open = open
+
+    class Torn:
+        def __init__(self, f):
+            self.f = f
+
+        def seek(self, n):
+            self.f.seek(n)
+
+        def write(self, b):
+            self.f.write(bytes(b)[:5])
+            raise OSError(28, "no space")
+
+        def flush(self):
+            self.f.flush()
+
+        def close(self):
+            self.f.close()
+
+    monkeypatch.setattr(jmod, "open", lambda path, mode="r": Torn(real_open(path, mode))
+                        if mode == "r+b" else real_open(path, mode), raising=False)
+    with pytest.raises(OSError):
+        j.append(b"meter lost", 3)
+    monkeypatch.setattr(jmod, "open", real_open, raising=False)
+    assert [s for s, _, _ in j.pending()] == [s1]
+    s2 = j.append(b"meter next", 3)
+    assert [(s, d) for s, _, d in j.pending()] == [(s1, b"start"), (s2, b"meter next")]
+    assert [(s, d) for s, _, d in Journal(p).pending()] == [(s1, b"start"), (s2, b"meter next")]
+
+
+def test_index_trim_in_place_keeps_every_record(tmp_path):
+    """Retired entries leave the index in place (behind a long-pending
+    record), with nothing pending lost or doubled."""
+    p = jpath(tmp_path)
+    j = Journal(p)
+    keep = j.append(b"map", 4)
+    live = []
+    for i in range(100):
+        s = j.append(b"m%d" % i, 3)
+        if i % 3:
+            assert j.ack(s)
+        else:
+            live.append(s)
+    assert len(j._idx) < 3 * 60
+    assert j.seqs() == [keep] + live and j.count() == 1 + len(live)
+    assert [s for s, _, _ in j.pending()] == [keep] + live
+    assert [s for s, _, _ in Journal(p).pending()] == [keep] + live
+
+
+def _failing_new_file(monkeypatch, after_writes):
+    """The compaction's new file: a MemoryError after `after_writes` writes
+    (0: at open), as on a heap with no block left."""
+    real_open = open
+
+    class Out:
+        def __init__(self, f):
+            self.f, self.n = f, 0
+
+        def write(self, b):
+            if self.n >= after_writes:
+                raise MemoryError("memory allocation failed")
+            self.n += 1
+            return self.f.write(b)
+
+        def __getattr__(self, k):
+            return getattr(self.f, k)
+
+    def fake(path, mode="r"):
+        if path.endswith(".new") and "w" in mode:
+            if after_writes == 0:
+                raise MemoryError("memory allocation failed")
+            return Out(real_open(path, mode))
+        return real_open(path, mode)
+
+    monkeypatch.setattr(jmod, "open", fake, raising=False)
+
+
+@pytest.mark.parametrize("after_writes", [0, 1, 3, 6])
+def test_full_journal_drop_without_memory_changes_nothing(tmp_path, monkeypatch, after_writes):
+    """Full: dropping the oldest record is a rewrite without it. When the
+    rewrite fails (no heap), the record is still pending, in RAM as on flash
+    (before: it was gone from RAM only, and each later try dropped one more)."""
+    p = jpath(tmp_path)
+    j = Journal(p, max_bytes=400)
+    seqs = []
+    with pytest.raises(JournalFull):
+        for i in range(100):
+            seqs.append(j.append(b"sample %02d" % i + b"." * 31, 3))  # 7 fill it, no marker fits
+    for _ in range(3):  # no marker fits: a drop is a rewrite
+        _failing_new_file(monkeypatch, after_writes)
+        with pytest.raises(MemoryError):
+            j.drop(seqs[0])
+        monkeypatch.undo()
+        assert [s for s, _, _ in j.pending()] == seqs and j.count() == len(seqs)
+        assert [s for s, _, _ in Journal(p, max_bytes=400).pending()] == seqs
+    assert j.drop(seqs[0])
+    assert [s for s, _, _ in j.pending()] == seqs[1:]
+    s = j.append(b"newest", 3)
+    assert [s for s, _, _ in Journal(p, max_bytes=400).pending()] == seqs[1:] + [s]
+
+
+@pytest.mark.parametrize("after_writes", [0, 2, 5])
+def test_compaction_without_memory_keeps_the_journal(tmp_path, monkeypatch, after_writes):
+    p = jpath(tmp_path)
+    j = Journal(p, max_bytes=1000)
+    live = []
+    for i in range(20):
+        s = j.append(b"r%02d" % i + b"-" * 20, 3)
+        if i % 2:
+            j.ack(s)
+        else:
+            live.append(s)
+    _failing_new_file(monkeypatch, after_writes)
+    with pytest.raises(MemoryError):
+        j.compact()
+    monkeypatch.undo()
+    assert [s for s, _, _ in j.pending()] == live
+    s = j.append(b"after", 3)
+    j.compact()
+    assert [s for s, _, _ in j.pending()] == live + [s]
+    assert [(q, d) for q, _, d in Journal(p, max_bytes=1000).pending()] == [(q, d) for q, _, d in j.pending()]

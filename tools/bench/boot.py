@@ -8,8 +8,8 @@ new board installs the firmware first (tools/simkit: .mpy files or the ROMFS
 image), so it is reported apart; then the board is powered off and on again
 `--cycles` times (after each boot has reached Available).
 
-  board32      the board-like 32-bit interpreter, modules in a ROMFS image, 96K heap
-  micropython  the venv's 64-bit interpreter, .mpy files on the simulated flash, 256K heap
+  board32      the board-like 32-bit interpreter, modules in a ROMFS image, the integration suite's heap (BOARD32_HEAP, 112K)
+  micropython  the venv's 64-bit interpreter, .mpy files on the simulated flash, MP64_HEAP (320K)
 
     .venv/bin/python tools/bench/boot.py [--cycles 10]
 """
@@ -25,8 +25,9 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from tools.bench.stats import pct  # noqa: E402
+from tools.simkit.bench import BOARD32_HEAP, MP64_HEAP  # noqa: E402
 
-HEAPS = {"board32": "96K", "micropython": "256K"}
+HEAPS = {"board32": BOARD32_HEAP, "micropython": MP64_HEAP}
 
 
 def _power_on_t(bench, since):

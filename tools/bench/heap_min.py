@@ -126,7 +126,7 @@ def main():
             print("heap_min integration_suite failed: %s" % name)
         for rt in sorted(peak):
             print("heap_min integration_suite live_peak %s: %d bytes%s" % (
-                rt, peak[rt], "" if rt == "board32" or not board32_binary() else " (the wss:// tests, 256K)"))
+                rt, peak[rt], "" if rt == "board32" or not board32_binary() else " (the wss:// tests, 320K)"))
         sys.exit(0 if ok else 1)
     runtimes = ["board32", "micropython"] if a.runtime == "both" else [a.runtime]
     if "board32" in runtimes and not board32_binary():

@@ -84,12 +84,12 @@ def measure(n=1000, runtime=None, heapsize=None, log_dir=None):
     """Both charge points, n calls of each kind; a dict with firmware/reference summaries."""
     from tools.csms import CsmsThread
     from tools.simkit.client import BenchProcess
-    from tools.simkit.bench import board32_binary
+    from tools.simkit.bench import BOARD32_HEAP, MP64_HEAP, board32_binary
 
     if runtime is None:
         runtime = "board32" if board32_binary() else "micropython"
     if heapsize is None:
-        heapsize = "96K" if runtime == "board32" else "256K"
+        heapsize = BOARD32_HEAP if runtime == "board32" else MP64_HEAP
     tmp = tempfile.mkdtemp(prefix="roundtrip-", dir=log_dir)
     res = {"runtime": runtime, "heapsize": heapsize, "n": n}
     with CsmsThread(tags={"BENCH1": "Accepted"}, heartbeat_interval=300) as cs:

@@ -6,8 +6,8 @@ dated text file to tools/bench/results/ (so a regression shows in review).
     .venv/bin/python tools/bench/run_all.py [--quick] [--only NAME,...] [--no-save]
 
 --quick: tiny parameters (seconds per figure; what the smoke test runs).
-Sections, in order: roundtrip, boot, size, throughput, heap, fault, control,
-other (the remaining single-purpose benchmarks' own output).
+Sections, in order: roundtrip, boot, size, throughput, journal, heap, fault,
+control, other (the remaining single-purpose benchmarks' own output).
 Timings depend on the machine's load: the report records the load average
 before and after each section.
 """
@@ -59,6 +59,15 @@ def sec_throughput(quick):
     from tools.bench import throughput
     res = throughput.measure(burst_s=4 if quick else 30, offline_s=4 if quick else 240)
     return throughput.ok(res), throughput.table(res)
+
+
+def sec_journal(quick):
+    """The largest offline backlog the journal holds and its drain (throughput.py --fill)."""
+    if quick:
+        return True, ["(not in the quick run: about five minutes)"]
+    from tools.bench import throughput
+    res = throughput.measure_fill()
+    return throughput.fill_ok(res), throughput.fill_table(res)
 
 
 def sec_heap(quick):
@@ -128,7 +137,7 @@ def _num(lines, pattern, conv=int):
 
 
 SECTIONS = [("roundtrip", sec_roundtrip), ("boot", sec_boot), ("size", sec_size), ("throughput", sec_throughput),
-            ("heap", sec_heap), ("fault", sec_fault), ("control", sec_control), ("other", sec_other)]
+            ("journal", sec_journal), ("heap", sec_heap), ("fault", sec_fault), ("control", sec_control), ("other", sec_other)]
 
 
 # ------------------------------------------------------------------ report
