@@ -18,7 +18,7 @@ _PART = const("ota-download.part")
 _ATTEMPTS = const(3)      # when UpdateFirmware gives no retries
 _INTERVAL_S = const(30)   # when it gives no retryInterval
 _BUSY_POLL_S = const(2)
-_MAX_PACKAGE = const(1 << 19)  # bytes a download may have (the slots hold 256 KiB)
+_MAX_PACKAGE = const(1 << 19)  # bytes a download may have (the slots hold 320 KiB)
 
 
 async def _status(ops, status):

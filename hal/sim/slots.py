@@ -4,7 +4,7 @@
 # the rest of the board (no hardware link at that point).
 import os
 
-CAPACITY = 262144  # bytes: the board's romfs partition (boards/JOLT)
+CAPACITY = 327680  # bytes: the board's romfs partition (boards/JOLT)
 
 
 class Slots:

@@ -24,13 +24,13 @@ import boot  # noqa: E402
 from firmware import update  # noqa: E402
 from tools import ota  # noqa: E402
 
-SLOT = 0x40000
+SLOT = 0x50000
 FLASH = 4 * 1024 * 1024
 _keys = {}
 
 
 def board_table():
-    """The board definition's partition table (boards/JOLT): two 256 KiB
+    """The board definition's partition table (boards/JOLT): two 320 KiB
     ROMFS partitions, romfs and romfs1, in a 4 MiB flash."""
     rows = fesp.read_table()
     at = 0x9000
