@@ -13,17 +13,20 @@ def _num(s, a, b):
 def parse(s):
     """'2026-11-25T11:40:00.123+01:00' -> UTC epoch seconds (int), None if malformed."""
     try:
-        if len(s) < 19 or s[4] != "-" or s[7] != "-" or s[10] not in "Tt " or s[13] != ":" or s[16] != ":":
+        # Slices, not s[k]: indexing a str interns the character it yields, for
+        # good, and these come from the central system (docs/memory.md).
+        if len(s) < 19 or s[4:5] != "-" or s[7:8] != "-" or s[10:11] not in ("T", "t", " ") \
+                or s[13:14] != ":" or s[16:17] != ":":
             return None
         y, m, d = _num(s, 0, 4), _num(s, 5, 7), _num(s, 8, 10)
         h, mi, se = _num(s, 11, 13), _num(s, 14, 16), _num(s, 17, 19)
         if not (1 <= m <= 12 and 1 <= d <= 31 and h <= 23 and mi <= 59 and se <= 60):
             return None
         i = 19
-        if i < len(s) and s[i] == ".":
+        if s[i:i + 1] == ".":
             i += 1
             j = i
-            while j < len(s) and s[j].isdigit():
+            while j < len(s) and s[j:j + 1].isdigit():
                 j += 1
             if j == i:
                 return None
@@ -31,9 +34,9 @@ def parse(s):
         rest = s[i:]
         off = 0
         # No zone: taken as UTC, which is what OCPP chargers assume.
-        if len(rest) == 6 and rest[0] in "+-" and rest[3] == ":":
+        if len(rest) == 6 and rest[0:1] in ("+", "-") and rest[3:4] == ":":
             off = _num(rest, 1, 3) * 3600 + _num(rest, 4, 6) * 60
-            if rest[0] == "-":
+            if rest[0:1] == "-":
                 off = -off
         elif rest not in ("Z", "z", ""):
             return None
