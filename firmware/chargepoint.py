@@ -133,6 +133,16 @@ class ChargePoint:
                 raise NotConnected()
             return a
 
+    def heard_since(self, t):
+        """Whether anything came from the central system since ticks_ms t on
+        the connection in use."""
+        ws = self._ws
+        return ws is not None and time.ticks_diff(ws.last_rx, t) >= 0
+
+    def drop_link(self, why):
+        """Give up the connection in use (a reconnect follows)."""
+        self._drop(self._ws, why)
+
     def scratch(self):
         """The message buffer for use before the next await, or None while a send holds it."""
         return None if self._out_lock.locked() else self._out.buf

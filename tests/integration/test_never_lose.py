@@ -357,3 +357,29 @@ def test_power_loss_meter_stop_is_never_below_a_reported_meter_value(tmp_path, c
         rig.cmd(cmd="power", on=True)
         stop = rig.wait_call("StopTransaction", since_t=t_cut, timeout=20)
         assert stop["reason"] == "PowerLoss" and stop["meterStop"] >= max(reported()), (stop, reported())
+
+
+def test_a_stop_sent_into_a_silently_dead_link_is_delivered_after_reconnect(tmp_path, csms):
+    # A WiFi link or NAT entry that dies without a word: the connection stays
+    # open, nothing gets through, and with pings off nothing notices. The
+    # StopTransaction's CALL times out with nothing heard from the central
+    # system: that is the link, not an attempt (TransactionMessageAttempts 1
+    # gave the stop up before), so the connection goes and the stop waits.
+    config = {"TransactionMessageAttempts": 1, "WebSocketPingInterval": 0, "MeterValueSampleInterval": 0}
+    with Rig(tmp_path, csms, config=config) as rig:
+        start = charging(rig)
+        rig.cmd(cmd="network", up=True, silent=True)
+        t_cut = time.monotonic()
+        rig.card("TAG1")
+        rig.wait_relay(False)
+        rig.unplug()
+        # past the CALL's 30 s without an answer, whatever the firmware made of it
+        deadline = time.monotonic() + 45
+        while not re.search("StopTransaction (attempt|given up)|nothing heard", rig.firmware_log(300)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not processed(csms, "StopTransaction")
+        rig.cmd(cmd="network", up=True, silent=False)
+        stop = rig.wait_call("StopTransaction", since_t=t_cut, timeout=30)
+        assert stop["reason"] == "Local" and stop["transactionId"] == 1 and stop["meterStop"] >= start["meterStart"]
+        assert len(processed(csms, "StopTransaction")) == 1

@@ -377,3 +377,73 @@ def test_no_memory_while_sending_keeps_the_message_queued(tmp_path, monkeypatch)
     asyncio.run(run_queue())
     assert [a for a, _ in txs.cp.sent] == ["StartTransaction"]
     assert j.count() == 1  # its map record: the start was answered and acked
+
+
+class SilentCP(FakeCP):
+    """A CALL that gets no answer: from a link that died silently (nothing
+    heard since), or from a central system that answers other things."""
+
+    def __init__(self, heard, silent_calls):
+        super().__init__()
+        self.heard = heard
+        self.silent_calls = silent_calls
+        self.dropped = []
+
+    async def call(self, action, payload, timeout_ms=None, uid=None):
+        if self.silent_calls:
+            self.silent_calls -= 1
+            self.sent.append((action, as_sent(action, payload)))
+            raise asyncio.TimeoutError()
+        return await super().call(action, payload, timeout_ms, uid)
+
+    def heard_since(self, t):
+        return self.heard
+
+    def drop_link(self, why):
+        self.dropped.append(why)
+        self.accepted = False
+
+
+def _no_sleep(monkeypatch):
+    import firmware.transactions as T
+
+    real_sleep = asyncio.sleep
+
+    async def no_sleep(s):
+        await real_sleep(0)
+
+    monkeypatch.setattr(T.asyncio, "sleep", no_sleep)
+
+
+def test_no_answer_on_a_silent_link_is_not_an_attempt(tmp_path, monkeypatch):
+    # More silent CALLs than TransactionMessageAttempts: with nothing heard,
+    # each one drops the connection and the message waits for the next.
+    _no_sleep(monkeypatch)
+    cp = SilentCP(heard=False, silent_calls=5)
+    txs, j = make(tmp_path, cp=cp)
+    txs.cfg.set("TransactionMessageAttempts", "2")
+    tx = txs.start(1, "TAG", None)
+    for _ in range(5):
+        cp.accepted = True  # reconnected
+        asyncio.run(drain(txs, rounds=1))
+        assert cp.accepted is False and txs._head() is not None  # dropped the link, kept the message
+    assert len(cp.dropped) == 5 and "no answer to StartTransaction" in cp.dropped[0]
+    cp.accepted = True
+    txs.meter.wh = 1200
+    txs.stop(tx, "Local", "TAG")
+    asyncio.run(drain(txs))
+    assert [a for a, _ in cp.sent] == ["StartTransaction"] * 6 + ["StopTransaction"]
+    assert cp.sent[-1][1]["transactionId"] == 101 and txs._head() is None
+
+
+def test_no_answer_from_a_central_system_heard_otherwise_counts_as_attempts(tmp_path, monkeypatch):
+    # The guide's TransactionMessageAttempts: the central system is there (it
+    # answered something since) but never answers this message: given up.
+    _no_sleep(monkeypatch)
+    cp = SilentCP(heard=True, silent_calls=5)
+    txs, j = make(tmp_path, cp=cp)
+    txs.cfg.set("TransactionMessageAttempts", "2")
+    txs.start(1, "TAG", None)
+    asyncio.run(drain(txs, rounds=1))
+    assert [a for a, _ in cp.sent] == ["StartTransaction"] * 2
+    assert cp.dropped == [] and cp.accepted is True and txs._head() is None

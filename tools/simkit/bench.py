@@ -126,6 +126,7 @@ class Bench:
         self.frequency = 50.0
         self.phase_reversal = False
         self.net_up = True
+        self.net_silent = False  # the link up, but nothing gets through (a dead WiFi or NAT)
         self.nets_down = set()  # WiFi networks (SSIDs) out of reach: `network ssid=...`
         self.wifi = None        # the network the firmware last joined (its `wifi` output)
         # board outputs (what the firmware drives) and physical parts
@@ -576,13 +577,14 @@ class Bench:
                 if w is not None:
                     w.close()
 
-    @staticmethod
-    async def _pipe(src, dst):
+    async def _pipe(self, src, dst):
         try:
             while True:
                 data = await src.read(16384)
                 if not data:
                     break
+                if self.net_silent:
+                    continue  # lost on the way; the connection stays open
                 dst.write(data)
                 await dst.drain()
         except (OSError, asyncio.CancelledError):
@@ -733,6 +735,8 @@ class Bench:
         return self.net_up and self.wifi not in self.nets_down
 
     def cmd_network(self, req):
+        if "silent" in req:
+            self.net_silent = bool(req["silent"])
         up = bool(req["up"])
         was = self.link_up()
         ssid = req.get("ssid")
