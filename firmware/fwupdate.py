@@ -18,11 +18,8 @@ _PART = const("ota-download.part")
 _ATTEMPTS = const(3)      # when UpdateFirmware gives no retries
 _INTERVAL_S = const(30)   # when it gives no retryInterval
 _BUSY_POLL_S = const(2)
+_NOTE = const("FirmwareStatusNotification")
 _MAX_PACKAGE = const(1 << 19)  # bytes a download may have (the slots hold 320 KiB)
-
-
-async def _status(ops, status):
-    await ops.status_note("FirmwareStatusNotification", status)
 
 
 def _remove(path):
@@ -52,7 +49,7 @@ async def run(ops, p):
     sd = board.sd.root
     if sd is None:
         log.error(TAG, "no SD card (SDCardFailure): cannot download %s" % loc)
-        await _status(ops, "DownloadFailed")
+        await ops.status_note(_NOTE, "DownloadFailed")
         return
     d = sd + "update/"  # firmware/update.UPDATE_DIR, where boot.py looks
     try:
@@ -64,7 +61,7 @@ async def run(ops, p):
     buf = bytearray(1024)
     ok = False
     for i in range(attempts):
-        await _status(ops, "Downloading")
+        await ops.status_note(_NOTE, "Downloading")
         try:
             ctx = ops.cp.tls_context() if loc.startswith("https:") else None
             with open(part, "wb") as f:
@@ -80,16 +77,16 @@ async def run(ops, p):
             if i + 1 < attempts:
                 await asyncio.sleep(interval)
     if not ok:
-        await _status(ops, "DownloadFailed")
+        await ops.status_note(_NOTE, "DownloadFailed")
         return
-    await _status(ops, "Downloaded")
+    await ops.status_note(_NOTE, "Downloaded")
     buf = None
     # The package is checked by boot.py after the reboot, on a clean heap,
     # before anything changes (the application's heap has no room for the
     # checker's code on a 96 KiB bench: docs/ota.md).
     while ops.busy():  # a running transaction ends first
         await asyncio.sleep(_BUSY_POLL_S)
-    await _status(ops, "Installing")
+    await ops.status_note(_NOTE, "Installing")
     # The version we come from, first: after the reboot another version
     # running means installed (a cut before the package is in place, a
     # refusal in boot.py or a rollback report InstallationFailed).
@@ -116,6 +113,6 @@ async def report(ops):
     ok = was != version.FIRMWARE
     if not ok:
         log.error(TAG, "update not installed: still running %s" % was)
-    await _status(ops, "Installed" if ok else "InstallationFailed")
+    await ops.status_note(_NOTE, "Installed" if ok else "InstallationFailed")
     _remove(path)
     ops.firmware_status = "Idle"

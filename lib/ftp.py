@@ -7,6 +7,7 @@
 # "diag/x.log".
 import asyncio
 
+from lib import url
 from lib.http import close
 
 
@@ -35,16 +36,9 @@ def parse(location):
         colon = cred.find(":")
         user = _unquote(cred if colon < 0 else cred[:colon])
         pw = "" if colon < 0 else _unquote(cred[colon + 1:])
-    port = 21
-    colon = auth.rfind(":")
-    if colon >= 0:
-        p = auth[colon + 1:]
-        if not p.isdigit() or not 0 < int(p) < 65536:
-            raise ValueError("bad port")
-        port = int(p)
-        auth = auth[:colon]
-    if not auth or " " in location or "\r" in location or "\n" in location:
-        raise ValueError("host missing or bad characters")
+    auth, port = url.hostport(auth, 21)
+    if " " in location or "\r" in location or "\n" in location:
+        raise ValueError("bad characters")
     if path and not path.endswith("/"):
         path += "/"
     path = _unquote(path)

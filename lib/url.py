@@ -47,6 +47,21 @@ def charger_url(server, charger_id):
     return server + "/" + charger_id
 
 
+def hostport(s, port):
+    """"host[:port]" -> (host, port), `port` when none is given; ValueError
+    for a bad port or no host."""
+    colon = s.rfind(":")
+    if colon >= 0:
+        p = s[colon + 1:]
+        if not p.isdigit() or not 0 < int(p) < 65536:
+            raise ValueError("bad port")
+        port = int(p)
+        s = s[:colon]
+    if not s:
+        raise ValueError("host missing")
+    return s, port
+
+
 def parse_http(u):
     """http(s)://host[:port][/path[?query]] -> (scheme, host, port, path); ValueError otherwise."""
     if not isinstance(u, str):
@@ -57,17 +72,8 @@ def parse_http(u):
         raise ValueError("scheme must be http:// or https://")
     rest = u[i + 3:]
     slash = rest.find("/")
-    hostport, path = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
-    if "@" in hostport or " " in u or "#" in u:
+    where, path = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+    if "@" in where or " " in u or "#" in u:
         raise ValueError("credentials, spaces and fragments not supported")
-    port = 443 if scheme == "https" else 80
-    colon = hostport.rfind(":")
-    if colon >= 0:
-        p = hostport[colon + 1:]
-        if not p.isdigit() or not 0 < int(p) < 65536:
-            raise ValueError("bad port")
-        port = int(p)
-        hostport = hostport[:colon]
-    if not hostport:
-        raise ValueError("host missing")
-    return scheme, hostport, port, path
+    host, port = hostport(where, 443 if scheme == "https" else 80)
+    return scheme, host, port, path

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.integration.httpd import LocalHTTP, Quiet
 from tests.integration.rig import Rig
 
 NOTE = "DiagnosticsStatusNotification"
@@ -18,17 +19,15 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (INF|WRN|ERR|DBG) ")
 
 
-class Uploads:
+class Uploads(LocalHTTP):
     """A local HTTP server taking PUT/POST uploads: path -> body; `refuse`: 403."""
 
     def __init__(self, refuse=False):
-        import http.server
-
         outer = self
         self.got = []  # (method, path, headers, body)
         self.refuse = refuse
 
-        class H(http.server.BaseHTTPRequestHandler):
+        class H(Quiet):
             def do_PUT(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
@@ -39,16 +38,7 @@ class Uploads:
 
             do_POST = do_PUT
 
-            def log_message(self, *a):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(H)
 
 
 def markers(rig, names):

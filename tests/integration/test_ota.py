@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests.integration import rig as rigmod
+from tests.integration.httpd import LocalHTTP, Quiet
 from tests.integration.rig import Rig
 from tools import ota
 from tools.simkit.client import Control
@@ -191,19 +192,17 @@ def test_older_version_installed_when_the_configuration_allows_downgrades(tmp_pa
         assert os.listdir(str(state / "sd" / "update")) == ["old.jolt.done"]
 
 
-class Files:
+class Files(LocalHTTP):
     """A local HTTP server for UpdateFirmware: path -> bytes; `fail` first
     requests answered 503. Records every request path."""
 
     def __init__(self, files, fail=0):
-        import http.server
-
         outer = self
         self.files = files
         self.fail = fail
         self.requests = []
 
-        class H(http.server.BaseHTTPRequestHandler):
+        class H(Quiet):
             def do_GET(self):
                 outer.requests.append(self.path)
                 if outer.fail > 0:
@@ -219,16 +218,7 @@ class Files:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, *a):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(H)
 
 
 def update_firmware(rig, location, retries=2, interval=1):

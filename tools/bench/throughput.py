@@ -218,29 +218,40 @@ def _runtime(runtime, heapsize):
     return runtime, heapsize
 
 
-def measure_fill(runtime=None, heapsize=None, phase="Single.Phase"):
-    """The largest backlog: a charging session (MeterValues every 1 s, the
-    default sampled data: ~240 B records fill the 64 KiB journal in about
-    4.5 minutes) offline until the journal is full, then its drain."""
+def _charging_run(prefix, cp_id, heartbeat, config, runtime, heapsize, work, extra=None):
+    """The firmware on the bench against the strict central system, charging
+    with TAG1; work(cs, bench, res) measures. res also has the runtime, heap,
+    boots (1: no reboot) and the central system's violations."""
     from tools.csms import CsmsThread
     from tools.simkit.client import BenchProcess
 
     runtime, heapsize = _runtime(runtime, heapsize)
-    tmp = tempfile.mkdtemp(prefix="journal-fill-")
-    res = {"runtime": runtime, "heapsize": heapsize, "phase": phase}
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    res = dict(extra or {}, runtime=runtime, heapsize=heapsize)
     try:
-        with CsmsThread(tags={"TAG1": "Accepted"}, heartbeat_interval=60) as cs:
-            bench = BenchProcess(os.path.join(tmp, "state"), cs.url, "FILL1", heapsize=heapsize, runtime=runtime,
-                                 config={"MeterValueSampleInterval": "1", "Phase": phase})
+        with CsmsThread(tags={"TAG1": "Accepted"}, heartbeat_interval=heartbeat) as cs:
+            bench = BenchProcess(os.path.join(tmp, "state"), cs.url, cp_id, heapsize=heapsize, runtime=runtime,
+                                 config=config)
             with bench:
                 _charging(cs, bench)
-                time.sleep(2)
-                res["fill"] = fill(cs, bench, "FILL1")
+                work(cs, bench, res)
                 res["boots"] = bench.status()["boots"]
             res["violations"] = len(cs.violations)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return res
+
+
+def measure_fill(runtime=None, heapsize=None, phase="Single.Phase"):
+    """The largest backlog: a charging session (MeterValues every 1 s, the
+    default sampled data: ~240 B records fill the 64 KiB journal in about
+    4.5 minutes) offline until the journal is full, then its drain."""
+    def work(cs, bench, res):
+        time.sleep(2)
+        res["fill"] = fill(cs, bench, "FILL1")
+
+    return _charging_run("journal-fill-", "FILL1", 60, {"MeterValueSampleInterval": "1", "Phase": phase},
+                         runtime, heapsize, work, {"phase": phase})
 
 
 def fill_ok(res):
@@ -272,25 +283,11 @@ def fill_table(res):
 
 
 def measure(burst_s=30, offline_s=90, runtime=None, heapsize=None):
-    from tools.csms import CsmsThread
-    from tools.simkit.client import BenchProcess
+    def work(cs, bench, res):
+        res["burst"] = burst(cs, bench, "THR1", burst_s)
+        res["offline"] = offline(cs, bench, "THR1", offline_s)
 
-    runtime, heapsize = _runtime(runtime, heapsize)
-    tmp = tempfile.mkdtemp(prefix="throughput-")
-    res = {"runtime": runtime, "heapsize": heapsize}
-    try:
-        with CsmsThread(tags={"TAG1": "Accepted"}, heartbeat_interval=HB) as cs:
-            bench = BenchProcess(os.path.join(tmp, "state"), cs.url, "THR1", heapsize=heapsize, runtime=runtime,
-                                 config={"MeterValueSampleInterval": "1"})
-            with bench:
-                _charging(cs, bench)
-                res["burst"] = burst(cs, bench, "THR1", burst_s)
-                res["offline"] = offline(cs, bench, "THR1", offline_s)
-                res["boots"] = bench.status()["boots"]
-            res["violations"] = len(cs.violations)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return res
+    return _charging_run("throughput-", "THR1", HB, {"MeterValueSampleInterval": "1"}, runtime, heapsize, work)
 
 
 def ok(res):
