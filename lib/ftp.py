@@ -12,12 +12,18 @@ from lib.http import close
 
 
 def _unquote(s):
-    """Percent-decoding of a URL's user or password."""
+    """Percent-decoding of a URL's user, password or path: the escapes are
+    UTF-8 bytes (RFC 3986). Done on bytes: chr() would intern each character
+    it makes, for good, and a URL comes from the central system."""
     i = s.find("%")
-    while 0 <= i < len(s) - 2:
-        s = s[:i] + chr(int(s[i + 1:i + 3], 16)) + s[i + 3:]
-        i = s.find("%", i + 1)
-    return s
+    if i < 0:
+        return s
+    b = s.encode()
+    i = b.find(b"%")
+    while 0 <= i < len(b) - 2:
+        b = b[:i] + bytes((int(b[i + 1:i + 3], 16),)) + b[i + 3:]
+        i = b.find(b"%", i + 1)
+    return b.decode()
 
 
 def parse(location):

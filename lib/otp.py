@@ -3,7 +3,9 @@
 # No charger knowledge: the caller keeps the secret and the replay state.
 import hashlib
 
-_BLOCK = 64  # SHA-1 block size
+from micropython import const
+
+_BLOCK = const(64)  # SHA-1 block size
 
 
 def hmac_sha1(key, msg):
@@ -42,11 +44,13 @@ def totp(key, now, step=30, t0=0, digits=6):
 
 def same(a, b):
     """Compare two codes in time independent of where they differ."""
+    a = a.encode()  # indexing a str would intern each character: the code is the user's
+    b = b.encode()
     if len(a) != len(b):
         return False
     d = 0
     for i in range(len(a)):
-        d |= ord(a[i]) ^ ord(b[i])
+        d |= a[i] ^ b[i]
     return d == 0
 
 
