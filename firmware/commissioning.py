@@ -30,11 +30,11 @@ KEYS = ("OcppChargerId,OcppServerAddress,WiFiPrimarySsid,WiFiPrimaryPass,WiFiCon
         "WiFiSsid,WiFiPass,Phase,MaxCurrentLimit,FreeMode,AuthorizationKey")
 STATE_FILE = "otp_state.json"
 _PROVISION_FILE = const("provision.json")
-LINE_MAX = 600          # longest request (a 500-character value + key + command)
+_LINE_MAX = const(600)          # longest request (a 500-character value + key + command)
 _HOTP_WINDOW = const(5)         # counters accepted after the last used one
 _TOTP_STEP = const(30)          # s
-MAX_FAILS = 5           # wrong OTPs before a lockout
-LOCK_S = 300            # first lockout; doubles with each further wrong OTP, up to _LOCK_MAX_S
+_MAX_FAILS = const(5)           # wrong OTPs before a lockout
+_LOCK_S = const(300)            # first lockout; doubles with each further wrong OTP, up to _LOCK_MAX_S
 _LOCK_MAX_S = const(86400)
 _IDLE_S = const(300)            # a session with no request for this long is dropped
 POLL_S = 0.05
@@ -84,7 +84,7 @@ class Commissioning:
             st = {}
         self._last = st.get("last", -1)  # last counter / time step used
         self._fails = st.get("fails", 0)
-        if self._fails >= MAX_FAILS and "until" not in self.memo:
+        if self._fails >= _MAX_FAILS and "until" not in self.memo:
             self._lock()
 
     # ---- state --------------------------------------------------------------
@@ -93,7 +93,7 @@ class Commissioning:
         fsutil.write_atomic(self.root + STATE_FILE, json.dumps({"last": self._last, "fails": self._fails}))
 
     def _lock(self):
-        s = min(LOCK_S << min(self._fails - MAX_FAILS, 16), _LOCK_MAX_S)
+        s = min(_LOCK_S << min(self._fails - _MAX_FAILS, 16), _LOCK_MAX_S)
         self.memo["until"] = time.ticks_add(time.ticks_ms(), s * 1000)
         return s
 
@@ -165,7 +165,7 @@ class Commissioning:
         if n < 0:
             self._fails += 1
             self.authed = False
-            s = self._lock() if self._fails >= MAX_FAILS else 0
+            s = self._lock() if self._fails >= _MAX_FAILS else 0
             try:
                 self._save()
             except OSError as e:
@@ -202,7 +202,7 @@ class Commissioning:
                 while True:
                     nl = buf.find(b"\n")
                     if nl < 0:
-                        if len(buf) > LINE_MAX:
+                        if len(buf) > _LINE_MAX:
                             buf = bytearray()
                             link.send(b"ERR too-long\n")
                         break

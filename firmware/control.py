@@ -7,7 +7,7 @@ from micropython import const
 from lib import log
 from firmware import pilot, watchdog
 
-CYCLE_MS = 20
+_CYCLE_MS = const(20)
 _DEBOUNCE_READS = const(2)
 
 
@@ -66,7 +66,7 @@ class Control:
     async def run(self):
         self.apply()
         while True:
-            await self.board.wait_input(CYCLE_MS)
+            await self.board.wait_input(_CYCLE_MS)
             watchdog.checkin(watchdog.CONTROL)  # allocation-free
             watchdog.tick()
             try:

@@ -3,13 +3,13 @@
 # SIM module's hotspot or a site network) and, with WiFiConnect=true, the
 # fallback network (WiFiSsid/WiFiPass). The HAL keeps reconnecting to the
 # network last configure()d; this module chooses it:
-#   - the current network down for FAIL_S: the other one;
-#   - unstable (UNSTABLE_DROPS drops within WINDOW_S) while the other one has
+#   - the current network down for _FAIL_S: the other one;
+#   - unstable (_UNSTABLE_DROPS drops within _WINDOW_S) while the other one has
 #     fewer: the other one;
 #   - WeakSignal (the supervisor's fault: threshold, hysteresis, filter)
-#     for WEAK_RECONNECT_S: reconnect; still weak after WEAK_SWITCH_S: the
+#     for _WEAK_RECONNECT_S: reconnect; still weak after _WEAK_SWITCH_S: the
 #     other one;
-#   - on the fallback for RETRY_S while the primary's record is no worse:
+#   - on the fallback for _RETRY_S while the primary's record is no worse:
 #     back to the primary (both keep being watched).
 # Loaded and started only when a primary or a fallback network is
 # configured (firmware/app.py).
@@ -17,14 +17,15 @@ import asyncio
 import time
 
 from lib import log
+from micropython import const
 
-TICK_MS = 1000
-FAIL_S = 30
-UNSTABLE_DROPS = 3
-WINDOW_S = 600
-WEAK_RECONNECT_S = 60
-WEAK_SWITCH_S = 180
-RETRY_S = 900
+_TICK_MS = const(1000)
+_FAIL_S = const(30)
+_UNSTABLE_DROPS = const(3)
+_WINDOW_S = const(600)
+_WEAK_RECONNECT_S = const(60)
+_WEAK_SWITCH_S = const(180)
+_RETRY_S = const(900)
 TAG = "wifi"
 
 
@@ -45,7 +46,7 @@ class NetManager:
         self.nets = nets
         self.weak = weak  # callable: WeakSignal active
         self.cur = 0
-        self.events = [[] for _ in nets]  # ticks_ms of drops/failures/weak periods, per network, in WINDOW_S
+        self.events = [[] for _ in nets]  # ticks_ms of drops/failures/weak periods, per network, in _WINDOW_S
         self.switches = 0
         self._up = False
         self._down_ms = 0
@@ -64,14 +65,14 @@ class NetManager:
     def _event(self, i, now):
         ev = self.events[i]
         ev.append(now)
-        while ev and time.ticks_diff(now, ev[0]) > WINDOW_S * 1000:
+        while ev and time.ticks_diff(now, ev[0]) > _WINDOW_S * 1000:
             ev.pop(0)
-        if len(ev) > 2 * UNSTABLE_DROPS:
+        if len(ev) > 2 * _UNSTABLE_DROPS:
             ev.pop(0)
 
     def score(self, i, now):
-        """Events of network i within WINDOW_S (lower = more stable)."""
-        return sum(1 for t in self.events[i] if time.ticks_diff(now, t) <= WINDOW_S * 1000)
+        """Events of network i within _WINDOW_S (lower = more stable)."""
+        return sum(1 for t in self.events[i] if time.ticks_diff(now, t) <= _WINDOW_S * 1000)
 
     def _switch(self, i, now, why):
         log.warn(TAG, "%s: switching %s -> %s" % (why, self.nets[self.cur][0], self.nets[i][0]))
@@ -84,7 +85,7 @@ class NetManager:
         self.net.configure(self.nets[i][0], self.nets[i][1])
 
     def step(self, now):
-        """One look at the link (every TICK_MS)."""
+        """One look at the link (every _TICK_MS)."""
         if not self.nets:
             return
         dt = time.ticks_diff(now, self._last) if self._last is not None else 0
@@ -98,21 +99,21 @@ class NetManager:
         self._up = up
         if not up:
             self._down_ms += dt  # (a reconnect for WeakSignal keeps its weak time)
-            if self._down_ms >= FAIL_S * 1000:
+            if self._down_ms >= _FAIL_S * 1000:
                 self._event(self.cur, now)
                 self._down_ms = 0
                 if other >= 0:
-                    self._switch(other, now, "%s unreachable for %d s" % (cur, FAIL_S))
+                    self._switch(other, now, "%s unreachable for %d s" % (cur, _FAIL_S))
             return
         self._down_ms = 0
         if self.weak is not None and self.weak():
             before = self._weak_ms
             self._weak_ms += dt
-            if before < WEAK_RECONNECT_S * 1000 <= self._weak_ms:
+            if before < _WEAK_RECONNECT_S * 1000 <= self._weak_ms:
                 log.warn(TAG, "WeakSignal on %s (%d dBm): reconnecting" % (cur, self.net.rssi()))
                 self._event(self.cur, now)
                 self.net.configure(self.nets[self.cur][0], self.nets[self.cur][1])
-            elif before < WEAK_SWITCH_S * 1000 <= self._weak_ms:
+            elif before < _WEAK_SWITCH_S * 1000 <= self._weak_ms:
                 self._event(self.cur, now)
                 if other >= 0:
                     self._switch(other, now, "WeakSignal on %s after reconnecting" % cur)
@@ -123,14 +124,14 @@ class NetManager:
         if other < 0:
             return
         mine, theirs = self.score(self.cur, now), self.score(other, now)
-        if mine >= UNSTABLE_DROPS and theirs < mine:
-            self._switch(other, now, "%s unstable (%d events in %d s)" % (cur, mine, WINDOW_S))
-        elif self.cur != 0 and time.ticks_diff(now, self._since) >= RETRY_S * 1000 and \
+        if mine >= _UNSTABLE_DROPS and theirs < mine:
+            self._switch(other, now, "%s unstable (%d events in %d s)" % (cur, mine, _WINDOW_S))
+        elif self.cur != 0 and time.ticks_diff(now, self._since) >= _RETRY_S * 1000 and \
                 self.score(0, now) <= mine:
             self._switch(0, now, "primary no less stable")
 
     async def run(self):
         self.start(time.ticks_ms())
         while True:
-            await asyncio.sleep_ms(TICK_MS)
+            await asyncio.sleep_ms(_TICK_MS)
             self.step(time.ticks_ms())

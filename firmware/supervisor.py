@@ -7,8 +7,9 @@ import time
 
 from lib import fsutil, log
 from firmware import faults as F
+from micropython import const
 
-LATCH_FILE = "faults.latch"
+_LATCH_FILE = const("faults.latch")
 
 
 class Supervisor:
@@ -47,7 +48,7 @@ class Supervisor:
         self.lock_hold = False  # a HOLD fault keeps the cable locked (welded contactor)
         self._dirty = False
         self._unlatch = False   # manual reset pending
-        raw = fsutil.read(self.root + LATCH_FILE)
+        raw = fsutil.read(self.root + _LATCH_FILE)
         try:
             raw = (raw or b"").decode().split()
         except UnicodeError:  # a damaged file latches nothing
@@ -338,7 +339,7 @@ class Supervisor:
     def _save(self):
         # Atomic: a power cut mid-write must not forget a latched fault.
         keys = [k for k in self.active if self.active[k][4] & F.LATCH]
-        path = self.root + LATCH_FILE
+        path = self.root + _LATCH_FILE
         try:
             if keys:
                 fsutil.write_atomic(path, " ".join(keys))

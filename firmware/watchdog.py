@@ -22,12 +22,12 @@ METER = const(2)     # meter poll (firmware/metering.py)
 TXQUEUE = const(3)   # transaction message queue (firmware/transactions.py)
 # Default deadline of each task (ms): longest time between two check-ins.
 DEADLINE_MS = [1000, 120000, 30000, 60000]
-MARGIN_MS = 5000      # added to an expect()ed wait
+_MARGIN_MS = const(5000)      # added to an expect()ed wait
 # A longer expected wait is parked instead: ticks differences are only
 # meaningful within half the ticks period (2**29 ms, 6.2 days on the ports),
 # and HeartbeatInterval alone may be 7 days.
 _EXPECT_MAX_MS = const(86400000)
-WDT_MS = 8000         # hardware timeout: a task late this long resets the board
+_WDT_MS = const(8000)         # hardware timeout: a task late this long resets the board
 FEED_MS = 1000
 
 _due: list = [0, 0, 0, 0]   # ticks_ms by which each task checks in again; None: parked
@@ -42,7 +42,7 @@ def expect(task, ms):
     if ms > _EXPECT_MAX_MS:
         _due[task] = None
     else:
-        _due[task] = time.ticks_add(time.ticks_ms(), int(ms) + MARGIN_MS)
+        _due[task] = time.ticks_add(time.ticks_ms(), int(ms) + _MARGIN_MS)
 
 
 def park(task):
@@ -61,7 +61,7 @@ def start(wdt, root, stop=None):
     _dog[2] = stop
     _dog[3] = time.ticks_ms()
     _dog[4] = False
-    wdt.start(WDT_MS)
+    wdt.start(_WDT_MS)
 
 
 def tick():

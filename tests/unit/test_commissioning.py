@@ -187,17 +187,17 @@ def test_lockout_after_failed_attempts_survives_reconnect_and_reboot(tmp_path, m
 
     async def sc(app, board, inst):
         await session(board, inst)
-        for _ in range(C.MAX_FAILS):
+        for _ in range(C._MAX_FAILS):
             assert await inst.ask("AUTH 000000") == "ERR otp"
         good = otp.hotp(SECRET, 0)
         assert (await inst.ask("AUTH " + good)).startswith("ERR locked ")
         board.ble.disconnect()
         await asyncio.sleep(0.05)
         await session(board, inst)
-        assert await inst.ask("AUTH " + good) == "ERR locked %d" % C.LOCK_S
-        now[0] += C.LOCK_S * 1000 + 1
+        assert await inst.ask("AUTH " + good) == "ERR locked %d" % C._LOCK_S
+        now[0] += C._LOCK_S * 1000 + 1
         assert await inst.ask("AUTH 000000") == "ERR otp"  # one more wrong: a longer lock
-        assert await inst.ask("AUTH " + good) == "ERR locked %d" % (2 * C.LOCK_S)
+        assert await inst.ask("AUTH " + good) == "ERR locked %d" % (2 * C._LOCK_S)
 
     async def reboot(app, board, inst):
         await session(board, inst)
@@ -263,7 +263,7 @@ def test_reboot_after_otp(tmp_path):
 def test_long_garbage_line_answered_and_session_survives(tmp_path):
     async def sc(app, board, inst):
         await session(board, inst)
-        board.ble.receive(b"x" * (C.LINE_MAX + 10))
+        board.ble.receive(b"x" * (C._LINE_MAX + 10))
         await asyncio.sleep(0.05)
         assert "ERR too-long\n" in board.ble.text()
         inst.seen = len(board.ble.text())

@@ -78,7 +78,7 @@ def test_primary_failure_switches_to_the_fallback(tmp_path, capsys):
     assert link.configured == ["sim-hotspot"]
     t = run_for(nm, 0, 10)
     link.set("sim-hotspot", up=False)  # the SIM hotspot dies
-    t = run_for(nm, t, N.FAIL_S - 2)
+    t = run_for(nm, t, N._FAIL_S - 2)
     assert link.current == "sim-hotspot"  # not yet
     t = run_for(nm, t, 3)
     assert link.current == "site" and link.up()
@@ -90,7 +90,7 @@ def test_failover_disabled_stays_on_the_primary(tmp_path):
     cfg = cfg_with(tmp_path, WiFiPrimarySsid="hot", WiFiPrimaryPass="p1", WiFiSsid="site", WiFiPass="p2")
     nm = N.NetManager(link, N.networks(cfg), weak_of(link))
     nm.start(0)
-    run_for(nm, 0, 5 * N.FAIL_S)
+    run_for(nm, 0, 5 * N._FAIL_S)
     assert set(link.configured) == {"hot"}
 
 
@@ -98,7 +98,7 @@ def test_unstable_primary_loses_to_a_stable_fallback(tmp_path, capsys):
     link = Link(**{"sim-hotspot": {"pw": "p1", "up": True, "rssi": -60}, "site": {"pw": "p2", "up": True, "rssi": -70}})
     nm = two(tmp_path, link)
     t = 0
-    for _ in range(N.UNSTABLE_DROPS):  # drops of a few seconds: never FAIL_S long
+    for _ in range(N._UNSTABLE_DROPS):  # drops of a few seconds: never FAIL_S long
         t = run_for(nm, t, 20)
         link.set("sim-hotspot", up=False)
         t = run_for(nm, t, 3)
@@ -113,10 +113,10 @@ def test_back_to_the_primary_when_it_is_no_less_stable(tmp_path, capsys):
     nm = two(tmp_path, link)
     t = run_for(nm, 0, 3)
     link.set("sim-hotspot", up=False)
-    t = run_for(nm, t, N.FAIL_S + 2)
+    t = run_for(nm, t, N._FAIL_S + 2)
     assert link.current == "site"
     link.set("sim-hotspot", up=True)  # back, but the fallback stays for RETRY_S
-    t = run_for(nm, t, N.RETRY_S - 10)
+    t = run_for(nm, t, N._RETRY_S - 10)
     assert link.current == "site"
     assert nm.score(0, t) == 0  # the primary's failure is older than WINDOW_S now
     t = run_for(nm, t, 12)
@@ -128,10 +128,10 @@ def test_a_fallback_that_keeps_dropping_hands_back_to_the_primary(tmp_path):
     link = Link(**{"sim-hotspot": {"pw": "p1", "up": True, "rssi": -60}, "site": {"pw": "p2", "up": True, "rssi": -70}})
     nm = two(tmp_path, link)
     link.set("sim-hotspot", up=False)
-    t = run_for(nm, 0, N.FAIL_S + 2)
+    t = run_for(nm, 0, N._FAIL_S + 2)
     assert link.current == "site" and nm.score(0, t) == 1
     link.set("sim-hotspot", up=True)
-    for _ in range(N.UNSTABLE_DROPS):  # the fallback drops, more often than the primary failed
+    for _ in range(N._UNSTABLE_DROPS):  # the fallback drops, more often than the primary failed
         link.set("site", up=False)
         t = run_for(nm, t, 2)
         link.set("site", up=True)
@@ -144,11 +144,11 @@ def test_weak_signal_reconnects_then_fails_over(tmp_path, capsys):
     nm = two(tmp_path, link)
     t = run_for(nm, 0, 5)
     link.set("sim-hotspot", rssi=-92)
-    t = run_for(nm, t, N.WEAK_RECONNECT_S + 1)
+    t = run_for(nm, t, N._WEAK_RECONNECT_S + 1)
     assert link.configured == ["sim-hotspot", "sim-hotspot"]  # reconnected
     out = capsys.readouterr().out
     assert "WeakSignal on sim-hotspot (-92 dBm): reconnecting" in out
-    t = run_for(nm, t, N.WEAK_SWITCH_S - N.WEAK_RECONNECT_S)
+    t = run_for(nm, t, N._WEAK_SWITCH_S - N._WEAK_RECONNECT_S)
     assert link.current == "site"
     assert "WeakSignal on sim-hotspot after reconnecting: switching sim-hotspot -> site" in capsys.readouterr().out
 
@@ -158,7 +158,7 @@ def test_weak_signal_without_fallback_only_reconnects(tmp_path, capsys):
     cfg = cfg_with(tmp_path, WiFiPrimarySsid="hot", WiFiPrimaryPass="p1")
     nm = N.NetManager(link, N.networks(cfg), weak_of(link))
     nm.start(0)
-    run_for(nm, 0, N.WEAK_SWITCH_S + 5)
+    run_for(nm, 0, N._WEAK_SWITCH_S + 5)
     assert link.configured == ["hot", "hot"]
     assert "no fallback network (WiFiConnect=false)" in capsys.readouterr().out
 
@@ -166,11 +166,11 @@ def test_weak_signal_without_fallback_only_reconnects(tmp_path, capsys):
 def test_good_signal_again_resets_the_weak_timer(tmp_path):
     link = Link(**{"sim-hotspot": {"pw": "p1", "up": True, "rssi": -90}, "site": {"pw": "p2", "up": True, "rssi": -65}})
     nm = two(tmp_path, link)
-    t = run_for(nm, 0, N.WEAK_RECONNECT_S - 10)
+    t = run_for(nm, 0, N._WEAK_RECONNECT_S - 10)
     link.set("sim-hotspot", rssi=-70)
     t = run_for(nm, t, 5)
     link.set("sim-hotspot", rssi=-90)
-    run_for(nm, t, N.WEAK_RECONNECT_S - 10)
+    run_for(nm, t, N._WEAK_RECONNECT_S - 10)
     assert link.configured == ["sim-hotspot"]
 
 

@@ -173,13 +173,13 @@ def test_latched_fault_needs_a_manual_reset_and_survives_a_reboot(rig, tmp_path)
     for _ in range(50):
         rig.step(100)
     assert "ground" in rig.sup.active
-    assert (tmp_path / S.LATCH_FILE).read_text() == "ground"
+    assert (tmp_path / S._LATCH_FILE).read_text() == "ground"
     again = S.Supervisor(rig.cfg, rig.st, rig.out, rig.meter)  # reboot
     assert "ground" in again.active
     rig.sup.manual_reset()
     rig.step()
     assert rig.sup.active == {}
-    assert not (tmp_path / S.LATCH_FILE).exists()
+    assert not (tmp_path / S._LATCH_FILE).exists()
 
 
 def test_button_cycle_is_a_manual_reset_only_for_conditions_that_are_gone(rig):

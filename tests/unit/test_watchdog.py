@@ -40,9 +40,9 @@ class HwWdt:
 @pytest.fixture(autouse=True)
 def short(monkeypatch):
     monkeypatch.setattr(W, "DEADLINE_MS", [150, 300, 300, 300])
-    monkeypatch.setattr(W, "WDT_MS", 400)
+    monkeypatch.setattr(W, "_WDT_MS", 400)
     monkeypatch.setattr(W, "FEED_MS", 20)
-    monkeypatch.setattr(W, "MARGIN_MS", 100)
+    monkeypatch.setattr(W, "_MARGIN_MS", 100)
     yield
     W._dog[0] = None  # disarmed for the other tests
 
@@ -133,7 +133,7 @@ def test_next_boot_reports_the_watchdog_reset_and_the_task(tmp_path, capsys, mon
     assert "reset=watchdog" in out
     assert "reset by the watchdog: task meter hung" in out
     assert not (tmp_path / R.FILE).exists()  # reported once
-    assert app.board.wdt.timeout_ms == W.WDT_MS  # armed at boot
+    assert app.board.wdt.timeout_ms == W._WDT_MS  # armed at boot
 
 
 async def _never(name, fn):
