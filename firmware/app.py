@@ -22,17 +22,17 @@ from firmware.transactions import Transactions
 _HEAP_SAMPLE_S = const(5)
 _JOURNAL_FILE = const("tx_journal.bin")
 _JOURNAL_BYTES = const(65536)
-COMMISSIONING = "firmware.commissioning"
-WDT_REPORT = "firmware.wdt_report"
-BOOT = "boot"  # boot.py: the slot record (docs/ota.md), source on littlefs, loaded per use
+_COMMISSIONING = const("firmware.commissioning")
+_WDT_REPORT = const("firmware.wdt_report")
+_BOOT = const("boot")  # boot.py: the slot record (docs/ota.md), source on littlefs, loaded per use
 # Every module loaded per use (lib/transient.py) and dropped again; their names
 # are interned at boot by transient.warm (docs/memory.md, "Interned names").
 # netmgr is resident on a charger with WiFi configured (every JOLT in the field):
 # listed so the bench, which has none, counts its names as the board does.
-PER_USE = (COMMISSIONING, WDT_REPORT, BOOT, "firmware.fwupdate", "firmware.reservations",
+PER_USE = (_COMMISSIONING, _WDT_REPORT, _BOOT, "firmware.fwupdate", "firmware.reservations",
            "firmware.auth", "firmware.locallist", "firmware.metervalues", "firmware.meter_maps",
            "firmware.netmgr", "firmware.diagnostics", "lib.http", "lib.ftp")
-BLE_POLL_S = 0.25
+_BLE_POLL_S = const(0.25)
 _SD_POLL_S = const(2)
 _LOG_DIR = const("log/")  # on the SD card: the rotating log files (lib/log.py, docs/logging.md)
 
@@ -86,8 +86,8 @@ class App:
             pass
         if not self._on_trial(b'"failed"'):  # the common case: boot.py not compiled
             return
-        r = transient.load(BOOT).healthy()
-        transient.drop(BOOT)
+        r = transient.load(_BOOT).healthy()
+        transient.drop(_BOOT)
         if r is None:
             return
         if "tries" in r:
@@ -124,7 +124,7 @@ class App:
         # no fault (docs/ota.md); the first accepted one ends it before.
         if not self._on_trial(b'"tries"'):  # (the common case: no compile of boot.py)
             return
-        boot = transient.load(BOOT)
+        boot = transient.load(_BOOT)
         need = self.cfg.get("FirmwareTrialOffline")
         off = 0
         while need and not self._up:
@@ -136,7 +136,7 @@ class App:
                     log.info("update", "version %s healthy: %d s without a central system, no fault"
                              % (r.get("version"), off))
                 break
-        transient.drop(BOOT)
+        transient.drop(_BOOT)
 
     async def _sd_updates(self):
         # A card inserted (or back after SDCardFailure) with a package in its
@@ -164,14 +164,14 @@ class App:
         memo = {}  # lockout deadline, kept across sessions
         while True:
             if b.ble.linked():
-                m = transient.load(COMMISSIONING)
+                m = transient.load(_COMMISSIONING)
                 try:
                     await m.Commissioning(self.cfg, uid, b.clock, b.flash.root, memo,
                                           b.system.reset).serve(b.ble)
                 finally:
                     m = None
-                    transient.drop(COMMISSIONING)
-            await asyncio.sleep(BLE_POLL_S)
+                    transient.drop(_COMMISSIONING)
+            await asyncio.sleep(_BLE_POLL_S)
 
     async def main(self):
         if self.board.sd.ok():
@@ -179,8 +179,8 @@ class App:
         log.info("app", "boot %s %s variant=%s reset=%s" % (
             version.FIRMWARE, self.cfg.get("OcppChargerId"), self.cfg.variant,
             self.board.system.reset_cause()))
-        transient.load(WDT_REPORT).boot(self.board.flash.root, self.board.system.reset_cause())
-        transient.drop(WDT_REPORT)
+        transient.load(_WDT_REPORT).boot(self.board.flash.root, self.board.system.reset_cause())
+        transient.drop(_WDT_REPORT)
         # Fed by the control loop while every critical task checks in; a failed Reset starves it.
         watchdog.start(self.board.wdt, self.board.flash.root, self._reset_failed)
         # The control loop first: the outputs are in a safe state before anything talks.

@@ -20,9 +20,9 @@ from micropython import const
 
 from lib import fsutil, isotime, log
 
-HEAD = 10
+_HEAD = const(10)
 _REC = const(45)
-MAGIC = b"JLL1"
+_MAGIC = const(b"JLL1")
 _STATUSES = const(("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"))
 
 
@@ -64,11 +64,11 @@ class LocalList:
             except OSError:
                 pass
         with f:
-            h = f.read(HEAD)
+            h = f.read(_HEAD)
             size = f.seek(0, 2)
-        if len(h) == HEAD and h[:4] == MAGIC:
+        if len(h) == _HEAD and h[:4] == _MAGIC:
             v, n = struct.unpack("<iH", h[4:])
-            if size == HEAD + n * _REC:
+            if size == _HEAD + n * _REC:
                 self.version, self.count = v, n
                 return
         log.error("auth", "local list damaged: empty")
@@ -88,7 +88,7 @@ class LocalList:
             with open(self.path, "rb") as f:
                 while lo < hi:
                     mid = (lo + hi) >> 1
-                    f.seek(HEAD + mid * _REC)
+                    f.seek(_HEAD + mid * _REC)
                     f.readinto(k)
                     if k == key:
                         f.readinto(self._rest)
@@ -132,7 +132,7 @@ class LocalList:
         n = 0
         try:
             with open(tmp, "wb") as out:
-                out.write(MAGIC + struct.pack("<iH", version, 0))
+                out.write(_MAGIC + struct.pack("<iH", version, 0))
                 old = None
                 if not full and self.count:
                     old = open(self.path, "rb")
@@ -166,7 +166,7 @@ class LocalList:
         ck = memoryview(rec)[:20]
         left = self.count if old else 0
         if old:
-            old.seek(HEAD)
+            old.seek(_HEAD)
         i = n = 0
         have = False
         cur = -1  # the change packed into rec

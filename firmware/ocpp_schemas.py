@@ -6,9 +6,10 @@
 import json
 
 from lib import schema as validation
+from micropython import const
 
 # chargingProfile, shared by RemoteStartTransaction and SetChargingProfile ("@P").
-_PROFILE = '[["chargingProfileId","i",1,null],["transactionId","i",0,null],["stackLevel","i",1,null],["chargingProfilePurpose","e",1,["ChargePointMaxProfile","TxDefaultProfile","TxProfile"]],["chargingProfileKind","e",1,["Absolute","Recurring","Relative"]],["recurrencyKind","e",0,["Daily","Weekly"]],["validFrom","t",0,null],["validTo","t",0,null],["chargingSchedule","o",1,[["duration","i",0,null],["startSchedule","t",0,null],["chargingRateUnit","e",1,["A","W"]],["chargingSchedulePeriod","ao",1,[["startPeriod","i",1,null],["limit","n",1,null],["numberPhases","i",0,null]]],["minChargingRate","n",0,null]]]]'
+_PROFILE = const('[["chargingProfileId","i",1,null],["transactionId","i",0,null],["stackLevel","i",1,null],["chargingProfilePurpose","e",1,["ChargePointMaxProfile","TxDefaultProfile","TxProfile"]],["chargingProfileKind","e",1,["Absolute","Recurring","Relative"]],["recurrencyKind","e",0,["Daily","Weekly"]],["validFrom","t",0,null],["validTo","t",0,null],["chargingSchedule","o",1,[["duration","i",0,null],["startSchedule","t",0,null],["chargingRateUnit","e",1,["A","W"]],["chargingSchedulePeriod","ao",1,[["startPeriod","i",1,null],["limit","n",1,null],["numberPhases","i",0,null]]],["minChargingRate","n",0,null]]]]')
 
 _REQUESTS = {
     "CancelReservation": '[["reservationId","i",1,null]]',

@@ -10,12 +10,13 @@
 import time
 
 from firmware import pilot
+from micropython import const
 
-PWM_SETTLE_MS = 100  # the negative plateau is measured once the PWM has run this long
+_PWM_SETTLE_MS = const(100)  # the negative plateau is measured once the PWM has run this long
 
 # Connector phases (firmware/connector.py) the outputs depend on.
-_TX = 3
-_FINISHING = 4
+_TX = const(3)
+_FINISHING = const(4)
 
 
 class Outputs:
@@ -61,13 +62,13 @@ class Outputs:
 
     def check_diode(self, ev):
         """Measure the diode when it can be: EV in B or C and the PWM running for
-        PWM_SETTLE_MS. Returns False while the diode is known to have failed."""
+        _PWM_SETTLE_MS. Returns False while the diode is known to have failed."""
         if ev != "B" and ev != "C":
             self.diode_bad = False
             self.diode_verified = False
             return True
         since = self._pwm_since
-        if since is not None and time.ticks_diff(time.ticks_ms(), since) >= PWM_SETTLE_MS:
+        if since is not None and time.ticks_diff(time.ticks_ms(), since) >= _PWM_SETTLE_MS:
             ok = pilot.diode_ok(self.board.pilot.low_mv())
             self.diode_verified = ok
             self.diode_bad = not ok

@@ -4,17 +4,18 @@
 import asyncio
 
 from lib import fsutil, log
+from micropython import const
 
-FILE = "watchdog.txt"
-NAMES = "control,ocpp,meter,txqueue"
+_FILE = const("watchdog.txt")
+_NAMES = const("control,ocpp,meter,txqueue")
 
 
 def late(root, task):
-    name = NAMES.split(",")[task]
+    name = _NAMES.split(",")[task]
     log.error("wdt", "task %s late: watchdog not fed" % name)
     try:
         # Written by a task of its own: flash I/O never blocks the control loop.
-        asyncio.create_task(_record(root + FILE, name))
+        asyncio.create_task(_record(root + _FILE, name))
     except RuntimeError:  # no event loop
         pass
 
@@ -29,12 +30,12 @@ async def _record(path, name):
 def boot(root, cause):
     """At boot: log which task hung before a watchdog reset; the name of the
     task, or None."""
-    data = fsutil.read(root + FILE)
+    data = fsutil.read(root + _FILE)
     if data is not None:
         try:
             import os
 
-            os.remove(root + FILE)
+            os.remove(root + _FILE)
         except OSError:
             pass
     if cause != "watchdog":

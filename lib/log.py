@@ -34,7 +34,7 @@ _LIMIT = const(6)  # file_bytes,
 _COUNT = const(7)  # count,
 _T = const(8)      # epoch of _stamp
 
-_NAMES = ("DBG", "INF", "WRN", "ERR")
+_NAMES = const(("DBG", "INF", "WRN", "ERR"))
 _dir = None   # folder of the files; None: console only
 _clock = None  # fn() -> UTC epoch seconds
 _q: list = []  # the ring: epoch, line, epoch, line, ...

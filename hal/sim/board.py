@@ -32,7 +32,7 @@ try:
 except ImportError:  # CPython without tools/simkit/cpy_launch.py
     const = int
 
-EXIT_RESET = 75  # process exit code meaning "reboot me" (system.reset())
+_EXIT_RESET = const(75)  # process exit code meaning "reboot me" (system.reset())
 
 _MP = sys.implementation.name == "micropython"
 _BUF = const(384)  # link receive buffer: the longest line (full snapshot) is < 230 bytes
@@ -375,7 +375,7 @@ class Board:
         if not self.inp.get("rst", True):
             print("system: reset did not take")  # bench `fail reset`: a reset circuit fault
             return
-        sys.exit(EXIT_RESET)
+        sys.exit(_EXIT_RESET)
 
     def reset_cause(self):
         return os.getenv("JOLT_RESET_CAUSE") or "power"

@@ -248,7 +248,7 @@ def test_sim_hal_wakes_on_input_and_loads_rare_parts_on_use(bench):
     assert hi == 9000 and 250 <= woke_ms < 2000, out
     assert 95 <= int(lines["TIMEOUT"]) < 1000, out
     assert lines["ANY"] == "0" and lines["ECHO"] == "ping", out
-    assert probe.returncode == 75, out  # hal.sim.board.EXIT_RESET
+    assert probe.returncode == 75, out  # hal.sim.board._EXIT_RESET
     hal = [e["value"] for e in bench.events(mark)[0] if e["kind"] == "hal"]
     assert {"wifi": {"ssid": "depot"}} in hal and {"ble": "JOLT-PROBE"} in hal, hal
 

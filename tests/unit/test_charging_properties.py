@@ -119,7 +119,7 @@ async def scenario(tmp_path, seq, authorize_remote, stop_on_invalid):
         assert tid is None or csms.answered[tid] == "Accepted", "relay closed after StartTransaction %s" % (
             csms.answered.get(tid),)
         assert pilot == "C", "relay closed with the EV in %s" % pilot
-        assert running and clock.now - pwm["since"] >= O.PWM_SETTLE_MS, "relay closed before the diode check"
+        assert running and clock.now - pwm["since"] >= O._PWM_SETTLE_MS, "relay closed before the diode check"
         assert model["diode"], "relay closed with a failed diode"
         assert board.lock.locked(), "relay closed without the lock confirmed"
         assert model["supply"] and not model["button"], "relay closed with %s" % model

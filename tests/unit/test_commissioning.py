@@ -64,7 +64,7 @@ def run(tmp_path, scenario, mode="hotp", provisioned=True, monkeypatch=None, uid
                 pass
 
     if monkeypatch is not None:
-        monkeypatch.setattr(app_mod, "BLE_POLL_S", 0.01)
+        monkeypatch.setattr(app_mod, "_BLE_POLL_S", 0.01)
     asyncio.run(main())
     return root
 
@@ -77,7 +77,7 @@ async def session(board, inst):
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
-    monkeypatch.setattr(app_mod, "BLE_POLL_S", 0.01)
+    monkeypatch.setattr(app_mod, "_BLE_POLL_S", 0.01)
     monkeypatch.setattr(C, "POLL_S", 0.005)
 
 

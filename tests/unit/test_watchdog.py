@@ -113,7 +113,7 @@ def test_a_hung_task_stops_feeding_and_resets_the_board(tmp_path, hung, capsys):
     assert reset is True
     assert wdt.feeds and wdt.feeds[-1] - t0 >= 0.2  # fed while the task was alive, then starved
     assert "task %s late: watchdog not fed" % NAMES[hung] in capsys.readouterr().out
-    assert (tmp_path / R.FILE).read_text() == NAMES[hung]
+    assert (tmp_path / R._FILE).read_text() == NAMES[hung]
 
 
 def test_a_hung_control_loop_stops_feeding(tmp_path):
@@ -125,14 +125,14 @@ def test_a_hung_control_loop_stops_feeding(tmp_path):
 
 def test_next_boot_reports_the_watchdog_reset_and_the_task(tmp_path, capsys, monkeypatch):
     root = str(tmp_path) + "/"
-    (tmp_path / R.FILE).write_text("meter")
+    (tmp_path / R._FILE).write_text("meter")
     app = App(Board(flash_root=root, reset_cause="watchdog"))
     monkeypatch.setattr(app_mod, "_forever", _never)
     boot_main(app, 0.2)
     out = capsys.readouterr().out
     assert "reset=watchdog" in out
     assert "reset by the watchdog: task meter hung" in out
-    assert not (tmp_path / R.FILE).exists()  # reported once
+    assert not (tmp_path / R._FILE).exists()  # reported once
     assert app.board.wdt.timeout_ms == W._WDT_MS  # armed at boot
 
 
@@ -157,10 +157,10 @@ def test_boot_without_a_record_after_a_watchdog_reset(tmp_path, capsys):
 
 
 def test_a_power_on_boot_does_not_blame_a_task(tmp_path, capsys):
-    (tmp_path / R.FILE).write_text("ocpp")  # a task was late, then recovered
+    (tmp_path / R._FILE).write_text("ocpp")  # a task was late, then recovered
     assert R.boot(str(tmp_path) + "/", "power") is None
     assert "reset by the watchdog" not in capsys.readouterr().out
-    assert not (tmp_path / R.FILE).exists()
+    assert not (tmp_path / R._FILE).exists()
 
 
 def test_parked_and_expected_waits_are_not_late(tmp_path):
@@ -188,7 +188,7 @@ def test_expected_wait_overrun_is_late(tmp_path):
     reset = scenario(str(tmp_path) + "/", wdt, lambda s: [
         control_loop(s), worker(W.METER, s), worker(W.TXQUEUE, s), stuck()], 2.0)
     assert reset is True
-    assert (tmp_path / R.FILE).read_text() == "ocpp"
+    assert (tmp_path / R._FILE).read_text() == "ocpp"
 
 
 def test_the_real_control_loop_feeds_and_a_stopped_one_resets(tmp_path):
