@@ -14,69 +14,70 @@ max_regs: the most registers the meter returns in one request; max_gap: the
 largest hole of unused registers a request may read across (see
 docs/modbus.md for the trade-off).
 """
-from micropython import const
 
-_IR = const(4)  # input registers (fc 04)
+# A plain global, not const(): with a constant here each map would be one
+# constant tuple of about 1 KB, allocated whole when the module loads.
+IR = 4  # input registers (fc 04)
 
 # Eastron SDM630 (Modbus V2): input registers, float32, high word first.
 # The meter answers at most 40 parameters (80 registers) per request.
 SDM630 = ("SDM630", "ABCD", 80, 16, (
-    ("Voltage", "L1", 0x0000, _IR, "f32", 1, "V"),
-    ("Voltage", "L2", 0x0002, _IR, "f32", 1, "V"),
-    ("Voltage", "L3", 0x0004, _IR, "f32", 1, "V"),
-    ("Current.Import", "L1", 0x0006, _IR, "f32", 1, "A"),
-    ("Current.Import", "L2", 0x0008, _IR, "f32", 1, "A"),
-    ("Current.Import", "L3", 0x000A, _IR, "f32", 1, "A"),
-    ("Power.Active.Import", "L1", 0x000C, _IR, "f32", 1, "W"),
-    ("Power.Active.Import", "L2", 0x000E, _IR, "f32", 1, "W"),
-    ("Power.Active.Import", "L3", 0x0010, _IR, "f32", 1, "W"),
-    ("Power.Apparent", "L1", 0x0012, _IR, "f32", 1, "VA"),  # extra
-    ("Power.Apparent", "L2", 0x0014, _IR, "f32", 1, "VA"),  # extra
-    ("Power.Apparent", "L3", 0x0016, _IR, "f32", 1, "VA"),  # extra
-    ("Power.Reactive.Import", "L1", 0x0018, _IR, "f32", 1, "var"),
-    ("Power.Reactive.Import", "L2", 0x001A, _IR, "f32", 1, "var"),
-    ("Power.Reactive.Import", "L3", 0x001C, _IR, "f32", 1, "var"),
-    ("Power.Factor", "L1", 0x001E, _IR, "f32", 1, None),
-    ("Power.Factor", "L2", 0x0020, _IR, "f32", 1, None),
-    ("Power.Factor", "L3", 0x0022, _IR, "f32", 1, None),
-    ("Power.Active.Import", None, 0x0034, _IR, "f32", 1, "W"),
-    ("Power.Apparent", None, 0x0038, _IR, "f32", 1, "VA"),  # extra
-    ("Power.Reactive.Import", None, 0x003C, _IR, "f32", 1, "var"),
-    ("Power.Factor", None, 0x003E, _IR, "f32", 1, None),
-    ("Frequency", None, 0x0046, _IR, "f32", 1, None),
-    ("Energy.Active.Import.Register", None, 0x0048, _IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Export.Register", None, 0x004A, _IR, "f32", 1000, "Wh"),
-    ("Energy.Reactive.Import.Register", None, 0x004C, _IR, "f32", 1000, "varh"),
-    ("Energy.Reactive.Export.Register", None, 0x004E, _IR, "f32", 1000, "varh"),
-    ("Voltage", "L1-L2", 0x00C8, _IR, "f32", 1, "V"),
-    ("Voltage", "L2-L3", 0x00CA, _IR, "f32", 1, "V"),
-    ("Voltage", "L3-L1", 0x00CC, _IR, "f32", 1, "V"),
-    ("Current.Import", "N", 0x00E0, _IR, "f32", 1, "A"),
-    ("Energy.Active.Total.Register", None, 0x0156, _IR, "f32", 1000, "Wh"),  # extra
-    ("Energy.Reactive.Total.Register", None, 0x0158, _IR, "f32", 1000, "varh"),  # extra
-    ("Energy.Active.Import.Register", "L1", 0x015A, _IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Import.Register", "L2", 0x015C, _IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Import.Register", "L3", 0x015E, _IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Export.Register", "L1", 0x0160, _IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Export.Register", "L2", 0x0162, _IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Export.Register", "L3", 0x0164, _IR, "f32", 1000, "Wh"),
+    ("Voltage", "L1", 0x0000, IR, "f32", 1, "V"),
+    ("Voltage", "L2", 0x0002, IR, "f32", 1, "V"),
+    ("Voltage", "L3", 0x0004, IR, "f32", 1, "V"),
+    ("Current.Import", "L1", 0x0006, IR, "f32", 1, "A"),
+    ("Current.Import", "L2", 0x0008, IR, "f32", 1, "A"),
+    ("Current.Import", "L3", 0x000A, IR, "f32", 1, "A"),
+    ("Power.Active.Import", "L1", 0x000C, IR, "f32", 1, "W"),
+    ("Power.Active.Import", "L2", 0x000E, IR, "f32", 1, "W"),
+    ("Power.Active.Import", "L3", 0x0010, IR, "f32", 1, "W"),
+    ("Power.Apparent", "L1", 0x0012, IR, "f32", 1, "VA"),  # extra
+    ("Power.Apparent", "L2", 0x0014, IR, "f32", 1, "VA"),  # extra
+    ("Power.Apparent", "L3", 0x0016, IR, "f32", 1, "VA"),  # extra
+    ("Power.Reactive.Import", "L1", 0x0018, IR, "f32", 1, "var"),
+    ("Power.Reactive.Import", "L2", 0x001A, IR, "f32", 1, "var"),
+    ("Power.Reactive.Import", "L3", 0x001C, IR, "f32", 1, "var"),
+    ("Power.Factor", "L1", 0x001E, IR, "f32", 1, None),
+    ("Power.Factor", "L2", 0x0020, IR, "f32", 1, None),
+    ("Power.Factor", "L3", 0x0022, IR, "f32", 1, None),
+    ("Power.Active.Import", None, 0x0034, IR, "f32", 1, "W"),
+    ("Power.Apparent", None, 0x0038, IR, "f32", 1, "VA"),  # extra
+    ("Power.Reactive.Import", None, 0x003C, IR, "f32", 1, "var"),
+    ("Power.Factor", None, 0x003E, IR, "f32", 1, None),
+    ("Frequency", None, 0x0046, IR, "f32", 1, None),
+    ("Energy.Active.Import.Register", None, 0x0048, IR, "f32", 1000, "Wh"),
+    ("Energy.Active.Export.Register", None, 0x004A, IR, "f32", 1000, "Wh"),
+    ("Energy.Reactive.Import.Register", None, 0x004C, IR, "f32", 1000, "varh"),
+    ("Energy.Reactive.Export.Register", None, 0x004E, IR, "f32", 1000, "varh"),
+    ("Voltage", "L1-L2", 0x00C8, IR, "f32", 1, "V"),
+    ("Voltage", "L2-L3", 0x00CA, IR, "f32", 1, "V"),
+    ("Voltage", "L3-L1", 0x00CC, IR, "f32", 1, "V"),
+    ("Current.Import", "N", 0x00E0, IR, "f32", 1, "A"),
+    ("Energy.Active.Total.Register", None, 0x0156, IR, "f32", 1000, "Wh"),  # extra
+    ("Energy.Reactive.Total.Register", None, 0x0158, IR, "f32", 1000, "varh"),  # extra
+    ("Energy.Active.Import.Register", "L1", 0x015A, IR, "f32", 1000, "Wh"),
+    ("Energy.Active.Import.Register", "L2", 0x015C, IR, "f32", 1000, "Wh"),
+    ("Energy.Active.Import.Register", "L3", 0x015E, IR, "f32", 1000, "Wh"),
+    ("Energy.Active.Export.Register", "L1", 0x0160, IR, "f32", 1000, "Wh"),
+    ("Energy.Active.Export.Register", "L2", 0x0162, IR, "f32", 1000, "Wh"),
+    ("Energy.Active.Export.Register", "L3", 0x0164, IR, "f32", 1000, "Wh"),
 ))
 
 # Eastron SDM120 (Modbus): single phase, same conventions as the SDM630.
 SDM120 = ("SDM120", "ABCD", 80, 16, (
-    ("Voltage", None, 0x0000, _IR, "f32", 1, "V"),
-    ("Current.Import", None, 0x0006, _IR, "f32", 1, "A"),
-    ("Power.Active.Import", None, 0x000C, _IR, "f32", 1, "W"),
-    ("Power.Apparent", None, 0x0012, _IR, "f32", 1, "VA"),  # extra
-    ("Power.Reactive.Import", None, 0x0018, _IR, "f32", 1, "var"),
-    ("Power.Factor", None, 0x001E, _IR, "f32", 1, None),
-    ("Frequency", None, 0x0046, _IR, "f32", 1, None),
-    ("Energy.Active.Import.Register", None, 0x0048, _IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Export.Register", None, 0x004A, _IR, "f32", 1000, "Wh"),
-    ("Energy.Reactive.Import.Register", None, 0x004C, _IR, "f32", 1000, "varh"),
-    ("Energy.Reactive.Export.Register", None, 0x004E, _IR, "f32", 1000, "varh"),
-    ("Energy.Active.Total.Register", None, 0x0156, _IR, "f32", 1000, "Wh"),  # extra
-    ("Energy.Reactive.Total.Register", None, 0x0158, _IR, "f32", 1000, "varh"),  # extra
+    ("Voltage", None, 0x0000, IR, "f32", 1, "V"),
+    ("Current.Import", None, 0x0006, IR, "f32", 1, "A"),
+    ("Power.Active.Import", None, 0x000C, IR, "f32", 1, "W"),
+    ("Power.Apparent", None, 0x0012, IR, "f32", 1, "VA"),  # extra
+    ("Power.Reactive.Import", None, 0x0018, IR, "f32", 1, "var"),
+    ("Power.Factor", None, 0x001E, IR, "f32", 1, None),
+    ("Frequency", None, 0x0046, IR, "f32", 1, None),
+    ("Energy.Active.Import.Register", None, 0x0048, IR, "f32", 1000, "Wh"),
+    ("Energy.Active.Export.Register", None, 0x004A, IR, "f32", 1000, "Wh"),
+    ("Energy.Reactive.Import.Register", None, 0x004C, IR, "f32", 1000, "varh"),
+    ("Energy.Reactive.Export.Register", None, 0x004E, IR, "f32", 1000, "varh"),
+    ("Energy.Active.Total.Register", None, 0x0156, IR, "f32", 1000, "Wh"),  # extra
+    ("Energy.Reactive.Total.Register", None, 0x0158, IR, "f32", 1000, "varh"),  # extra
 ))
 
 MAPS = (SDM630, SDM120)
