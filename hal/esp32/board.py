@@ -1,4 +1,4 @@
-# The JOLT board (ESP32-S3). The only module that touches machine, network
+# The JOLT board (plain ESP32, no PSRAM). The only module that touches machine, network
 # and bluetooth. Pins and calibration constants: hal/esp32/pins.py.
 # Inputs are polled: wait_input() sleeps one poll period, then services
 # timed outputs (lock motor pulse, buzzer, WiFi failover) and samples the
@@ -34,25 +34,41 @@ def _adc(num):
     return a
 
 
+class Ladder:
+    """Two contacts on one ADC1 input through a resistor ladder
+    (hal/esp32/pins.py, LADDER_*): bit(0) / bit(1) = contact closed."""
+
+    def __init__(self, num):
+        self._adc = _adc(num)
+
+    def bit(self, b):
+        i = (self._adc.read_uv() - pins.LADDER_ZERO_UV + pins.LADDER_STEP_UV // 2) // pins.LADDER_STEP_UV
+        if i < 0:
+            i = 0
+        elif i > 3:
+            i = 3
+        return (i >> b) & 1
+
+
 class Relay:
-    def __init__(self):
+    def __init__(self, fb):
         self._coil = _out(pins.RELAY, 0)
-        self._fb = _in(pins.RELAY_FB)
+        self._fb = fb  # bit 0: the auxiliary contact
 
     def set(self, closed):
         self._coil.value(1 if closed else 0)
 
     def closed(self):
-        return self._fb.value() == pins.RELAY_FB_ACTIVE
+        return self._fb.bit(0) == 1
 
 
 class Lock:
     """DC motor lock: a pulse of LOCK_PULSE_MS in one direction, then brake."""
 
-    def __init__(self):
+    def __init__(self, fb):
         self._a = _out(pins.LOCK_A, 0)
         self._b = _out(pins.LOCK_B, 0)
-        self._fb = _in(pins.LOCK_FB)
+        self._fb = fb  # bit 1: the position switch
         self._until = None
 
     def set(self, locked):
@@ -67,7 +83,7 @@ class Lock:
             self._until = None
 
     def locked(self):
-        return self._fb.value() == pins.LOCK_FB_ACTIVE
+        return self._fb.bit(1) == 1
 
 
 class Pilot:
@@ -173,8 +189,9 @@ class Rfid:
     def __init__(self):
         self._uart = None
         try:
-            self._uart = machine.UART(pins.RFID_UART, baudrate=pins.RFID_BAUD, rx=pins.RFID_RX,
-                                      timeout=0, rxbuf=128)
+            # tx -1: not routed (UART1's default TX pin is a flash pin)
+            self._uart = machine.UART(pins.RFID_UART, baudrate=pins.RFID_BAUD, tx=pins.RFID_TX,
+                                      rx=pins.RFID_RX, timeout=0, rxbuf=128)
         except (ValueError, OSError):
             pass
         self._rx = bytearray(32)
@@ -373,24 +390,24 @@ class Sensors:
     def __init__(self):
         self._temp = _adc(pins.TEMP_ADC)
         self._ne = _adc(pins.NE_ADC)
-        self._lac = _adc(pins.LEAK_AC_ADC)
-        self._ldc = _adc(pins.LEAK_DC_ADC)
-        self._phase = _in(pins.PHASE_OK, None)
-        self._supply = _in(pins.SUPPLY_OK, None)
+        self._leak_ok = _in(pins.LEAK_OK, machine.Pin.PULL_DOWN)
+        self._supply = Ladder(pins.SUPPLY_ADC)  # bit 0 mains present, bit 1 phase monitor ok
 
     def read(self, name):
         if name == "temperature_dc":
             return self._temp.read_uv() // 1000 - 500  # 10 mV/degC -> 0.1 degC per mV
         if name == "ne_mv":
             return self._ne.read_uv() // 1000 * pins.NE_MV_PER_ADC_MV
+        # The residual current module trips by itself (30 mA AC / 6 mA DC):
+        # only "tripped" is known, read as its trip currents.
         if name == "leak_ac_ua":
-            return self._lac.read_uv() // 1000 * pins.LEAK_UA_PER_ADC_MV
+            return 0 if self._leak_ok.value() else pins.LEAK_TRIP_AC_UA
         if name == "leak_dc_ua":
-            return self._ldc.read_uv() // 1000 * pins.LEAK_UA_PER_ADC_MV
+            return 0 if self._leak_ok.value() else pins.LEAK_TRIP_DC_UA
         if name == "phase_ok":
-            return self._phase.value()
+            return self._supply.bit(1)
         if name == "supply_ok":
-            return self._supply.value()
+            return self._supply.bit(0)
         raise KeyError(name)
 
 
@@ -690,8 +707,9 @@ class Board:
     PER_USE = ()  # modules loaded per use and dropped (lib/transient.warm): none
 
     def __init__(self):
-        self.relay = Relay()
-        self.lock = Lock()
+        fb = Ladder(pins.FB_ADC)
+        self.relay = Relay(fb)
+        self.lock = Lock(fb)
         self.pilot = Pilot()
         self.meter_uart = MeterUart()
         self.rfid = _rfid()

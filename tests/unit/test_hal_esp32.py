@@ -19,15 +19,23 @@ UV_MINUS_12V = 100000
 @pytest.fixture
 def hw():
     with fakes_esp32.installed() as world:
-        world.adc_uv[1] = UV_PLUS_12V  # pilot: state A
         from hal.esp32 import board as B
         from hal.esp32 import pins as P
+        world.adc_uv[P.PILOT_ADC] = UV_PLUS_12V  # pilot: state A
         yield world, B, P
 
 
 def make(hw):
     world, B, P = hw
     return world, B.Board(), P
+
+
+def contact(world, P, adc, bit, closed):
+    """Open or close one of the two contacts of a resistor ladder (pins.LADDER_*)."""
+    i = (world.adc_uv.get(adc, 0) - P.LADDER_ZERO_UV + P.LADDER_STEP_UV // 2) // P.LADDER_STEP_UV
+    i = max(0, min(3, i))
+    i = i | (1 << bit) if closed else i & ~(1 << bit)
+    world.adc_uv[adc] = P.LADDER_ZERO_UV + i * P.LADDER_STEP_UV + 40000  # + ADC error
 
 
 # ---- contactor, lock, pilot ------------------------------------------------
@@ -37,10 +45,16 @@ def test_relay_drives_the_coil_and_reads_the_auxiliary_contact(hw):
     assert world.outputs[P.RELAY] == 0  # open at power-up
     b.relay.set(True)
     assert world.outputs[P.RELAY] == 1
-    world.levels[P.RELAY_FB] = 1 - P.RELAY_FB_ACTIVE
+    contact(world, P, P.FB_ADC, 0, False)
     assert b.relay.closed() is False  # welded open / coil dead: the supervisor compares
-    world.levels[P.RELAY_FB] = P.RELAY_FB_ACTIVE
+    contact(world, P, P.FB_ADC, 0, True)
     assert b.relay.closed() is True
+    contact(world, P, P.FB_ADC, 1, True)  # the lock switch on the same ladder
+    assert b.relay.closed() is True and b.lock.locked() is True
+    contact(world, P, P.FB_ADC, 0, False)
+    assert b.relay.closed() is False and b.lock.locked() is True
+    world.adc_uv[P.FB_ADC] = 0  # open wire: contactor open, not locked
+    assert b.relay.closed() is False and b.lock.locked() is False
     b.relay.set(False)
     assert world.outputs[P.RELAY] == 0
 
@@ -54,11 +68,11 @@ def test_lock_motor_pulse_ends_after_its_drive_time(hw):
     assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (1, 0)  # still driving
     b.lock.service(time.ticks_add(now, P.LOCK_PULSE_MS + 5))
     assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (0, 0)  # drive timeout: brake
-    world.levels[P.LOCK_FB] = P.LOCK_FB_ACTIVE
+    contact(world, P, P.FB_ADC, 1, True)
     assert b.lock.locked() is True
     b.lock.set(False)
     assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (0, 1)
-    world.levels[P.LOCK_FB] = 1 - P.LOCK_FB_ACTIVE
+    contact(world, P, P.FB_ADC, 1, False)
     assert b.lock.locked() is False
 
 
@@ -405,8 +419,20 @@ def test_button_sensors_led_buzzer(hw, monkeypatch):
     assert b.sensors.read("temperature_dc") == 250
     world.adc_uv[P.NE_ADC] = 300000
     assert b.sensors.read("ne_mv") == 3000
-    world.levels[P.SUPPLY_OK] = 0
-    assert b.sensors.read("supply_ok") == 0
+    contact(world, P, P.SUPPLY_ADC, 0, True)
+    contact(world, P, P.SUPPLY_ADC, 1, True)
+    assert b.sensors.read("supply_ok") == 1 and b.sensors.read("phase_ok") == 1
+    contact(world, P, P.SUPPLY_ADC, 0, False)
+    assert b.sensors.read("supply_ok") == 0 and b.sensors.read("phase_ok") == 1
+    contact(world, P, P.SUPPLY_ADC, 1, False)
+    contact(world, P, P.SUPPLY_ADC, 0, True)
+    assert b.sensors.read("supply_ok") == 1 and b.sensors.read("phase_ok") == 0
+    world.levels[P.LEAK_OK] = 1  # the residual current module healthy
+    assert b.sensors.read("leak_ac_ua") == 0 and b.sensors.read("leak_dc_ua") == 0
+    world.levels[P.LEAK_OK] = 0  # tripped (or unpowered, or a broken wire: the pull-down)
+    assert b.sensors.read("leak_ac_ua") >= 30000 and b.sensors.read("leak_dc_ua") >= 6000
+    del world.levels[P.LEAK_OK]
+    assert b.sensors.read("leak_ac_ua") >= 30000
     with pytest.raises(KeyError):
         b.sensors.read("nope")
     b.signal.led("Faulted")
@@ -624,3 +650,68 @@ def test_commissioning_session_over_the_esp32_gatt_service(hw, tmp_path):
     assert text.split("\n")[:-1] == ["OK 246F28AABBCC", "OK", "OK Accepted", "OK Three.Phase", "OK"]
     assert cfg.get("Phase") == "Three.Phase"
     assert 3 not in r.conns  # the session ended: the link is dropped
+
+
+# ---- the pin map on the plain ESP32 ------------------------------------------------
+
+def test_pin_map_fits_the_plain_esp32(hw):
+    """Every GPIO of pins.py exists on an ESP32-WROOM-32E, none is the flash or
+    the console, none is used twice (the alternative RFID reader aside),
+    outputs are not on the input-only pins, analog inputs are on ADC1, and
+    the strapping pins carry only the signals documented as boot-safe."""
+    world, B, P = hw
+    import machine
+    out = ("RELAY", "LOCK_A", "LOCK_B", "PILOT_PWM", "METER_TX", "METER_DE", "RFID_SCK",
+           "RFID_MOSI", "RFID_CS", "LED_WS2812", "BUZZER", "SD_SCK", "SD_MOSI", "SD_CS")
+    inp = ("METER_RX", "RFID_MISO", "EMERGENCY", "LEAK_OK", "SD_MISO")
+    adc = ("PILOT_ADC", "TEMP_ADC", "NE_ADC", "FB_ADC", "SUPPLY_ADC")
+    module = set(range(0, 6)) | set(range(12, 20)) | {21, 22, 23, 25, 26, 27, 32, 33, 34, 35, 36, 39}
+    used = {}
+    for name in out + inp + adc:
+        n = getattr(P, name)
+        assert n in module and n not in (1, 3), name
+        assert n not in used, (name, used.get(n))
+        used[n] = name
+    assert P.RFID_RX == P.RFID_MISO and P.RFID_TX == -1  # one reader kind is fitted
+    for name in out:
+        assert getattr(P, name) not in machine.INPUT_ONLY, name
+    for name in adc:
+        assert getattr(P, name) in machine.ADC1, name
+    straps = {n: used[n] for n in (0, 2, 5, 12, 15) if n in used}
+    assert straps == {0: "RFID_CS", 2: "LED_WS2812", 5: "SD_CS", 12: "LOCK_B", 15: "BUZZER"}
+    assert (P.METER_UART, P.METER_TX, P.METER_RX) == (2, 17, 16)
+    assert P.SD_SLOT == 2 and P.RFID_SPI == 1  # two SPI hosts: SDCard takes its host whole
+    b = B.Board()  # everything constructs against the strict fakes
+    assert world.spi_hosts == {1: "SPI", 2: "SDCard"}
+    # inputs on 34-39 have no pull resistors: the HAL asks for none there
+    for n in (P.RFID_MISO, P.PILOT_ADC, P.TEMP_ADC, P.NE_ADC):
+        assert n in machine.INPUT_ONLY
+    assert b.button.pressed() in (True, False)
+
+
+def test_the_fakes_refuse_what_the_esp32_cannot_do(hw):
+    world, B, P = hw
+    import machine
+    for n in (6, 9, 11, 20, 24, 28, 31, 40, 48):
+        with pytest.raises(ValueError):
+            machine.Pin(n)
+    with pytest.raises(ValueError):
+        machine.Pin(34, machine.Pin.OUT)  # input only
+    with pytest.raises(ValueError):
+        machine.Pin(36, machine.Pin.IN, machine.Pin.PULL_UP)  # no pull resistors
+    with pytest.raises(ValueError):
+        machine.PWM(machine.Pin(39))
+    with pytest.raises(ValueError):
+        machine.ADC(machine.Pin(5))  # not an ADC pin
+    with pytest.raises(ValueError):
+        machine.UART(1, baudrate=9600, rx=35)  # TX left on its default: pin 10, the flash
+    a2 = machine.ADC(machine.Pin(25))
+    a2.read_uv()  # ADC2 works while WiFi is off ...
+    fnet.WLAN(fnet.STA_IF).active(True)
+    with pytest.raises(OSError):
+        a2.read_uv()  # ... not once it runs
+    machine.ADC(machine.Pin(33)).read_uv()  # ADC1 does
+    machine.SDCard(slot=2)
+    with pytest.raises(OSError):
+        machine.SPI(2)  # the SD card's host
+    machine.SPI(1)
