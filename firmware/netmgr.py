@@ -1,14 +1,16 @@
 # Which WiFi network the controller uses (the guide's network rules; docs/network.md).
 # The controller always uses WiFi: the primary network (WiFiPrimarySsid: the
 # SIM module's hotspot or a site network) and, with WiFiConnect=true, the
-# fallback network (WiFiSsid/WiFiPass). The HAL keeps reconnecting to the
-# network last configure()d; this module chooses it:
-#   - the current network down for _FAIL_S: the other one;
+# fallback network (WiFiSsid/WiFiPass; "N/A" or empty = none). This module is
+# the one owner of the choice: the HAL joins the network last configure()d
+# (its WiFi driver rejoins it after a drop) and never switches by itself.
+#   - the current network down for _FAIL_S: the other one (one network: join
+#     it again, e.g. after WLAN.connect() raised);
 #   - unstable (_UNSTABLE_DROPS drops within _WINDOW_S) while the other one has
 #     fewer: the other one;
-#   - WeakSignal (the supervisor's fault: threshold, hysteresis, filter)
-#     for _WEAK_RECONNECT_S: reconnect; still weak after _WEAK_SWITCH_S: the
-#     other one;
+#   - WeakSignal (the supervisor's fault: threshold, hysteresis, filter; only
+#     while the link is up and the connector Available) for _WEAK_RECONNECT_S:
+#     reconnect; still weak after _WEAK_SWITCH_S: the other one;
 #   - on the fallback for _RETRY_S while the primary's record is no worse:
 #     back to the primary (both keep being watched).
 # Loaded and started only when a primary or a fallback network is
@@ -32,11 +34,10 @@ TAG = "wifi"
 def networks(cfg):
     """[(ssid, password), ...]: the primary first, then the fallback if enabled."""
     nets = []
-    if cfg.get("WiFiPrimarySsid"):
-        nets.append((cfg.get("WiFiPrimarySsid"), cfg.get("WiFiPrimaryPass")))
-    ssid = cfg.get("WiFiSsid")
-    if cfg.get("WiFiConnect") and ssid and ssid != "N/A":
-        nets.append((ssid, cfg.get("WiFiPass")))
+    for ssid, pw, on in ((cfg.get("WiFiPrimarySsid"), cfg.get("WiFiPrimaryPass"), True),
+                         (cfg.get("WiFiSsid"), cfg.get("WiFiPass"), cfg.get("WiFiConnect"))):
+        if on and ssid and ssid != "N/A":  # the guide's default "N/A": no network
+            nets.append((ssid, pw))
     return nets
 
 
@@ -104,11 +105,16 @@ class NetManager:
                 self._down_ms = 0
                 if other >= 0:
                     self._switch(other, now, "%s unreachable for %d s" % (cur, _FAIL_S))
+                else:
+                    log.warn(TAG, "%s unreachable for %d s: joining again" % (cur, _FAIL_S))
+                    self.net.configure(self.nets[self.cur][0], self.nets[self.cur][1])
             return
         self._down_ms = 0
         if self.weak is not None and self.weak():
             before = self._weak_ms
             self._weak_ms += dt
+            if not before:
+                log.warn(TAG, "WeakSignal on %s (%d dBm): reconnect in %d s" % (cur, self.net.rssi(), _WEAK_RECONNECT_S))
             if before < _WEAK_RECONNECT_S * 1000 <= self._weak_ms:
                 log.warn(TAG, "WeakSignal on %s (%d dBm): reconnecting" % (cur, self.net.rssi()))
                 self._event(self.cur, now)

@@ -1,7 +1,7 @@
 # The JOLT board (plain ESP32, no PSRAM). The only module that touches machine, network
 # and bluetooth. Pins and calibration constants: hal/esp32/pins.py.
 # Inputs are polled: wait_input() sleeps one poll period, then services
-# timed outputs (lock motor pulse, buzzer, WiFi failover) and samples the
+# timed outputs (lock motor pulse, buzzer) and samples the
 # pilot. Nothing the supervisor calls every cycle allocates (wait_input()
 # returns a preallocated awaitable, not a coroutine; see Board.__next__).
 import asyncio
@@ -461,27 +461,23 @@ class Clock:
 
 
 class Net:
-    """WiFi station: the configured network, and a fallback network tried
-    when the primary has been down for FAILOVER_MS."""
-
-    FAILOVER_MS = 30000
+    """WiFi station: joins the network last configure()d. The port's WiFi
+    driver rejoins it after a drop by itself (connect() requested, unlimited
+    reconnects: the default); which network, and when to join again, is
+    firmware/netmgr.py's alone (docs/network.md): nothing here switches."""
 
     def __init__(self):
         self._wlan = network.WLAN(network.STA_IF)
         # Blocks while the WiFi driver starts (~100 ms or more): in Board(),
         # at boot, before the control loop runs.
         self._wlan.active(True)
-        self._primary = None
-        self._fallback = None
-        self._down_since = time.ticks_ms()
-        self._on_fallback = False
 
     def up(self):
         return self._wlan.isconnected()
 
     def rssi(self):
-        # Asked every control cycle: while disconnected status("rssi") raises
-        # (an exception object per call), so ask only when connected.
+        # While disconnected status("rssi") raises (an exception object per
+        # call), so it is asked only when connected; -127 = no signal.
         if not self._wlan.isconnected():
             return -127
         try:
@@ -490,43 +486,17 @@ class Net:
             return -127
 
     def configure(self, ssid, password):
-        self._primary = (ssid, password)
-        self._on_fallback = False
-        self._connect(self._primary)
-
-    def configure_fallback(self, ssid, password, enabled):
-        self._fallback = (ssid, password) if enabled and ssid else None
-
-    def _connect(self, creds):
-        if creds is None:
-            return
         try:
             self._wlan.disconnect()
         except OSError:
             pass
         # Returns at once (the association runs in the WiFi task); raises
-        # OSError in some radio states ("Wifi Internal Error"): this runs in
-        # wait_input(), i.e. the control loop, so it is retried later instead.
+        # OSError in some radio states ("Wifi Internal Error"): netmgr joins
+        # again after 30 s down, so the error is not passed on.
         try:
-            self._wlan.connect(creds[0], creds[1])
+            self._wlan.connect(ssid, password)
         except OSError:
             pass
-        self._down_since = time.ticks_ms()
-
-    def service(self, now):
-        if self._wlan.isconnected():
-            self._down_since = now
-            return
-        if time.ticks_diff(now, self._down_since) < self.FAILOVER_MS:
-            return
-        # Alternate between the primary and the fallback network.
-        if self._fallback is not None and not self._on_fallback:
-            self._on_fallback = True
-            self._connect(self._fallback)
-        else:
-            self._on_fallback = False
-            self._connect(self._primary)
-        self._down_since = now
 
     async def open(self, host, port, ssl_ctx=None, server_hostname=None):
         # The name is looked up by lib/dns (UDP, non-blocking, bounded: 2 x 2 s)
@@ -750,7 +720,6 @@ class Board:
         now = time.ticks_ms()
         self.lock.service(now)
         self.signal.service(now)
-        self.net.service(now)
         self.pilot.sample()
         _STOP.__traceback__ = None
         raise _STOP

@@ -381,7 +381,7 @@ class Board:
         return os.getenv("JOLT_RESET_CAUSE") or "power"
 
     # ---- rarely used: net.open (hal/sim/_net.py), net.configure,
-    # net.configure_fallback, ble.* (hal/sim/_rare.py) are
+    # ble.* (hal/sim/_rare.py) are
     # functions taking the board first, imported on first use.
     def __getattr__(self, name):
         if name[0] == "_":

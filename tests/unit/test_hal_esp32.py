@@ -293,55 +293,67 @@ def test_wlan_primary_connects_and_rssi_only_when_connected(hw):
     assert b.net.up() is True and b.net.rssi() == -67
 
 
-def test_wlan_failover_to_the_fallback_and_back(hw):
+def run_board(b, monkeypatch, seconds):
+    """Board.wait_input() as the control loop awaits it, every POLL_MS, over
+    `seconds` of ticks (the sleep itself is skipped)."""
+    import asyncio as aio
+    now = [time.ticks_ms()]
+    monkeypatch.setattr(time, "ticks_ms", lambda: now[0])
+
+    def sleep_ms(ms):
+        now[0] = time.ticks_add(now[0], ms)
+        return iter((None,))
+
+    monkeypatch.setattr(aio, "sleep_ms", sleep_ms, raising=False)
+    for _ in range(seconds * 1000 // 10):
+        aw = b.wait_input(10)
+        next(aw)
+        with pytest.raises(StopIteration):
+            next(aw)
+
+
+def test_wlan_never_switches_networks_by_itself(hw, monkeypatch):
+    """firmware/netmgr.py is the one owner of the network choice: with the
+    network gone for minutes the HAL neither alternates nor joins another."""
     world, b, P = make(hw)
     w = fnet.wlans[-1]
     fnet.aps["sim-hotspot"] = {"password": "p1", "rssi": -70}
     fnet.aps["site"] = {"password": "p2", "rssi": -60}
     b.net.configure("sim-hotspot", "p1")
-    b.net.configure_fallback("site", "p2", True)
     w.step()
-    assert b.net.up()
+    assert b.net.up() and b.net.rssi() == -70
     del fnet.aps["sim-hotspot"]  # the hotspot goes away
     w.step()
     assert w.status() == fnet.STAT_BEACON_TIMEOUT and not b.net.up()
-    t = time.ticks_ms()
-    b.net.service(t)
-    b.net.service(time.ticks_add(t, b.net.FAILOVER_MS - 1000))
-    assert w.connects[-1] == ("sim-hotspot", "p1")  # not yet
-    b.net.service(time.ticks_add(t, b.net.FAILOVER_MS + 10))
-    assert w.connects[-1] == ("site", "p2")
+    assert b.net.rssi() == -127  # no signal while down (not asked: the port raises)
+    run_board(b, monkeypatch, 120)
+    assert w.connects == [("sim-hotspot", "p1")]
+    b.net.configure("site", "p2")  # netmgr's choice
     w.step()
     assert b.net.up() and b.net.rssi() == -60
 
 
-def test_wlan_wrong_password_status_and_no_fallback_when_disabled(hw):
+def test_wlan_wrong_password_status(hw):
     world, b, P = make(hw)
     w = fnet.wlans[-1]
     fnet.aps["depot"] = {"password": "right", "rssi": -50}
     b.net.configure("depot", "wrong")
-    b.net.configure_fallback("site", "p2", False)  # WiFiConnect=false: primary only
     w.step()
     assert w.status() == fnet.STAT_WRONG_PASSWORD and not b.net.up()
-    t = time.ticks_ms()
-    b.net.service(time.ticks_add(t, b.net.FAILOVER_MS + 10))
-    assert w.connects[-1] == ("depot", "wrong")  # retried, never the fallback
-    assert ("site", "p2") not in w.connects
+    assert b.net.rssi() == -127
 
 
-def test_wlan_connect_raising_never_reaches_the_control_loop(hw):
+def test_wlan_connect_raising_never_reaches_the_firmware(hw):
     """WLAN.connect() raises OSError on the port (e.g. "Wifi Internal Error");
-    the HAL's failover runs inside wait_input(), i.e. in the control loop."""
+    configure() passes nothing on: netmgr joins again after 30 s down."""
     world, b, P = make(hw)
     w = fnet.wlans[-1]
     w.fail_connect = OSError("Wifi Internal Error")
-    b.net.configure("depot", "pw")  # at boot: must not raise either
-    assert not b.net.up()
-    t = time.ticks_ms()
-    b.net.service(time.ticks_add(t, b.net.FAILOVER_MS + 10))  # a retry that raises again
+    b.net.configure("depot", "pw")  # at boot: must not raise
+    assert not b.net.up() and w.connects == []
     w.fail_connect = None
     fnet.aps["depot"] = {"password": "pw", "rssi": -55}
-    b.net.service(time.ticks_add(t, 2 * b.net.FAILOVER_MS + 20))
+    b.net.configure("depot", "pw")  # netmgr's next join
     assert w.connects[-1] == ("depot", "pw")
     w.step()
     assert b.net.up()

@@ -70,6 +70,32 @@ def test_networks_from_the_configuration(tmp_path):
     assert N.networks(c) == [("hot", "p1")]
     c.set("WiFiConnect", "true")
     assert N.networks(c) == [("hot", "p1"), ("site", "p2")]
+    # the guide's defaults ("N/A") or empty: no fallback network, never joined literally
+    for ssid in ("N/A", ""):
+        c.set("WiFiSsid", ssid)
+        assert N.networks(c) == [("hot", "p1")]
+    (tmp_path / "d").mkdir()
+    d = cfg_with(tmp_path / "d", WiFiConnect="true")
+    assert d.get("WiFiSsid") == "N/A" and N.networks(d) == []
+
+
+def test_one_network_down_is_joined_again(tmp_path, capsys):
+    """Without a fallback the network is joined again every 30 s down (the
+    HAL never does it: WLAN.connect() may have raised)."""
+    link = Link(**{"hot": {"pw": "p1", "up": True, "rssi": -60}})
+    nm = N.NetManager(link, N.networks(cfg_with(tmp_path, WiFiPrimarySsid="hot", WiFiPrimaryPass="p1")),
+                      weak_of(link))
+    nm.start(0)
+    t = run_for(nm, 0, 5)
+    link.set("hot", up=False)
+    t = run_for(nm, t, N._FAIL_S - 2)
+    assert link.configured == ["hot"]
+    t = run_for(nm, t, 3)
+    assert link.configured == ["hot", "hot"]
+    assert "hot unreachable for 30 s: joining again" in capsys.readouterr().out
+    link.set("hot", up=True)
+    run_for(nm, t, 5 * N._FAIL_S)
+    assert link.configured == ["hot", "hot"]
 
 
 def test_primary_failure_switches_to_the_fallback(tmp_path, capsys):

@@ -321,3 +321,58 @@ def test_reset_is_attempted_reset_retries_more_times(tmp_path):
 
     asyncio.run(go())
     assert board.system.resets == 3
+
+
+def test_link_down_on_the_esp32_hal_is_no_weak_signal_and_no_alternation(rig, tmp_path):
+    """hal/esp32's Net over the fakes: a link that is down reads -127 dBm, which
+    is no WeakSignal (netmgr handles an outage); nothing but netmgr chooses
+    the network, and the guide's default WiFiSsid "N/A" is no network."""
+    import time as real_time
+    from firmware import netmgr as N
+    from tests.unit import fakes_esp32
+    from tests.unit.fakes_esp32 import network as fnet
+
+    with fakes_esp32.installed():
+        from hal.esp32.board import Net
+        net = Net()
+        w = fnet.wlans[-1]
+        fnet.aps["hot"] = {"password": "p1", "rssi": -60}
+        rig.board.net = net
+        rig.cfg.update(WiFiConnect=True, WiFiSsid="N/A", WiFiPass="N/A",
+                       WiFiPrimarySsid="hot", WiFiPrimaryPass="p1")
+        nm = N.NetManager(net, N.networks(rig.cfg), lambda: "weak" in rig.sup.active)
+        t = real_time.ticks_ms()
+        nm.start(t)
+        w.step()
+        assert net.up() and rig.conn.status()[:2] == ("Available", "NoError")
+        del fnet.aps["hot"]  # the hotspot dies for 10 minutes
+        w.step()
+        assert not net.up() and net.rssi() == -127
+        for s in range(600):
+            for _ in range(50):
+                rig.step(20)
+            t = real_time.ticks_add(t, 1000)
+            nm.step(t)
+            w.step()
+            assert "weak" not in rig.sup.active
+        assert rig.conn.status()[:2] == ("Available", "NoError")
+        assert {c for c in w.connects} == {("hot", "p1")} and len(w.connects) > 1  # joined again, nothing else
+        fnet.aps["hot"] = {"password": "p1", "rssi": -95}  # back, but weak: now it is WeakSignal
+        w.step()  # the WiFi driver rejoins by itself
+        assert net.up()
+        rig.hold(5000)
+        assert "weak" in rig.sup.active and rig.conn.status()[:2] == ("Available", "WeakSignal")
+
+
+def test_weak_signal_only_while_available(rig):
+    """The guide: WeakSignal only in Available; while charging a weak signal
+    is no fault, so netmgr starts no reconnect in the middle of a session."""
+    charging(rig)
+    rig.board.net.set_rssi(-95)
+    rig.hold(10000)
+    assert "weak" not in rig.sup.active
+    assert rig.conn.status()[:2] == ("Charging", "NoError")
+    rig.board.net.set_up(False)
+    rig.board.net.set_rssi(-127)
+    rig.hold(10000)
+    assert "weak" not in rig.sup.active
