@@ -186,7 +186,8 @@ def test_button_cycle_is_a_manual_reset_only_for_conditions_that_are_gone(rig):
     rig.board.sensors.set("ne_mv", 9000)
     rig.step()
     rig.board.button.set(True)
-    rig.step()
+    rig.hold(20)  # the button's debounce
+    assert "button" in rig.sup.active
     assert rig.conn.status()[1] == "GroundFailure"  # the most severe decides
     rig.board.button.set(False)
     rig.hold(600)
@@ -194,7 +195,7 @@ def test_button_cycle_is_a_manual_reset_only_for_conditions_that_are_gone(rig):
     assert list(rig.sup.active) == ["ground"]
     rig.board.sensors.set("ne_mv", 0)
     rig.board.button.set(True)
-    rig.step()
+    rig.hold(20)
     rig.board.button.set(False)
     rig.hold(600)
     rig.step()
@@ -205,7 +206,7 @@ def test_button_cycle_is_a_manual_reset_only_for_conditions_that_are_gone(rig):
 def test_clearing_the_worst_fault_shows_the_next(rig):
     rig.board.sensors.set("supply_ok", 0)
     rig.board.button.set(True)
-    rig.step()
+    rig.hold(20)
     assert rig.conn.status()[2] == "EmergencyButton"
     rig.board.button.set(False)
     rig.hold(600)
@@ -376,3 +377,69 @@ def test_weak_signal_only_while_available(rig):
     rig.board.net.set_rssi(-127)
     rig.hold(10000)
     assert "weak" not in rig.sup.active
+
+
+@pytest.fixture
+def esp32_button(rig):
+    """hal/esp32's Button over the machine fake, in the supervisor rig."""
+    from tests.unit import fakes_esp32
+    with fakes_esp32.installed() as world:
+        from hal.esp32 import board as B
+        from hal.esp32 import pins as P
+        rig.board.button = B.Button()
+
+        def press(on):
+            world.levels[P.EMERGENCY] = P.EMERGENCY_PRESSED if on else 1 - P.EMERGENCY_PRESSED
+        press(False)
+        yield press
+
+
+def test_button_glitch_of_one_sample_neither_stops_nor_resets(rig, esp32_button):
+    charging(rig)
+    esp32_button(True)  # a 10 ms glitch: seen in one control cycle (10 ms on the board)
+    rig.step(10)
+    esp32_button(False)
+    for _ in range(100):
+        rig.step(10)
+    assert rig.out.relay and rig.board.relay.command  # the session goes on
+    assert rig.st.stops == [] and rig.conn.status()[:2] == ("Charging", "NoError")
+    assert "button" not in rig.sup.active
+    # nor is it a button cycle: a latched fault whose condition is gone stays
+    rig.board.sensors.set("ne_mv", 9000)
+    rig.step(10)
+    rig.board.sensors.set("ne_mv", 0)
+    rig.step(10)
+    assert "ground" in rig.sup.active
+    for _ in range(3):  # glitches, each one sample, 100 ms apart
+        esp32_button(True)
+        rig.step(10)
+        esp32_button(False)
+        for _ in range(10):
+            rig.step(10)
+    rig.hold(600)
+    assert list(rig.sup.active) == ["ground"]
+
+
+def test_button_press_opens_the_contactor_within_its_debounce_and_a_cycle(rig, esp32_button):
+    charging(rig)
+    esp32_button(True)
+    elapsed = 0
+    while rig.out.relay:
+        rig.step(10)  # the board's control cycle (wait_input: POLL_MS)
+        elapsed += 10
+        assert elapsed <= F.FAULTS[[r[0] for r in F.FAULTS].index("button")][5] + 10
+    assert rig.board.relay.command is False
+    assert rig.st.stops == ["EmergencyStop"]
+    assert rig.conn.status()[:3] == ("Faulted", "OtherError", "EmergencyButton")
+    esp32_button(False)
+    rig.hold(500)
+    assert "button" not in rig.sup.active
+
+
+def test_button_debounce_delays_no_other_fault(rig, esp32_button):
+    charging(rig)
+    esp32_button(True)
+    rig.board.sensors.set("ne_mv", 9000)  # ground fault in the same cycle as the press
+    rig.step(10)
+    assert rig.board.relay.command is False and "ground" in rig.sup.active
+    assert "button" not in rig.sup.active  # still being debounced
