@@ -139,33 +139,54 @@ class Pilot:
 
 
 class MeterUart:
+    """RS-485 half duplex: the driver-enable pin is raised for a write and
+    dropped by the first readinto()/any() after UART.txdone() (the last stop
+    bit has left), which lib/modbus polls every 2 ms while it waits for the
+    reply: nothing waits for the frame to go out (UART.flush() would block
+    the event loop ~9 ms per request at 9600 baud). A slave answers 3.5
+    characters (4 ms at 9600) after the request at the earliest."""
+
     def __init__(self):
         self._de = _out(pins.METER_DE, 0)
         self._uart: "machine.UART | None" = None  # until init()
+        self._tx = False  # DE raised, the frame maybe still going out
 
     def init(self, baud, bits=8, parity=0, stop=1):
         par = (None, 1, 0)[parity]  # ours: 0 none, 1 odd, 2 even; machine: None, 1 odd, 0 even
+        # txbuf: write() queues a whole request (up to 255 bytes) and returns
         self._uart = machine.UART(pins.METER_UART, baudrate=baud, bits=bits, parity=par, stop=stop,
-                                  tx=pins.METER_TX, rx=pins.METER_RX, timeout=0, rxbuf=512)
+                                  tx=pins.METER_TX, rx=pins.METER_RX, timeout=0, rxbuf=512, txbuf=256)
 
     def write(self, buf):
         u = self._uart
         if u is None:
             return 0  # not initialised: nothing sent (the Modbus poll times out)
         self._de.value(1)
-        n = u.write(buf)
-        u.flush()  # returns when the last stop bit has left
-        self._de.value(0)
-        return n
+        self._tx = True
+        return u.write(buf)
+
+    def _turn(self, u):
+        if u.txdone():  # no wait: True once the last stop bit has left
+            self._de.value(0)
+            self._tx = False
 
     def readinto(self, buf):
         u = self._uart
-        if u is None or not u.any():
+        if u is None:
+            return 0
+        if self._tx:
+            self._turn(u)
+        if not u.any():
             return 0
         return u.readinto(buf) or 0
 
     def any(self):
-        return self._uart.any() if self._uart is not None else 0
+        u = self._uart
+        if u is None:
+            return 0
+        if self._tx:
+            self._turn(u)
+        return u.any()
 
 
 def _hex(c):
@@ -415,7 +436,6 @@ class Sd:
     def __init__(self):
         self.root = None
         self._ok = False
-        self._at = None
         try:
             import vfs
 
@@ -425,24 +445,29 @@ class Sd:
                                   miso=pins.SD_MISO, cs=pins.SD_CS)
             vfs.mount(card, pins.SD_MOUNT)
             self.root = pins.SD_MOUNT + "/"
+            self._ok = True
         except (OSError, ValueError, ImportError):
             pass
 
     def ok(self):
-        # Asked every control cycle: the card is probed at most once a second
-        # (statvfs allocates and goes through the card; the fault filter is 1 s).
+        # Asked every control cycle (the supervisor's SDCardFailure): the last
+        # probe's result, no I/O.
+        return self._ok
+
+    def probe(self):
+        """Check the card now: statvfs goes through the card and allocates,
+        and blocks while the card answers (a dying card: the driver's
+        command timeouts). Called by the firmware's slow SD task every 2 s
+        (firmware/app.py), never from the control step."""
         if self.root is None:
             return False
-        now = time.ticks_ms()
-        if self._at is None or time.ticks_diff(now, self._at) >= 1000:
-            self._at = now
-            try:
-                import os
+        try:
+            import os
 
-                os.statvfs(pins.SD_MOUNT)
-                self._ok = True
-            except OSError:
-                self._ok = False
+            os.statvfs(pins.SD_MOUNT)
+            self._ok = True
+        except OSError:
+            self._ok = False
         return self._ok
 
 
@@ -551,7 +576,9 @@ BLE_RX_MAX = 1024  # received bytes kept until recv(); more is dropped
 class Ble:
     """One central at a time. The bluetooth IRQ handler (a scheduled
     callback on the ESP32 port) only records; the firmware polls linked()
-    and recv(). Nothing here blocks."""
+    and recv(). One call blocks: start() (BLE().active(True) starts the
+    NimBLE host, ~100 ms or more, and registers the service), done by
+    Board() at boot, before the control loop runs. The others return at once."""
 
     def __init__(self):
         self._ble = None
@@ -563,6 +590,8 @@ class Ble:
 
     def _radio(self):
         if self._ble is None:
+            # Blocks ~100 ms or more (the NimBLE host starts): Board() calls
+            # it at boot, before the control loop (start()).
             import bluetooth
 
             b = bluetooth.BLE()
@@ -574,6 +603,12 @@ class Ble:
             b.gatts_set_buffer(self._rx_h, 256, True)  # append writes between IRQs
             self._ble = b
         return self._ble
+
+    def start(self):
+        try:
+            self._radio()
+        except OSError:  # the radio would not start: retried when advertising
+            pass
 
     def _irq(self, event, data):
         if event == _IRQ_CONNECT:
@@ -692,6 +727,7 @@ class Board:
         self.net = Net()
         self.wdt = Wdt()
         self.ble = Ble()
+        self.ble.start()  # blocks ~100 ms: at boot, before the control loop
         self.system = System()
         self._ms = -1  # armed wait_input: its sleep, not yet started
         self.pilot.sample()

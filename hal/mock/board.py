@@ -249,6 +249,8 @@ class Sd:
     def ok(self):
         return self._ok
 
+    probe = ok  # (hal/esp32 checks the card here)
+
     @property
     def root(self):
         return self._root if self._ok else None

@@ -196,19 +196,27 @@ class UART:
         self.tx = bytearray()
         self.flushed = 0
         self.on_write = None  # test side: callable(uart, data)
+        self.shifting = False  # test side: the last write still going out (txdone() False)
+        self.tx_done_at = 0.0  # time.monotonic() when the last write's stop bit leaves (11 bits a byte)
         world.uarts[id] = self
 
     def write(self, buf):
+        t = max(time.monotonic(), self.tx_done_at)
+        self.tx_done_at = t + len(buf) * 11 / self.config["baudrate"]
         self.tx += bytes(buf)
         if self.on_write is not None:
             self.on_write(self, bytes(buf))
         return len(buf)
 
     def flush(self):
+        # blocks until the last stop bit has left (up to 1 s on the port)
         self.flushed += 1
+        self.shifting = False
+        self.tx_done_at = 0.0
 
     def txdone(self):
-        return True
+        # never waits (ports/esp32: uart_wait_tx_done(uart, 0))
+        return not self.shifting and time.monotonic() >= self.tx_done_at
 
     def any(self):
         return len(self.rx)
