@@ -63,21 +63,27 @@ class Relay:
 
 
 class Lock:
-    """DC motor lock: a pulse of LOCK_PULSE_MS in one direction, then brake."""
+    """DC motor lock: a pulse in one direction, then brake: after LOCK_PULSE_MS,
+    or when locking as soon as the position switch closes (the end stop:
+    the motor does not push against it for the rest of the pulse)."""
 
     def __init__(self, fb):
         self._a = _out(pins.LOCK_A, 0)
         self._b = _out(pins.LOCK_B, 0)
         self._fb = fb  # bit 1: the position switch
         self._until = None
+        self._locking = False
 
     def set(self, locked):
         self._a.value(1 if locked else 0)
         self._b.value(0 if locked else 1)
+        self._locking = bool(locked)
         self._until = time.ticks_add(time.ticks_ms(), pins.LOCK_PULSE_MS)
 
     def service(self, now):
-        if self._until is not None and time.ticks_diff(now, self._until) >= 0:
+        # Every POLL_MS while the motor runs (one ladder read when locking).
+        if self._until is not None and (time.ticks_diff(now, self._until) >= 0
+                                        or self._locking and self.locked()):
             self._a.value(0)
             self._b.value(0)
             self._until = None
@@ -119,10 +125,14 @@ class Pilot:
         return (uv - pins.PILOT_ADC_ZERO_UV) * pins.PILOT_GAIN_NUM // pins.PILOT_GAIN_DEN // 1000
 
     def sample(self):
-        """A burst over several PWM periods: max = positive plateau, min = negative."""
+        """A burst over two PWM periods (pins.PILOT_BURST_US): max = positive
+        plateau, min = negative."""
         adc = self._adc  # (a bound method held in a local would be allocated)
+        t0 = time.ticks_us()
         hi = lo = adc.read_uv()
-        for _ in range(pins.PILOT_SAMPLES - 1):
+        n = 1
+        while n < pins.PILOT_SAMPLES_MAX and time.ticks_diff(time.ticks_us(), t0) < pins.PILOT_BURST_US:
+            n += 1
             v = adc.read_uv()
             if v > hi:
                 hi = v

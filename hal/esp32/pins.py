@@ -42,7 +42,13 @@ PILOT_ADC = 36      # SENSOR_VP, ADC1
 PILOT_ADC_ZERO_UV = 1600000
 PILOT_GAIN_NUM = 8
 PILOT_GAIN_DEN = 1
-PILOT_SAMPLES = 48  # ADC reads per sampling burst (several PWM periods)
+# Sampling burst: ADC reads for PILOT_BURST_US (two PWM periods and 5 %), at
+# most PILOT_SAMPLES_MAX of them. The LEDC phase is not known to the ADC, so
+# the burst spans whole periods: every phase of the waveform is passed, and
+# with reads closer together than the shortest plateau (40 us: the low one
+# at 96 % duty; the high one at 10 % is 100 us) both are seen.
+PILOT_BURST_US = 2100
+PILOT_SAMPLES_MAX = 160
 
 # Meter RS-485 on UART2 (its default pins): TX, RX, driver enable (high =
 # transmit; an external pull-down keeps the transceiver listening at reset).

@@ -59,6 +59,25 @@ def test_relay_drives_the_coil_and_reads_the_auxiliary_contact(hw):
     assert world.outputs[P.RELAY] == 0
 
 
+def test_lock_motor_stops_when_the_end_switch_closes(hw):
+    world, b, P = make(hw)
+    now = time.ticks_ms()
+    b.lock.set(True)
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (1, 0)
+    b.lock.service(time.ticks_add(now, 40))
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (1, 0)  # not there yet
+    contact(world, P, P.FB_ADC, 1, True)  # the lock reaches its end stop
+    b.lock.service(time.ticks_add(now, 80))
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (0, 0)  # braked at once, not after 300 ms
+    assert b.lock.locked() is True
+    b.lock.set(False)  # unlocking: the switch opening is not the end stop: the pulse runs
+    contact(world, P, P.FB_ADC, 1, False)
+    b.lock.service(time.ticks_add(time.ticks_ms(), 40))
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (0, 1)
+    b.lock.service(time.ticks_add(time.ticks_ms(), P.LOCK_PULSE_MS + 5))
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (0, 0)
+
+
 def test_lock_motor_pulse_ends_after_its_drive_time(hw):
     world, b, P = make(hw)
     b.lock.set(True)
@@ -105,6 +124,59 @@ def test_pilot_adc_sees_both_plateaus_of_the_waveform(hw):
     b.pilot.sample()
     assert b.pilot.high_mv() == 9000
     assert b.pilot.low_mv() == -12000
+
+
+@pytest.mark.parametrize("duty", [10, 53, 96])
+@pytest.mark.parametrize("conv_us", [12, 25, 38, 55])
+def test_pilot_burst_catches_both_plateaus_whatever_the_phase(hw, monkeypatch, duty, conv_us):
+    """A fake ADC that models time: each conversion takes conv_us (+ up to 3 us
+    of jitter) and returns the pilot level at that instant of the 1 kHz PWM
+    (state C: +6 V / -12 V). From any phase the burst sees the 100 us high
+    plateau at 10 % and the 40 us low plateau at 96 % duty."""
+    import random
+    world, b, P = make(hw)
+    b.pilot.set_duty(duty)
+    pwm = world.pwms[P.PILOT_PWM]
+    period = 1000000 // pwm.freq()
+    high_us = pwm.duty_u16() * period // 65535
+    rnd = random.Random(duty * 1000 + conv_us)
+    now = [0]
+    monkeypatch.setattr(time, "ticks_us", lambda: now[0])
+    reads = [0]
+
+    def adc():
+        now[0] += conv_us + rnd.randrange(4)
+        reads[0] += 1
+        high = (now[0] % period) < high_us
+        return 1600000 + (6000 if high else -12000) * 1000 // 8
+
+    world.adc_uv[P.PILOT_ADC] = adc
+    for _ in range(20):
+        now[0] += rnd.randrange(period)  # any phase
+        reads[0] = 0
+        b.pilot.sample()
+        assert (b.pilot.high_mv(), b.pilot.low_mv()) == (6000, -12000), (duty, conv_us, now[0])
+        assert reads[0] <= P.PILOT_SAMPLES_MAX
+
+
+def test_pilot_burst_is_bounded_in_time_and_reads(hw, monkeypatch):
+    world, b, P = make(hw)
+    now = [0]
+    monkeypatch.setattr(time, "ticks_us", lambda: now[0])
+
+    def adc(step):
+        def read():
+            now[0] += step
+            return UV_PLUS_12V
+        return read
+
+    world.adc_uv[P.PILOT_ADC] = adc(40)
+    b.pilot.sample()
+    assert P.PILOT_BURST_US <= now[0] <= P.PILOT_BURST_US + 40  # two periods, then stop
+    now[0] = 0
+    world.adc_uv[P.PILOT_ADC] = adc(1)  # very fast reads: the count bounds it
+    b.pilot.sample()
+    assert now[0] == P.PILOT_SAMPLES_MAX
 
 
 # ---- meter RS-485 ------------------------------------------------------------
