@@ -146,7 +146,7 @@ class App:
         had = sd.ok()
         while True:
             await asyncio.sleep(_SD_POLL_S)
-            ok = sd.ok()
+            ok = sd.probe()  # the card's I/O here, not in the control step (sd.ok())
             if ok and not had:  # log files again (SDCardFailure turned them off)
                 log.files(sd.root + _LOG_DIR, self.board.clock.now)
             if ok and not had and _has_package(sd.root):

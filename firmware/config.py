@@ -261,7 +261,15 @@ class Config:
                 raise ValueError(_m(_M_RO))
             if type(value) is not str:
                 raise ValueError(_m(_M_NOTSTR))
-            r = self._apply(i, key, self._parse(row, value, False), False)
+            new = self._parse(row, value, False)
+            # The guide: the charger ID is not part of OcppServerAddress (it is appended).
+            if row[7] == _C_URL and new:
+                urlmod.parse(new, self.get(_m(_K_CHARGERID)))
+            elif key == _m(_K_CHARGERID):
+                for j, p, r in P.rows():
+                    if r[7] == _C_URL and self._v[j]:
+                        urlmod.parse(self._v[j], new)
+            r = self._apply(i, key, new, False)
         except ValueError as e:
             log.warn(TAG, _m(_M_REJECTED) % (key, e))
             return "Rejected"

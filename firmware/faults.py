@@ -4,7 +4,11 @@
 # key names the condition c_<key> in firmware/supervisor.py; severity orders
 # simultaneous faults (the highest decides the status; every BLOCK row ranks
 # above every reporting-only row); raise_ms / clear_ms are the filter times a
-# condition must hold (or be gone) before it is raised (cleared).
+# condition must hold (or be gone) before it is raised (cleared): seen in every
+# control cycle for that long (a cycle without it starts the time again). The
+# emergency button's 20 ms is its debounce: pressed in every cycle for 20 ms
+# (3 samples 10 ms apart on the board), so a glitch of one sample neither
+# stops a session nor counts as a button cycle (manual reset).
 
 BLOCK = 1        # no energy while active (contactor open, no PWM offer), status Faulted
 STOP = 2         # ends a running transaction (reason Other, EmergencyStop for the button)
@@ -16,7 +20,7 @@ HOLD = 64        # the cable stays locked while active (a welded contactor may l
 FAULTS = (
     ("ground", "GroundFailure", None, 100, BLOCK | STOP | LATCH | CP, 0, 0, "N-E > 8 V"),
     ("switch", "PowerSwitchFailure", None, 95, BLOCK | STOP | LATCH | CP | HOLD, 200, 0, "contactor feedback"),
-    ("button", "OtherError", "EmergencyButton", 90, BLOCK | STOP | CP, 0, 500, None),
+    ("button", "OtherError", "EmergencyButton", 90, BLOCK | STOP | CP, 20, 500, None),
     ("leak", "OtherError", "EarthLeakageError", 85, BLOCK | STOP | UNPLUG, 0, 1000, "30 mA AC / 6 mA DC"),
     ("i_max", "OverCurrentFailure", None, 80, BLOCK | STOP | UNPLUG, 1000, 1000, "> 32 A"),
     ("i_ev", "OverCurrentFailure", None, 79, BLOCK | STOP | UNPLUG, 5000, 1000, "> offered"),

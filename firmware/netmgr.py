@@ -1,16 +1,22 @@
 # Which WiFi network the controller uses (the guide's network rules; docs/network.md).
 # The controller always uses WiFi: the primary network (WiFiPrimarySsid: the
 # SIM module's hotspot or a site network) and, with WiFiConnect=true, the
-# fallback network (WiFiSsid/WiFiPass). The HAL keeps reconnecting to the
-# network last configure()d; this module chooses it:
-#   - the current network down for _FAIL_S: the other one;
+# fallback network (WiFiSsid/WiFiPass; "N/A" or empty = none). This module is
+# the one owner of the choice: the HAL joins the network last configure()d
+# (its WiFi driver rejoins it after a drop) and never switches by itself.
+#   - the current network down for _FAIL_S: the other one (one network: join
+#     it again, e.g. after WLAN.connect() raised);
 #   - unstable (_UNSTABLE_DROPS drops within _WINDOW_S) while the other one has
 #     fewer: the other one;
-#   - WeakSignal (the supervisor's fault: threshold, hysteresis, filter)
-#     for _WEAK_RECONNECT_S: reconnect; still weak after _WEAK_SWITCH_S: the
-#     other one;
-#   - on the fallback for _RETRY_S while the primary's record is no worse:
-#     back to the primary (both keep being watched).
+#   - WeakSignal (the supervisor's fault: threshold, hysteresis, filter; only
+#     while the link is up and the connector Available) for _WEAK_RECONNECT_S:
+#     reconnect; still weak after _WEAK_SWITCH_S: the other one;
+#   - on the fallback for the retry interval while the primary's record is
+#     no worse: back to the primary (both keep being watched). The interval
+#     starts at _RETRY_S and doubles (up to _RETRY_MAX_S) each time such a
+#     return fails (the primary left again before _WINDOW_S): a dead primary
+#     costs a _FAIL_S outage at 15 min, 30 min, 1 h, then every 2 h, not every
+#     15 min. The primary up for _WINDOW_S after a return resets it.
 # Loaded and started only when a primary or a fallback network is
 # configured (firmware/app.py).
 import asyncio
@@ -26,17 +32,17 @@ _WINDOW_S = const(600)
 _WEAK_RECONNECT_S = const(60)
 _WEAK_SWITCH_S = const(180)
 _RETRY_S = const(900)
+_RETRY_MAX_S = const(7200)
 TAG = "wifi"
 
 
 def networks(cfg):
     """[(ssid, password), ...]: the primary first, then the fallback if enabled."""
     nets = []
-    if cfg.get("WiFiPrimarySsid"):
-        nets.append((cfg.get("WiFiPrimarySsid"), cfg.get("WiFiPrimaryPass")))
-    ssid = cfg.get("WiFiSsid")
-    if cfg.get("WiFiConnect") and ssid and ssid != "N/A":
-        nets.append((ssid, cfg.get("WiFiPass")))
+    for ssid, pw, on in ((cfg.get("WiFiPrimarySsid"), cfg.get("WiFiPrimaryPass"), True),
+                         (cfg.get("WiFiSsid"), cfg.get("WiFiPass"), cfg.get("WiFiConnect"))):
+        if on and ssid and ssid != "N/A":  # the guide's default "N/A": no network
+            nets.append((ssid, pw))
     return nets
 
 
@@ -53,6 +59,8 @@ class NetManager:
         self._weak_ms = 0
         self._since = 0
         self._last = None
+        self._retry_s = _RETRY_S  # current retry interval (backoff)
+        self._returned = False    # on the primary after a return, not yet proven
 
     def start(self, now):
         self._since = now
@@ -75,6 +83,10 @@ class NetManager:
         return sum(1 for t in self.events[i] if time.ticks_diff(now, t) <= _WINDOW_S * 1000)
 
     def _switch(self, i, now, why):
+        if self._returned:  # the return to the primary failed: wait longer next time
+            self._returned = False
+            self._retry_s = min(2 * self._retry_s, _RETRY_MAX_S)
+            why += ", next try in %d s" % self._retry_s
         log.warn(TAG, "%s: switching %s -> %s" % (why, self.nets[self.cur][0], self.nets[i][0]))
         self.cur = i
         self.switches += 1
@@ -104,11 +116,16 @@ class NetManager:
                 self._down_ms = 0
                 if other >= 0:
                     self._switch(other, now, "%s unreachable for %d s" % (cur, _FAIL_S))
+                else:
+                    log.warn(TAG, "%s unreachable for %d s: joining again" % (cur, _FAIL_S))
+                    self.net.configure(self.nets[self.cur][0], self.nets[self.cur][1])
             return
         self._down_ms = 0
         if self.weak is not None and self.weak():
             before = self._weak_ms
             self._weak_ms += dt
+            if not before:
+                log.warn(TAG, "WeakSignal on %s (%d dBm): reconnect in %d s" % (cur, self.net.rssi(), _WEAK_RECONNECT_S))
             if before < _WEAK_RECONNECT_S * 1000 <= self._weak_ms:
                 log.warn(TAG, "WeakSignal on %s (%d dBm): reconnecting" % (cur, self.net.rssi()))
                 self._event(self.cur, now)
@@ -123,12 +140,16 @@ class NetManager:
         self._weak_ms = 0
         if other < 0:
             return
+        if self._returned and time.ticks_diff(now, self._since) >= _WINDOW_S * 1000:
+            self._returned = False  # the primary proved good: retries start over
+            self._retry_s = _RETRY_S
         mine, theirs = self.score(self.cur, now), self.score(other, now)
         if mine >= _UNSTABLE_DROPS and theirs < mine:
             self._switch(other, now, "%s unstable (%d events in %d s)" % (cur, mine, _WINDOW_S))
-        elif self.cur != 0 and time.ticks_diff(now, self._since) >= _RETRY_S * 1000 and \
+        elif self.cur != 0 and time.ticks_diff(now, self._since) >= self._retry_s * 1000 and \
                 self.score(0, now) <= mine:
             self._switch(0, now, "primary no less stable")
+            self._returned = True
 
     async def run(self):
         self.start(time.ticks_ms())

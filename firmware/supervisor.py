@@ -184,10 +184,17 @@ class Supervisor:
         return not io.sd.ok()
 
     def c_weak(self, conn, io):
+        # The guide: only in Available, never a Faulted state. Only while the
+        # link is up: a link that is down has no signal to judge (the HAL reads
+        # it as -127 dBm) and its recovery is firmware/netmgr.py's, which also
+        # owns the recovery of a weak one (docs/network.md).
+        n = io.net
+        if not n.up() or conn.status_name() != "Available":
+            return False
         lim = self.t["rssi_min"]
         if "weak" in self.active:
             lim += self.t["rssi_hyst"]
-        return io.net.rssi() < lim
+        return n.rssi() < lim
 
     # --- the cycle ------------------------------------------------------------
 
@@ -258,8 +265,6 @@ class Supervisor:
                     self._later(self._save)
                 elif key == "sd":
                     log.files(None)  # the log files live on the SD card
-                elif key == "weak" and self.cfg.get("WiFiConnect"):
-                    io.net.configure_fallback(self.cfg.get("WiFiSsid"), self.cfg.get("WiFiPass"), True)
             else:
                 del active[key]
                 if flags & F.LATCH:

@@ -1,9 +1,10 @@
 # Server URL rules of the integration guide: ws://host:port/path or wss://host:port/path,
-# port mandatory, no trailing slash. The charger id is appended by the caller.
+# port mandatory, no trailing slash, not the charger id (appended by the caller).
 
 
-def parse(url):
-    """Return (scheme, host, port, path) or raise ValueError with the reason."""
+def parse(url, cid=None):
+    """Return (scheme, host, port, path) or raise ValueError with the reason.
+    cid: the charger id, which must not be a segment of the path."""
     if not isinstance(url, str) or not url:
         raise ValueError("empty URL")
     i = url.find("://")
@@ -38,6 +39,8 @@ def parse(url):
         raise ValueError("bad port")
     if "//" in path:
         raise ValueError("empty path segment")
+    if cid and "/" + cid + "/" in path + "/":
+        raise ValueError("charger ID in the URL (it is appended)")
     return scheme, host, int(port), path
 
 

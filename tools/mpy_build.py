@@ -3,6 +3,9 @@
 
 --check   compile every device file for the host and for xtensawin (ESP32), fail on any error
 --out D   build the deployable tree into D: .mpy for modules, .py for main.py/boot.py
+--sizes   print the bytes of each .mpy of the build (--board, --march; into --out or a
+          temporary directory), largest first, and the totals:
+          mpy_build.py --sizes --board esp32 --march xtensawin
 """
 import argparse
 import os
@@ -100,13 +103,34 @@ def check(root=ROOT):
     return not failures
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
+def sizes(out_dir, files):
+    """[(relative path, bytes)] of the built files, largest .mpy first, the
+    entry points (source) last."""
+    mpy = [(f, os.path.getsize(os.path.join(out_dir, f))) for f in files if f.endswith(".mpy")]
+    src = [(f, os.path.getsize(os.path.join(out_dir, f))) for f in files if not f.endswith(".mpy")]
+    return sorted(mpy, key=lambda x: (-x[1], x[0])) + src
+
+
+def print_sizes(rows, board, march):
+    mpy = [r for r in rows if r[0].endswith(".mpy")]
+    src = [r for r in rows if not r[0].endswith(".mpy")]
+    print("| module | bytes |")
+    print("|---|---|")
+    for f, n in mpy:
+        print("| `%s` | %s |" % (f, format(n, ",")))
+    print("%d .mpy files (%s, %s), %s bytes in total, plus %s as source (%s bytes)" % (
+        len(mpy), board, march or "host", format(sum(n for _, n in mpy), ","),
+        " and ".join(f for f, _ in src) or "nothing", format(sum(n for _, n in src), ",")))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--out")
+    ap.add_argument("--sizes", action="store_true")
     ap.add_argument("--board", default="esp32", choices=("esp32", "sim", "all"))
     ap.add_argument("--march", default=None, help="e.g. xtensawin for the ESP32")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if a.check and not check():
         sys.exit(1)
     if a.out:
@@ -114,6 +138,12 @@ def main():
             shutil.rmtree(a.out)
         files = build(a.out, board=a.board, march=a.march)
         print("built %d files into %s" % (len(files), a.out))
+        if a.sizes:
+            print_sizes(sizes(a.out, files), a.board, a.march)
+    elif a.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            files = build(tmp, board=a.board, march=a.march)
+            print_sizes(sizes(tmp, files), a.board, a.march)
 
 
 if __name__ == "__main__":

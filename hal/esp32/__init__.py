@@ -1,1 +1,1 @@
-# The JOLT board (ESP32-S3): hal.esp32.board.Board; pin map in hal/esp32/pins.py.
+# The JOLT board (plain ESP32, no PSRAM): hal.esp32.board.Board; pin map in hal/esp32/pins.py.

@@ -1,7 +1,7 @@
-# The JOLT board (ESP32-S3). The only module that touches machine, network
+# The JOLT board (plain ESP32, no PSRAM). The only module that touches machine, network
 # and bluetooth. Pins and calibration constants: hal/esp32/pins.py.
 # Inputs are polled: wait_input() sleeps one poll period, then services
-# timed outputs (lock motor pulse, buzzer, WiFi failover) and samples the
+# timed outputs (lock motor pulse, buzzer) and samples the
 # pilot. Nothing the supervisor calls every cycle allocates (wait_input()
 # returns a preallocated awaitable, not a coroutine; see Board.__next__).
 import asyncio
@@ -34,40 +34,62 @@ def _adc(num):
     return a
 
 
+class Ladder:
+    """Two contacts on one ADC1 input through a resistor ladder
+    (hal/esp32/pins.py, LADDER_*): bit(0) / bit(1) = contact closed."""
+
+    def __init__(self, num):
+        self._adc = _adc(num)
+
+    def bit(self, b):
+        i = (self._adc.read_uv() - pins.LADDER_ZERO_UV + pins.LADDER_STEP_UV // 2) // pins.LADDER_STEP_UV
+        if i < 0:
+            i = 0
+        elif i > 3:
+            i = 3
+        return (i >> b) & 1
+
+
 class Relay:
-    def __init__(self):
+    def __init__(self, fb):
         self._coil = _out(pins.RELAY, 0)
-        self._fb = _in(pins.RELAY_FB)
+        self._fb = fb  # bit 0: the auxiliary contact
 
     def set(self, closed):
         self._coil.value(1 if closed else 0)
 
     def closed(self):
-        return self._fb.value() == pins.RELAY_FB_ACTIVE
+        return self._fb.bit(0) == 1
 
 
 class Lock:
-    """DC motor lock: a pulse of LOCK_PULSE_MS in one direction, then brake."""
+    """DC motor lock: a pulse in one direction, then brake: after LOCK_PULSE_MS,
+    or when locking as soon as the position switch closes (the end stop:
+    the motor does not push against it for the rest of the pulse)."""
 
-    def __init__(self):
+    def __init__(self, fb):
         self._a = _out(pins.LOCK_A, 0)
         self._b = _out(pins.LOCK_B, 0)
-        self._fb = _in(pins.LOCK_FB)
+        self._fb = fb  # bit 1: the position switch
         self._until = None
+        self._locking = False
 
     def set(self, locked):
         self._a.value(1 if locked else 0)
         self._b.value(0 if locked else 1)
+        self._locking = bool(locked)
         self._until = time.ticks_add(time.ticks_ms(), pins.LOCK_PULSE_MS)
 
     def service(self, now):
-        if self._until is not None and time.ticks_diff(now, self._until) >= 0:
+        # Every POLL_MS while the motor runs (one ladder read when locking).
+        if self._until is not None and (time.ticks_diff(now, self._until) >= 0
+                                        or self._locking and self.locked()):
             self._a.value(0)
             self._b.value(0)
             self._until = None
 
     def locked(self):
-        return self._fb.value() == pins.LOCK_FB_ACTIVE
+        return self._fb.bit(1) == 1
 
 
 class Pilot:
@@ -103,10 +125,14 @@ class Pilot:
         return (uv - pins.PILOT_ADC_ZERO_UV) * pins.PILOT_GAIN_NUM // pins.PILOT_GAIN_DEN // 1000
 
     def sample(self):
-        """A burst over several PWM periods: max = positive plateau, min = negative."""
+        """A burst over two PWM periods (pins.PILOT_BURST_US): max = positive
+        plateau, min = negative."""
         adc = self._adc  # (a bound method held in a local would be allocated)
+        t0 = time.ticks_us()
         hi = lo = adc.read_uv()
-        for _ in range(pins.PILOT_SAMPLES - 1):
+        n = 1
+        while n < pins.PILOT_SAMPLES_MAX and time.ticks_diff(time.ticks_us(), t0) < pins.PILOT_BURST_US:
+            n += 1
             v = adc.read_uv()
             if v > hi:
                 hi = v
@@ -123,33 +149,54 @@ class Pilot:
 
 
 class MeterUart:
+    """RS-485 half duplex: the driver-enable pin is raised for a write and
+    dropped by the first readinto()/any() after UART.txdone() (the last stop
+    bit has left), which lib/modbus polls every 2 ms while it waits for the
+    reply: nothing waits for the frame to go out (UART.flush() would block
+    the event loop ~9 ms per request at 9600 baud). A slave answers 3.5
+    characters (4 ms at 9600) after the request at the earliest."""
+
     def __init__(self):
         self._de = _out(pins.METER_DE, 0)
         self._uart: "machine.UART | None" = None  # until init()
+        self._tx = False  # DE raised, the frame maybe still going out
 
     def init(self, baud, bits=8, parity=0, stop=1):
         par = (None, 1, 0)[parity]  # ours: 0 none, 1 odd, 2 even; machine: None, 1 odd, 0 even
+        # txbuf: write() queues a whole request (up to 255 bytes) and returns
         self._uart = machine.UART(pins.METER_UART, baudrate=baud, bits=bits, parity=par, stop=stop,
-                                  tx=pins.METER_TX, rx=pins.METER_RX, timeout=0, rxbuf=512)
+                                  tx=pins.METER_TX, rx=pins.METER_RX, timeout=0, rxbuf=512, txbuf=256)
 
     def write(self, buf):
         u = self._uart
         if u is None:
             return 0  # not initialised: nothing sent (the Modbus poll times out)
         self._de.value(1)
-        n = u.write(buf)
-        u.flush()  # returns when the last stop bit has left
-        self._de.value(0)
-        return n
+        self._tx = True
+        return u.write(buf)
+
+    def _turn(self, u):
+        if u.txdone():  # no wait: True once the last stop bit has left
+            self._de.value(0)
+            self._tx = False
 
     def readinto(self, buf):
         u = self._uart
-        if u is None or not u.any():
+        if u is None:
+            return 0
+        if self._tx:
+            self._turn(u)
+        if not u.any():
             return 0
         return u.readinto(buf) or 0
 
     def any(self):
-        return self._uart.any() if self._uart is not None else 0
+        u = self._uart
+        if u is None:
+            return 0
+        if self._tx:
+            self._turn(u)
+        return u.any()
 
 
 def _hex(c):
@@ -173,8 +220,9 @@ class Rfid:
     def __init__(self):
         self._uart = None
         try:
-            self._uart = machine.UART(pins.RFID_UART, baudrate=pins.RFID_BAUD, rx=pins.RFID_RX,
-                                      timeout=0, rxbuf=128)
+            # tx -1: not routed (UART1's default TX pin is a flash pin)
+            self._uart = machine.UART(pins.RFID_UART, baudrate=pins.RFID_BAUD, tx=pins.RFID_TX,
+                                      rx=pins.RFID_RX, timeout=0, rxbuf=128)
         except (ValueError, OSError):
             pass
         self._rx = bytearray(32)
@@ -373,24 +421,24 @@ class Sensors:
     def __init__(self):
         self._temp = _adc(pins.TEMP_ADC)
         self._ne = _adc(pins.NE_ADC)
-        self._lac = _adc(pins.LEAK_AC_ADC)
-        self._ldc = _adc(pins.LEAK_DC_ADC)
-        self._phase = _in(pins.PHASE_OK, None)
-        self._supply = _in(pins.SUPPLY_OK, None)
+        self._leak_ok = _in(pins.LEAK_OK, machine.Pin.PULL_DOWN)
+        self._supply = Ladder(pins.SUPPLY_ADC)  # bit 0 mains present, bit 1 phase monitor ok
 
     def read(self, name):
         if name == "temperature_dc":
             return self._temp.read_uv() // 1000 - 500  # 10 mV/degC -> 0.1 degC per mV
         if name == "ne_mv":
             return self._ne.read_uv() // 1000 * pins.NE_MV_PER_ADC_MV
+        # The residual current module trips by itself (30 mA AC / 6 mA DC):
+        # only "tripped" is known, read as its trip currents.
         if name == "leak_ac_ua":
-            return self._lac.read_uv() // 1000 * pins.LEAK_UA_PER_ADC_MV
+            return 0 if self._leak_ok.value() else pins.LEAK_TRIP_AC_UA
         if name == "leak_dc_ua":
-            return self._ldc.read_uv() // 1000 * pins.LEAK_UA_PER_ADC_MV
+            return 0 if self._leak_ok.value() else pins.LEAK_TRIP_DC_UA
         if name == "phase_ok":
-            return self._phase.value()
+            return self._supply.bit(1)
         if name == "supply_ok":
-            return self._supply.value()
+            return self._supply.bit(0)
         raise KeyError(name)
 
 
@@ -398,7 +446,6 @@ class Sd:
     def __init__(self):
         self.root = None
         self._ok = False
-        self._at = None
         try:
             import vfs
 
@@ -408,24 +455,29 @@ class Sd:
                                   miso=pins.SD_MISO, cs=pins.SD_CS)
             vfs.mount(card, pins.SD_MOUNT)
             self.root = pins.SD_MOUNT + "/"
+            self._ok = True
         except (OSError, ValueError, ImportError):
             pass
 
     def ok(self):
-        # Asked every control cycle: the card is probed at most once a second
-        # (statvfs allocates and goes through the card; the fault filter is 1 s).
+        # Asked every control cycle (the supervisor's SDCardFailure): the last
+        # probe's result, no I/O.
+        return self._ok
+
+    def probe(self):
+        """Check the card now: statvfs goes through the card and allocates,
+        and blocks while the card answers (a dying card: the driver's
+        command timeouts). Called by the firmware's slow SD task every 2 s
+        (firmware/app.py), never from the control step."""
         if self.root is None:
             return False
-        now = time.ticks_ms()
-        if self._at is None or time.ticks_diff(now, self._at) >= 1000:
-            self._at = now
-            try:
-                import os
+        try:
+            import os
 
-                os.statvfs(pins.SD_MOUNT)
-                self._ok = True
-            except OSError:
-                self._ok = False
+            os.statvfs(pins.SD_MOUNT)
+            self._ok = True
+        except OSError:
+            self._ok = False
         return self._ok
 
 
@@ -444,27 +496,23 @@ class Clock:
 
 
 class Net:
-    """WiFi station: the configured network, and a fallback network tried
-    when the primary has been down for FAILOVER_MS."""
-
-    FAILOVER_MS = 30000
+    """WiFi station: joins the network last configure()d. The port's WiFi
+    driver rejoins it after a drop by itself (connect() requested, unlimited
+    reconnects: the default); which network, and when to join again, is
+    firmware/netmgr.py's alone (docs/network.md): nothing here switches."""
 
     def __init__(self):
         self._wlan = network.WLAN(network.STA_IF)
         # Blocks while the WiFi driver starts (~100 ms or more): in Board(),
         # at boot, before the control loop runs.
         self._wlan.active(True)
-        self._primary = None
-        self._fallback = None
-        self._down_since = time.ticks_ms()
-        self._on_fallback = False
 
     def up(self):
         return self._wlan.isconnected()
 
     def rssi(self):
-        # Asked every control cycle: while disconnected status("rssi") raises
-        # (an exception object per call), so ask only when connected.
+        # While disconnected status("rssi") raises (an exception object per
+        # call), so it is asked only when connected; -127 = no signal.
         if not self._wlan.isconnected():
             return -127
         try:
@@ -473,43 +521,17 @@ class Net:
             return -127
 
     def configure(self, ssid, password):
-        self._primary = (ssid, password)
-        self._on_fallback = False
-        self._connect(self._primary)
-
-    def configure_fallback(self, ssid, password, enabled):
-        self._fallback = (ssid, password) if enabled and ssid else None
-
-    def _connect(self, creds):
-        if creds is None:
-            return
         try:
             self._wlan.disconnect()
         except OSError:
             pass
         # Returns at once (the association runs in the WiFi task); raises
-        # OSError in some radio states ("Wifi Internal Error"): this runs in
-        # wait_input(), i.e. the control loop, so it is retried later instead.
+        # OSError in some radio states ("Wifi Internal Error"): netmgr joins
+        # again after 30 s down, so the error is not passed on.
         try:
-            self._wlan.connect(creds[0], creds[1])
+            self._wlan.connect(ssid, password)
         except OSError:
             pass
-        self._down_since = time.ticks_ms()
-
-    def service(self, now):
-        if self._wlan.isconnected():
-            self._down_since = now
-            return
-        if time.ticks_diff(now, self._down_since) < self.FAILOVER_MS:
-            return
-        # Alternate between the primary and the fallback network.
-        if self._fallback is not None and not self._on_fallback:
-            self._on_fallback = True
-            self._connect(self._fallback)
-        else:
-            self._on_fallback = False
-            self._connect(self._primary)
-        self._down_since = now
 
     async def open(self, host, port, ssl_ctx=None, server_hostname=None):
         # The name is looked up by lib/dns (UDP, non-blocking, bounded: 2 x 2 s)
@@ -564,7 +586,9 @@ BLE_RX_MAX = 1024  # received bytes kept until recv(); more is dropped
 class Ble:
     """One central at a time. The bluetooth IRQ handler (a scheduled
     callback on the ESP32 port) only records; the firmware polls linked()
-    and recv(). Nothing here blocks."""
+    and recv(). One call blocks: start() (BLE().active(True) starts the
+    NimBLE host, ~100 ms or more, and registers the service), done by
+    Board() at boot, before the control loop runs. The others return at once."""
 
     def __init__(self):
         self._ble = None
@@ -576,6 +600,8 @@ class Ble:
 
     def _radio(self):
         if self._ble is None:
+            # Blocks ~100 ms or more (the NimBLE host starts): Board() calls
+            # it at boot, before the control loop (start()).
             import bluetooth
 
             b = bluetooth.BLE()
@@ -587,6 +613,12 @@ class Ble:
             b.gatts_set_buffer(self._rx_h, 256, True)  # append writes between IRQs
             self._ble = b
         return self._ble
+
+    def start(self):
+        try:
+            self._radio()
+        except OSError:  # the radio would not start: retried when advertising
+            pass
 
     def _irq(self, event, data):
         if event == _IRQ_CONNECT:
@@ -690,8 +722,9 @@ class Board:
     PER_USE = ()  # modules loaded per use and dropped (lib/transient.warm): none
 
     def __init__(self):
-        self.relay = Relay()
-        self.lock = Lock()
+        fb = Ladder(pins.FB_ADC)
+        self.relay = Relay(fb)
+        self.lock = Lock(fb)
         self.pilot = Pilot()
         self.meter_uart = MeterUart()
         self.rfid = _rfid()
@@ -704,6 +737,7 @@ class Board:
         self.net = Net()
         self.wdt = Wdt()
         self.ble = Ble()
+        self.ble.start()  # blocks ~100 ms: at boot, before the control loop
         self.system = System()
         self._ms = -1  # armed wait_input: its sleep, not yet started
         self.pilot.sample()
@@ -732,7 +766,6 @@ class Board:
         now = time.ticks_ms()
         self.lock.service(now)
         self.signal.service(now)
-        self.net.service(now)
         self.pilot.sample()
         _STOP.__traceback__ = None
         raise _STOP

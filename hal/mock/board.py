@@ -249,6 +249,8 @@ class Sd:
     def ok(self):
         return self._ok
 
+    probe = ok  # (hal/esp32 checks the card here)
+
     @property
     def root(self):
         return self._root if self._ok else None
@@ -282,8 +284,7 @@ class Net:
         self._up = True
         self._rssi = -60
         self.opened = []  # (host, port, ssl?, server_hostname) of every open()
-        self.primary = None
-        self.fallback = None
+        self.primary = None  # the network last configure()d
         self.connector = None  # optional async callable(host, port, ssl_ctx, server_hostname)
 
     def up(self):
@@ -294,9 +295,6 @@ class Net:
 
     def configure(self, ssid, password):
         self.primary = (ssid, password)
-
-    def configure_fallback(self, ssid, password, enabled):
-        self.fallback = (ssid, password, bool(enabled))
 
     async def open(self, host, port, ssl_ctx=None, server_hostname=None):
         self.opened.append((host, port, ssl_ctx is not None, server_hostname))

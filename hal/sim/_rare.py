@@ -10,11 +10,6 @@ def configure(b, ssid, password):
     b.out("wifi", {"ssid": ssid})
 
 
-def configure_fallback(b, ssid, password, enabled):
-    b.fallback = (ssid, password, bool(enabled))
-    b.out("fallback", {"ssid": ssid, "enabled": bool(enabled)})
-
-
 # ---- ble (advertise, linked: hal/sim/board.py): the bench's BLE central
 # sends {"ble": {"linked": bool, "rx": text}}; answers go out as ble_tx.
 def stop(b):

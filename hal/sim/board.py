@@ -69,6 +69,8 @@ class _Part:
     def ok(self):
         return self._k is None or self._b.inp[self._k]
 
+    probe = ok  # (hal/esp32 checks the card here)
+
     @property
     def root(self):
         return self._root if self.ok() else None
@@ -381,7 +383,7 @@ class Board:
         return os.getenv("JOLT_RESET_CAUSE") or "power"
 
     # ---- rarely used: net.open (hal/sim/_net.py), net.configure,
-    # net.configure_fallback, ble.* (hal/sim/_rare.py) are
+    # ble.* (hal/sim/_rare.py) are
     # functions taking the board first, imported on first use.
     def __getattr__(self, name):
         if name[0] == "_":

@@ -153,6 +153,9 @@ def test_get_configuration_reads_back_provisioned_values(tmp_path, csms):
         assert res["status"] == "Rejected"  # read-only per the guide
         res = rig.call("ChangeConfiguration", {"key": "OcppServerAddress", "value": "ws://host/ocpp/"})
         assert res["status"] == "Rejected"
+        # the guide: the charger ID is not part of the URL (the charger appends it)
+        res = rig.call("ChangeConfiguration", {"key": "OcppServerAddress", "value": "ws://host:80/ocpp/CP1"})
+        assert res["status"] == "Rejected"
 
 
 def test_configuration_survives_reboot(tmp_path, csms):

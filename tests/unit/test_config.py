@@ -291,6 +291,25 @@ def test_ocpp_server_address(tmp_path, capsys):
     assert cfg.set("OcppServerAddress", "ws://h:80/" + "a" * 500) == "Rejected"
 
 
+def test_ocpp_server_address_without_the_charger_id(tmp_path, capsys):
+    """The guide: "Do not include ... the charger ID in the URL" (it is appended)."""
+    cfg = mk(tmp_path)
+    assert cfg.get("OcppChargerId") == DEV
+    for bad in ("ws://host:80/ocpp/" + DEV, "wss://host:443/" + DEV, "ws://host:80/" + DEV + "/ocpp"):
+        assert cfg.set("OcppServerAddress", bad) == "Rejected", bad
+        assert "charger ID" in capsys.readouterr().out
+    assert cfg.get("OcppServerAddress") == ""
+    for good in ("ws://host:80/ocpp/" + DEV + "0", "ws://" + DEV.lower() + ".example.com:80/ocpp"):
+        assert cfg.set("OcppServerAddress", good) == "RebootRequired", good
+    assert cfg.set("OcppServerAddress", URL) == "RebootRequired"
+    # nor may the charger ID become a segment of the configured URL
+    assert cfg.set("OcppChargerId", "ocpp") == "Rejected"
+    assert cfg.get("OcppChargerId") == DEV
+    assert cfg.set("OcppChargerId", "CP-7") == "RebootRequired"
+    assert cfg.set("OcppServerAddress", "wss://csms.example.com:443/CP-7") == "Rejected"
+    assert cfg.set("OcppServerAddress", "") == "RebootRequired"  # clearing it stays possible
+
+
 def test_strings_bounded(tmp_path):
     cfg = mk(tmp_path)
     assert cfg.set("DefaultIdTag", "A" * 20) == "Accepted"

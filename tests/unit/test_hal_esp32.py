@@ -19,15 +19,23 @@ UV_MINUS_12V = 100000
 @pytest.fixture
 def hw():
     with fakes_esp32.installed() as world:
-        world.adc_uv[1] = UV_PLUS_12V  # pilot: state A
         from hal.esp32 import board as B
         from hal.esp32 import pins as P
+        world.adc_uv[P.PILOT_ADC] = UV_PLUS_12V  # pilot: state A
         yield world, B, P
 
 
 def make(hw):
     world, B, P = hw
     return world, B.Board(), P
+
+
+def contact(world, P, adc, bit, closed):
+    """Open or close one of the two contacts of a resistor ladder (pins.LADDER_*)."""
+    i = (world.adc_uv.get(adc, 0) - P.LADDER_ZERO_UV + P.LADDER_STEP_UV // 2) // P.LADDER_STEP_UV
+    i = max(0, min(3, i))
+    i = i | (1 << bit) if closed else i & ~(1 << bit)
+    world.adc_uv[adc] = P.LADDER_ZERO_UV + i * P.LADDER_STEP_UV + 40000  # + ADC error
 
 
 # ---- contactor, lock, pilot ------------------------------------------------
@@ -37,12 +45,37 @@ def test_relay_drives_the_coil_and_reads_the_auxiliary_contact(hw):
     assert world.outputs[P.RELAY] == 0  # open at power-up
     b.relay.set(True)
     assert world.outputs[P.RELAY] == 1
-    world.levels[P.RELAY_FB] = 1 - P.RELAY_FB_ACTIVE
+    contact(world, P, P.FB_ADC, 0, False)
     assert b.relay.closed() is False  # welded open / coil dead: the supervisor compares
-    world.levels[P.RELAY_FB] = P.RELAY_FB_ACTIVE
+    contact(world, P, P.FB_ADC, 0, True)
     assert b.relay.closed() is True
+    contact(world, P, P.FB_ADC, 1, True)  # the lock switch on the same ladder
+    assert b.relay.closed() is True and b.lock.locked() is True
+    contact(world, P, P.FB_ADC, 0, False)
+    assert b.relay.closed() is False and b.lock.locked() is True
+    world.adc_uv[P.FB_ADC] = 0  # open wire: contactor open, not locked
+    assert b.relay.closed() is False and b.lock.locked() is False
     b.relay.set(False)
     assert world.outputs[P.RELAY] == 0
+
+
+def test_lock_motor_stops_when_the_end_switch_closes(hw):
+    world, b, P = make(hw)
+    now = time.ticks_ms()
+    b.lock.set(True)
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (1, 0)
+    b.lock.service(time.ticks_add(now, 40))
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (1, 0)  # not there yet
+    contact(world, P, P.FB_ADC, 1, True)  # the lock reaches its end stop
+    b.lock.service(time.ticks_add(now, 80))
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (0, 0)  # braked at once, not after 300 ms
+    assert b.lock.locked() is True
+    b.lock.set(False)  # unlocking: the switch opening is not the end stop: the pulse runs
+    contact(world, P, P.FB_ADC, 1, False)
+    b.lock.service(time.ticks_add(time.ticks_ms(), 40))
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (0, 1)
+    b.lock.service(time.ticks_add(time.ticks_ms(), P.LOCK_PULSE_MS + 5))
+    assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (0, 0)
 
 
 def test_lock_motor_pulse_ends_after_its_drive_time(hw):
@@ -54,11 +87,11 @@ def test_lock_motor_pulse_ends_after_its_drive_time(hw):
     assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (1, 0)  # still driving
     b.lock.service(time.ticks_add(now, P.LOCK_PULSE_MS + 5))
     assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (0, 0)  # drive timeout: brake
-    world.levels[P.LOCK_FB] = P.LOCK_FB_ACTIVE
+    contact(world, P, P.FB_ADC, 1, True)
     assert b.lock.locked() is True
     b.lock.set(False)
     assert (world.outputs[P.LOCK_A], world.outputs[P.LOCK_B]) == (0, 1)
-    world.levels[P.LOCK_FB] = 1 - P.LOCK_FB_ACTIVE
+    contact(world, P, P.FB_ADC, 1, False)
     assert b.lock.locked() is False
 
 
@@ -93,6 +126,59 @@ def test_pilot_adc_sees_both_plateaus_of_the_waveform(hw):
     assert b.pilot.low_mv() == -12000
 
 
+@pytest.mark.parametrize("duty", [10, 53, 96])
+@pytest.mark.parametrize("conv_us", [12, 25, 38, 55])
+def test_pilot_burst_catches_both_plateaus_whatever_the_phase(hw, monkeypatch, duty, conv_us):
+    """A fake ADC that models time: each conversion takes conv_us (+ up to 3 us
+    of jitter) and returns the pilot level at that instant of the 1 kHz PWM
+    (state C: +6 V / -12 V). From any phase the burst sees the 100 us high
+    plateau at 10 % and the 40 us low plateau at 96 % duty."""
+    import random
+    world, b, P = make(hw)
+    b.pilot.set_duty(duty)
+    pwm = world.pwms[P.PILOT_PWM]
+    period = 1000000 // pwm.freq()
+    high_us = pwm.duty_u16() * period // 65535
+    rnd = random.Random(duty * 1000 + conv_us)
+    now = [0]
+    monkeypatch.setattr(time, "ticks_us", lambda: now[0])
+    reads = [0]
+
+    def adc():
+        now[0] += conv_us + rnd.randrange(4)
+        reads[0] += 1
+        high = (now[0] % period) < high_us
+        return 1600000 + (6000 if high else -12000) * 1000 // 8
+
+    world.adc_uv[P.PILOT_ADC] = adc
+    for _ in range(20):
+        now[0] += rnd.randrange(period)  # any phase
+        reads[0] = 0
+        b.pilot.sample()
+        assert (b.pilot.high_mv(), b.pilot.low_mv()) == (6000, -12000), (duty, conv_us, now[0])
+        assert reads[0] <= P.PILOT_SAMPLES_MAX
+
+
+def test_pilot_burst_is_bounded_in_time_and_reads(hw, monkeypatch):
+    world, b, P = make(hw)
+    now = [0]
+    monkeypatch.setattr(time, "ticks_us", lambda: now[0])
+
+    def adc(step):
+        def read():
+            now[0] += step
+            return UV_PLUS_12V
+        return read
+
+    world.adc_uv[P.PILOT_ADC] = adc(40)
+    b.pilot.sample()
+    assert P.PILOT_BURST_US <= now[0] <= P.PILOT_BURST_US + 40  # two periods, then stop
+    now[0] = 0
+    world.adc_uv[P.PILOT_ADC] = adc(1)  # very fast reads: the count bounds it
+    b.pilot.sample()
+    assert now[0] == P.PILOT_SAMPLES_MAX
+
+
 # ---- meter RS-485 ------------------------------------------------------------
 
 def test_rs485_direction_pin_around_a_transmission(hw):
@@ -101,14 +187,28 @@ def test_rs485_direction_pin_around_a_transmission(hw):
     u = world.uarts[P.METER_UART]
     assert u.config["parity"] == 0 and u.config["baudrate"] == 9600  # machine: 0 = even
     seen = []
-    u.on_write = lambda uart, data: seen.append(world.outputs[P.METER_DE])
-    b.meter_uart.write(b"\x01\x03\x00\x00\x00\x02\xc4\x0b")
+
+    def on_write(uart, data):
+        seen.append(world.outputs[P.METER_DE])
+        uart.shifting = True  # the frame takes ~9 ms on the wire
+
+    u.on_write = on_write
+    buf = bytearray(16)
+    assert b.meter_uart.write(b"\x01\x03\x00\x00\x00\x02\xc4\x0b") == 8
     assert seen == [1]  # driver enabled while the bytes go out
-    assert u.flushed == 1  # waited for the last stop bit (UART.flush)
-    assert world.outputs[P.METER_DE] == 0  # receiving again
-    # the DE pin goes low only after flush(): the write order on the pin
+    assert u.flushed == 0  # nothing waited for the frame (UART.flush blocks the event loop)
+    assert world.outputs[P.METER_DE] == 1  # still going out
+    assert b.meter_uart.readinto(buf) == 0 and b.meter_uart.any() == 0  # Modbus polls (every 2 ms)
+    assert world.outputs[P.METER_DE] == 1  # txdone() False: the driver stays on
+    u.shifting = False  # the last stop bit has left
+    u.tx_done_at = 0.0
+    assert b.meter_uart.readinto(buf) == 0
+    assert world.outputs[P.METER_DE] == 0  # receiving again, at the first poll after txdone()
+    u.feed(b"\x01\x03\x04")
+    assert b.meter_uart.readinto(buf) == 3
     de = [lvl for pin, lvl in world.writes if pin == P.METER_DE]
     assert de[-2:] == [1, 0]
+    assert u.config["rxbuf"] >= 256
 
 
 def test_rs485_read_with_nothing_received_is_zero_not_none(hw):
@@ -279,55 +379,67 @@ def test_wlan_primary_connects_and_rssi_only_when_connected(hw):
     assert b.net.up() is True and b.net.rssi() == -67
 
 
-def test_wlan_failover_to_the_fallback_and_back(hw):
+def run_board(b, monkeypatch, seconds):
+    """Board.wait_input() as the control loop awaits it, every POLL_MS, over
+    `seconds` of ticks (the sleep itself is skipped)."""
+    import asyncio as aio
+    now = [time.ticks_ms()]
+    monkeypatch.setattr(time, "ticks_ms", lambda: now[0])
+
+    def sleep_ms(ms):
+        now[0] = time.ticks_add(now[0], ms)
+        return iter((None,))
+
+    monkeypatch.setattr(aio, "sleep_ms", sleep_ms, raising=False)
+    for _ in range(seconds * 1000 // 10):
+        aw = b.wait_input(10)
+        next(aw)
+        with pytest.raises(StopIteration):
+            next(aw)
+
+
+def test_wlan_never_switches_networks_by_itself(hw, monkeypatch):
+    """firmware/netmgr.py is the one owner of the network choice: with the
+    network gone for minutes the HAL neither alternates nor joins another."""
     world, b, P = make(hw)
     w = fnet.wlans[-1]
     fnet.aps["sim-hotspot"] = {"password": "p1", "rssi": -70}
     fnet.aps["site"] = {"password": "p2", "rssi": -60}
     b.net.configure("sim-hotspot", "p1")
-    b.net.configure_fallback("site", "p2", True)
     w.step()
-    assert b.net.up()
+    assert b.net.up() and b.net.rssi() == -70
     del fnet.aps["sim-hotspot"]  # the hotspot goes away
     w.step()
     assert w.status() == fnet.STAT_BEACON_TIMEOUT and not b.net.up()
-    t = time.ticks_ms()
-    b.net.service(t)
-    b.net.service(time.ticks_add(t, b.net.FAILOVER_MS - 1000))
-    assert w.connects[-1] == ("sim-hotspot", "p1")  # not yet
-    b.net.service(time.ticks_add(t, b.net.FAILOVER_MS + 10))
-    assert w.connects[-1] == ("site", "p2")
+    assert b.net.rssi() == -127  # no signal while down (not asked: the port raises)
+    run_board(b, monkeypatch, 120)
+    assert w.connects == [("sim-hotspot", "p1")]
+    b.net.configure("site", "p2")  # netmgr's choice
     w.step()
     assert b.net.up() and b.net.rssi() == -60
 
 
-def test_wlan_wrong_password_status_and_no_fallback_when_disabled(hw):
+def test_wlan_wrong_password_status(hw):
     world, b, P = make(hw)
     w = fnet.wlans[-1]
     fnet.aps["depot"] = {"password": "right", "rssi": -50}
     b.net.configure("depot", "wrong")
-    b.net.configure_fallback("site", "p2", False)  # WiFiConnect=false: primary only
     w.step()
     assert w.status() == fnet.STAT_WRONG_PASSWORD and not b.net.up()
-    t = time.ticks_ms()
-    b.net.service(time.ticks_add(t, b.net.FAILOVER_MS + 10))
-    assert w.connects[-1] == ("depot", "wrong")  # retried, never the fallback
-    assert ("site", "p2") not in w.connects
+    assert b.net.rssi() == -127
 
 
-def test_wlan_connect_raising_never_reaches_the_control_loop(hw):
+def test_wlan_connect_raising_never_reaches_the_firmware(hw):
     """WLAN.connect() raises OSError on the port (e.g. "Wifi Internal Error");
-    the HAL's failover runs inside wait_input(), i.e. in the control loop."""
+    configure() passes nothing on: netmgr joins again after 30 s down."""
     world, b, P = make(hw)
     w = fnet.wlans[-1]
     w.fail_connect = OSError("Wifi Internal Error")
-    b.net.configure("depot", "pw")  # at boot: must not raise either
-    assert not b.net.up()
-    t = time.ticks_ms()
-    b.net.service(time.ticks_add(t, b.net.FAILOVER_MS + 10))  # a retry that raises again
+    b.net.configure("depot", "pw")  # at boot: must not raise
+    assert not b.net.up() and w.connects == []
     w.fail_connect = None
     fnet.aps["depot"] = {"password": "pw", "rssi": -55}
-    b.net.service(time.ticks_add(t, 2 * b.net.FAILOVER_MS + 20))
+    b.net.configure("depot", "pw")  # netmgr's next join
     assert w.connects[-1] == ("depot", "pw")
     w.step()
     assert b.net.up()
@@ -359,10 +471,11 @@ def test_sd_card_absent_and_dying(hw, monkeypatch):
         return real(path)
 
     monkeypatch.setattr(os, "statvfs", statvfs)
-    assert b.sd.ok() is True
+    assert b.sd.ok() is True and b.sd.probe() is True
     world.sd_dead_after_mount = True
-    assert b.sd.ok() is True  # probed at most once a second
-    later(monkeypatch, 1100)
+    for _ in range(100):
+        assert b.sd.ok() is True  # the control step's question: no I/O, the last probe's answer
+    assert b.sd.probe() is False  # the slow task's probe (firmware/app.py, every 2 s)
     assert b.sd.ok() is False  # SDCardFailure
 
 
@@ -405,8 +518,20 @@ def test_button_sensors_led_buzzer(hw, monkeypatch):
     assert b.sensors.read("temperature_dc") == 250
     world.adc_uv[P.NE_ADC] = 300000
     assert b.sensors.read("ne_mv") == 3000
-    world.levels[P.SUPPLY_OK] = 0
-    assert b.sensors.read("supply_ok") == 0
+    contact(world, P, P.SUPPLY_ADC, 0, True)
+    contact(world, P, P.SUPPLY_ADC, 1, True)
+    assert b.sensors.read("supply_ok") == 1 and b.sensors.read("phase_ok") == 1
+    contact(world, P, P.SUPPLY_ADC, 0, False)
+    assert b.sensors.read("supply_ok") == 0 and b.sensors.read("phase_ok") == 1
+    contact(world, P, P.SUPPLY_ADC, 1, False)
+    contact(world, P, P.SUPPLY_ADC, 0, True)
+    assert b.sensors.read("supply_ok") == 1 and b.sensors.read("phase_ok") == 0
+    world.levels[P.LEAK_OK] = 1  # the residual current module healthy
+    assert b.sensors.read("leak_ac_ua") == 0 and b.sensors.read("leak_dc_ua") == 0
+    world.levels[P.LEAK_OK] = 0  # tripped (or unpowered, or a broken wire: the pull-down)
+    assert b.sensors.read("leak_ac_ua") >= 30000 and b.sensors.read("leak_dc_ua") >= 6000
+    del world.levels[P.LEAK_OK]
+    assert b.sensors.read("leak_ac_ua") >= 30000
     with pytest.raises(KeyError):
         b.sensors.read("nope")
     b.signal.led("Faulted")
@@ -549,6 +674,16 @@ def test_ble_advertises_the_name_and_exposes_one_service(hw):
     assert b.ble.linked() is False and b.ble.recv() is None
 
 
+def test_ble_radio_starts_in_board_before_the_control_loop(hw):
+    """BLE().active(True) blocks ~100 ms (the NimBLE host starts): Board() does
+    it at boot, so advertise() from the running firmware does not."""
+    world, b, P = make(hw)
+    r = fbt.radio
+    assert r is not None and r.active() is True and r.services is not None and r.adv is None
+    b.ble.advertise("JOLT-AABBCCDD")
+    assert fbt.radio is r and b"JOLT-AABBCCDD" in r.adv
+
+
 def test_ble_write_recv_notify_in_mtu_pieces_and_disconnect(hw):
     b, r, rx_h, tx_h = ble_board(hw)
     r.central_connect(7)
@@ -624,3 +759,102 @@ def test_commissioning_session_over_the_esp32_gatt_service(hw, tmp_path):
     assert text.split("\n")[:-1] == ["OK 246F28AABBCC", "OK", "OK Accepted", "OK Three.Phase", "OK"]
     assert cfg.get("Phase") == "Three.Phase"
     assert 3 not in r.conns  # the session ended: the link is dropped
+
+
+# ---- the pin map on the plain ESP32 ------------------------------------------------
+
+def test_pin_map_fits_the_plain_esp32(hw):
+    """Every GPIO of pins.py exists on an ESP32-WROOM-32E, none is the flash or
+    the console, none is used twice (the alternative RFID reader aside),
+    outputs are not on the input-only pins, analog inputs are on ADC1, and
+    the strapping pins carry only the signals documented as boot-safe."""
+    world, B, P = hw
+    import machine
+    out = ("RELAY", "LOCK_A", "LOCK_B", "PILOT_PWM", "METER_TX", "METER_DE", "RFID_SCK",
+           "RFID_MOSI", "RFID_CS", "LED_WS2812", "BUZZER", "SD_SCK", "SD_MOSI", "SD_CS")
+    inp = ("METER_RX", "RFID_MISO", "EMERGENCY", "LEAK_OK", "SD_MISO")
+    adc = ("PILOT_ADC", "TEMP_ADC", "NE_ADC", "FB_ADC", "SUPPLY_ADC")
+    module = set(range(0, 6)) | set(range(12, 20)) | {21, 22, 23, 25, 26, 27, 32, 33, 34, 35, 36, 39}
+    used = {}
+    for name in out + inp + adc:
+        n = getattr(P, name)
+        assert n in module and n not in (1, 3), name
+        assert n not in used, (name, used.get(n))
+        used[n] = name
+    assert P.RFID_RX == P.RFID_MISO and P.RFID_TX == -1  # one reader kind is fitted
+    for name in out:
+        assert getattr(P, name) not in machine.INPUT_ONLY, name
+    for name in adc:
+        assert getattr(P, name) in machine.ADC1, name
+    straps = {n: used[n] for n in (0, 2, 5, 12, 15) if n in used}
+    assert straps == {0: "RFID_CS", 2: "LED_WS2812", 5: "SD_CS", 12: "LOCK_B", 15: "BUZZER"}
+    assert (P.METER_UART, P.METER_TX, P.METER_RX) == (2, 17, 16)
+    assert P.SD_SLOT == 2 and P.RFID_SPI == 1  # two SPI hosts: SDCard takes its host whole
+    b = B.Board()  # everything constructs against the strict fakes
+    assert world.spi_hosts == {1: "SPI", 2: "SDCard"}
+    # inputs on 34-39 have no pull resistors: the HAL asks for none there
+    for n in (P.RFID_MISO, P.PILOT_ADC, P.TEMP_ADC, P.NE_ADC):
+        assert n in machine.INPUT_ONLY
+    assert b.button.pressed() in (True, False)
+
+
+def test_the_fakes_refuse_what_the_esp32_cannot_do(hw):
+    world, B, P = hw
+    import machine
+    for n in (6, 9, 11, 20, 24, 28, 31, 40, 48):
+        with pytest.raises(ValueError):
+            machine.Pin(n)
+    with pytest.raises(ValueError):
+        machine.Pin(34, machine.Pin.OUT)  # input only
+    with pytest.raises(ValueError):
+        machine.Pin(36, machine.Pin.IN, machine.Pin.PULL_UP)  # no pull resistors
+    with pytest.raises(ValueError):
+        machine.PWM(machine.Pin(39))
+    with pytest.raises(ValueError):
+        machine.ADC(machine.Pin(5))  # not an ADC pin
+    with pytest.raises(ValueError):
+        machine.UART(1, baudrate=9600, rx=35)  # TX left on its default: pin 10, the flash
+    a2 = machine.ADC(machine.Pin(25))
+    a2.read_uv()  # ADC2 works while WiFi is off ...
+    fnet.WLAN(fnet.STA_IF).active(True)
+    with pytest.raises(OSError):
+        a2.read_uv()  # ... not once it runs
+    machine.ADC(machine.Pin(33)).read_uv()  # ADC1 does
+    machine.SDCard(slot=2)
+    with pytest.raises(OSError):
+        machine.SPI(2)  # the SD card's host
+    machine.SPI(1)
+
+
+def test_modbus_over_the_rs485_hal_turns_the_line_around_without_blocking(hw):
+    """lib/modbus over hal/esp32's MeterUart, the fake UART taking the frame's
+    time on the wire (11 bits a byte at 9600 baud): the slave answers 3.5
+    characters after the request's last stop bit (the earliest it may) and
+    finds the driver off; no call waited for the frame (no UART.flush)."""
+    from lib.modbus import ModbusMaster, crc16
+    world, b, P = make(hw)
+    m = ModbusMaster(b.meter_uart, baud=9600)
+    u = world.uarts[P.METER_UART]
+    seen = {}
+
+    async def slave():
+        while not u.tx:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(max(0.0, u.tx_done_at - time.monotonic()) + 3.5 * 11 / 9600)
+        seen["de"] = world.outputs[P.METER_DE]
+        reply = bytearray(b"\x01\x04\x04\x12\x34\x56\x78")
+        c = crc16(reply)
+        u.feed(reply + bytes((c & 0xFF, c >> 8)))
+
+    async def main():
+        t = asyncio.ensure_future(slave())
+        t0 = time.monotonic()
+        regs = await m.read_registers(1, 4, 0, 2)
+        await t
+        return regs, time.monotonic() - t0
+
+    regs, took = asyncio.run(main())
+    assert regs == [0x1234, 0x5678]
+    assert seen["de"] == 0  # the receiver was on when the reply began
+    assert u.flushed == 0
+    assert took < 0.2

@@ -70,6 +70,32 @@ def test_networks_from_the_configuration(tmp_path):
     assert N.networks(c) == [("hot", "p1")]
     c.set("WiFiConnect", "true")
     assert N.networks(c) == [("hot", "p1"), ("site", "p2")]
+    # the guide's defaults ("N/A") or empty: no fallback network, never joined literally
+    for ssid in ("N/A", ""):
+        c.set("WiFiSsid", ssid)
+        assert N.networks(c) == [("hot", "p1")]
+    (tmp_path / "d").mkdir()
+    d = cfg_with(tmp_path / "d", WiFiConnect="true")
+    assert d.get("WiFiSsid") == "N/A" and N.networks(d) == []
+
+
+def test_one_network_down_is_joined_again(tmp_path, capsys):
+    """Without a fallback the network is joined again every 30 s down (the
+    HAL never does it: WLAN.connect() may have raised)."""
+    link = Link(**{"hot": {"pw": "p1", "up": True, "rssi": -60}})
+    nm = N.NetManager(link, N.networks(cfg_with(tmp_path, WiFiPrimarySsid="hot", WiFiPrimaryPass="p1")),
+                      weak_of(link))
+    nm.start(0)
+    t = run_for(nm, 0, 5)
+    link.set("hot", up=False)
+    t = run_for(nm, t, N._FAIL_S - 2)
+    assert link.configured == ["hot"]
+    t = run_for(nm, t, 3)
+    assert link.configured == ["hot", "hot"]
+    assert "hot unreachable for 30 s: joining again" in capsys.readouterr().out
+    link.set("hot", up=True)
+    run_for(nm, t, 5 * N._FAIL_S)
+    assert link.configured == ["hot", "hot"]
 
 
 def test_primary_failure_switches_to_the_fallback(tmp_path, capsys):
@@ -211,3 +237,63 @@ def test_app_without_wifi_configuration_starts_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(app_mod, "_forever", forever)
     boot_main(app, 0.2)
     assert "wifi" not in started and board.net.primary is None
+
+
+def outages(link, nm, t, seconds):
+    """Run netmgr for `seconds`; the link's outages as (start s, length s)."""
+    out = []
+    start = None
+    for s in range(seconds):
+        t += S
+        nm.step(t)
+        if not link.up():
+            start = s if start is None else start
+        elif start is not None:
+            out.append((start, s - start))
+            start = None
+    if start is not None:
+        out.append((start, seconds - start))
+    return t, out
+
+
+def test_primary_permanently_down_for_3_hours_backs_off(tmp_path, capsys):
+    """A dead primary is tried again after 15 min, 30 min, 1 h, then every 2 h
+    (each try a 30 s outage), not every 15 min (12 outages in 3 h)."""
+    link = Link(**{"sim-hotspot": {"pw": "p1", "up": False, "rssi": -60}, "site": {"pw": "p2", "up": True, "rssi": -70}})
+    nm = two(tmp_path, link)
+    t, outs = outages(link, nm, 0, 3 * 3600)
+    assert [n for _, n in outs[1:]] == [N._FAIL_S] * (len(outs) - 1)  # each a failed join of the primary
+    assert outs[0][0] == 0 and outs[0][1] <= N._FAIL_S  # at boot
+    starts = [s for s, _ in outs]
+    assert len(outs) == 4, outs  # boot, then tries at ~15 min, ~45 min, ~1 h 45
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert abs(gaps[0] - (N._FAIL_S + N._RETRY_S)) <= 1  # (the boot outage began before s 0)
+    assert gaps[1:] == [N._FAIL_S + 2 * N._RETRY_S, N._FAIL_S + 4 * N._RETRY_S]
+    assert sum(n for _, n in outs) <= 4 * N._FAIL_S  # 2 min of 3 h (6 min without the backoff)
+    assert "next try in 3600 s" in capsys.readouterr().out
+    # capped: with the primary still dead the tries come every _RETRY_MAX_S
+    t, outs = outages(link, nm, t, 5 * 3600)
+    starts = [s for s, _ in outs]
+    assert [b - a for a, b in zip(starts, starts[1:])] == [N._FAIL_S + N._RETRY_MAX_S] * (len(starts) - 1)
+    assert len(outs) >= 2
+
+
+def test_primary_back_resets_the_backoff(tmp_path):
+    link = Link(**{"sim-hotspot": {"pw": "p1", "up": False, "rssi": -60}, "site": {"pw": "p2", "up": True, "rssi": -70}})
+    nm = two(tmp_path, link)
+    t, outs = outages(link, nm, 0, 2 * 3600)  # retry interval doubled twice by now
+    link.set("sim-hotspot", up=True)  # the hotspot is back
+    for _ in range(N._RETRY_MAX_S + N._FAIL_S):
+        t += S
+        nm.step(t)
+        if link.current == "sim-hotspot":
+            break
+    assert link.current == "sim-hotspot"  # found again within the cap
+    t = run_for(nm, t, N._WINDOW_S + 5)  # and proves good
+    assert link.current == "sim-hotspot"
+    link.set("sim-hotspot", up=False)  # a new failure: the first retry is at _RETRY_S again
+    t = run_for(nm, t, N._FAIL_S + 1)
+    assert link.current == "site"
+    t, outs = outages(link, nm, t, N._RETRY_S + N._FAIL_S + 5)
+    assert len(outs) == 1 and outs[0][1] == N._FAIL_S  # tried once, after _RETRY_S (not 4 x)
+    assert N._RETRY_S - 3 <= outs[0][0] <= N._RETRY_S

@@ -186,7 +186,8 @@ def test_button_cycle_is_a_manual_reset_only_for_conditions_that_are_gone(rig):
     rig.board.sensors.set("ne_mv", 9000)
     rig.step()
     rig.board.button.set(True)
-    rig.step()
+    rig.hold(20)  # the button's debounce
+    assert "button" in rig.sup.active
     assert rig.conn.status()[1] == "GroundFailure"  # the most severe decides
     rig.board.button.set(False)
     rig.hold(600)
@@ -194,7 +195,7 @@ def test_button_cycle_is_a_manual_reset_only_for_conditions_that_are_gone(rig):
     assert list(rig.sup.active) == ["ground"]
     rig.board.sensors.set("ne_mv", 0)
     rig.board.button.set(True)
-    rig.step()
+    rig.hold(20)
     rig.board.button.set(False)
     rig.hold(600)
     rig.step()
@@ -205,7 +206,7 @@ def test_button_cycle_is_a_manual_reset_only_for_conditions_that_are_gone(rig):
 def test_clearing_the_worst_fault_shows_the_next(rig):
     rig.board.sensors.set("supply_ok", 0)
     rig.board.button.set(True)
-    rig.step()
+    rig.hold(20)
     assert rig.conn.status()[2] == "EmergencyButton"
     rig.board.button.set(False)
     rig.hold(600)
@@ -321,3 +322,124 @@ def test_reset_is_attempted_reset_retries_more_times(tmp_path):
 
     asyncio.run(go())
     assert board.system.resets == 3
+
+
+def test_link_down_on_the_esp32_hal_is_no_weak_signal_and_no_alternation(rig, tmp_path):
+    """hal/esp32's Net over the fakes: a link that is down reads -127 dBm, which
+    is no WeakSignal (netmgr handles an outage); nothing but netmgr chooses
+    the network, and the guide's default WiFiSsid "N/A" is no network."""
+    import time as real_time
+    from firmware import netmgr as N
+    from tests.unit import fakes_esp32
+    from tests.unit.fakes_esp32 import network as fnet
+
+    with fakes_esp32.installed():
+        from hal.esp32.board import Net
+        net = Net()
+        w = fnet.wlans[-1]
+        fnet.aps["hot"] = {"password": "p1", "rssi": -60}
+        rig.board.net = net
+        rig.cfg.update(WiFiConnect=True, WiFiSsid="N/A", WiFiPass="N/A",
+                       WiFiPrimarySsid="hot", WiFiPrimaryPass="p1")
+        nm = N.NetManager(net, N.networks(rig.cfg), lambda: "weak" in rig.sup.active)
+        t = real_time.ticks_ms()
+        nm.start(t)
+        w.step()
+        assert net.up() and rig.conn.status()[:2] == ("Available", "NoError")
+        del fnet.aps["hot"]  # the hotspot dies for 10 minutes
+        w.step()
+        assert not net.up() and net.rssi() == -127
+        for s in range(600):
+            for _ in range(50):
+                rig.step(20)
+            t = real_time.ticks_add(t, 1000)
+            nm.step(t)
+            w.step()
+            assert "weak" not in rig.sup.active
+        assert rig.conn.status()[:2] == ("Available", "NoError")
+        assert {c for c in w.connects} == {("hot", "p1")} and len(w.connects) > 1  # joined again, nothing else
+        fnet.aps["hot"] = {"password": "p1", "rssi": -95}  # back, but weak: now it is WeakSignal
+        w.step()  # the WiFi driver rejoins by itself
+        assert net.up()
+        rig.hold(5000)
+        assert "weak" in rig.sup.active and rig.conn.status()[:2] == ("Available", "WeakSignal")
+
+
+def test_weak_signal_only_while_available(rig):
+    """The guide: WeakSignal only in Available; while charging a weak signal
+    is no fault, so netmgr starts no reconnect in the middle of a session."""
+    charging(rig)
+    rig.board.net.set_rssi(-95)
+    rig.hold(10000)
+    assert "weak" not in rig.sup.active
+    assert rig.conn.status()[:2] == ("Charging", "NoError")
+    rig.board.net.set_up(False)
+    rig.board.net.set_rssi(-127)
+    rig.hold(10000)
+    assert "weak" not in rig.sup.active
+
+
+@pytest.fixture
+def esp32_button(rig):
+    """hal/esp32's Button over the machine fake, in the supervisor rig."""
+    from tests.unit import fakes_esp32
+    with fakes_esp32.installed() as world:
+        from hal.esp32 import board as B
+        from hal.esp32 import pins as P
+        rig.board.button = B.Button()
+
+        def press(on):
+            world.levels[P.EMERGENCY] = P.EMERGENCY_PRESSED if on else 1 - P.EMERGENCY_PRESSED
+        press(False)
+        yield press
+
+
+def test_button_glitch_of_one_sample_neither_stops_nor_resets(rig, esp32_button):
+    charging(rig)
+    esp32_button(True)  # a 10 ms glitch: seen in one control cycle (10 ms on the board)
+    rig.step(10)
+    esp32_button(False)
+    for _ in range(100):
+        rig.step(10)
+    assert rig.out.relay and rig.board.relay.command  # the session goes on
+    assert rig.st.stops == [] and rig.conn.status()[:2] == ("Charging", "NoError")
+    assert "button" not in rig.sup.active
+    # nor is it a button cycle: a latched fault whose condition is gone stays
+    rig.board.sensors.set("ne_mv", 9000)
+    rig.step(10)
+    rig.board.sensors.set("ne_mv", 0)
+    rig.step(10)
+    assert "ground" in rig.sup.active
+    for _ in range(3):  # glitches, each one sample, 100 ms apart
+        esp32_button(True)
+        rig.step(10)
+        esp32_button(False)
+        for _ in range(10):
+            rig.step(10)
+    rig.hold(600)
+    assert list(rig.sup.active) == ["ground"]
+
+
+def test_button_press_opens_the_contactor_within_its_debounce_and_a_cycle(rig, esp32_button):
+    charging(rig)
+    esp32_button(True)
+    elapsed = 0
+    while rig.out.relay:
+        rig.step(10)  # the board's control cycle (wait_input: POLL_MS)
+        elapsed += 10
+        assert elapsed <= F.FAULTS[[r[0] for r in F.FAULTS].index("button")][5] + 10
+    assert rig.board.relay.command is False
+    assert rig.st.stops == ["EmergencyStop"]
+    assert rig.conn.status()[:3] == ("Faulted", "OtherError", "EmergencyButton")
+    esp32_button(False)
+    rig.hold(500)
+    assert "button" not in rig.sup.active
+
+
+def test_button_debounce_delays_no_other_fault(rig, esp32_button):
+    charging(rig)
+    esp32_button(True)
+    rig.board.sensors.set("ne_mv", 9000)  # ground fault in the same cycle as the press
+    rig.step(10)
+    assert rig.board.relay.command is False and "ground" in rig.sup.active
+    assert "button" not in rig.sup.active  # still being debounced

@@ -88,3 +88,12 @@ def test_url_rejects_what_the_guide_forbids(u):
 
 def test_charger_id_is_appended():
     assert url.charger_url("ws://h:1/ocpp", "CP01") == "ws://h:1/ocpp/CP01"
+
+
+def test_url_without_the_charger_id():
+    assert url.parse("ws://h:1/ocpp", "CP01") == ("ws", "h", 1, "/ocpp")
+    assert url.parse("ws://h:1/ocpp/CP012", "CP01")[3] == "/ocpp/CP012"
+    assert url.parse("ws://cp01.example.com:1/ocpp", "cp01")[1] == "cp01.example.com"
+    for bad in ("ws://h:1/ocpp/CP01", "ws://h:1/CP01", "ws://h:1/CP01/ocpp"):
+        with pytest.raises(ValueError):
+            url.parse(bad, "CP01")

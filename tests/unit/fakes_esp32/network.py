@@ -1,7 +1,9 @@
 """network (WLAN station) as the MicroPython ESP32 docs describe it: status()
 codes, status("rssi") raising OSError while not connected, connect() that
-returns at once and completes (or fails) later. The test drives the radio
-with `aps` and `step()`."""
+returns at once and completes (or fails) later, and, once connect() was
+asked, the driver rejoining the same network after a drop or a failed
+attempt by itself (ports/esp32/network_wlan.c: reconnects unlimited by
+default) until disconnect(). The test drives the radio with `aps` and `step()`."""
 STA_IF = 0
 AP_IF = 1
 STAT_IDLE = 1000
@@ -31,6 +33,7 @@ class WLAN:
         self.connects = []  # (ssid, password) of every connect()
         self.fail_connect = None  # test side: an OSError connect() raises (the port's "Wifi Internal Error")
         self.disconnects = 0
+        self._requested = False
         wlans.append(self)
 
     def active(self, is_active=None):
@@ -45,10 +48,12 @@ class WLAN:
             raise self.fail_connect
         self.ssid, self._pw = ssid, key
         self.connects.append((ssid, key))
+        self._requested = True
         self._status = STAT_CONNECTING
 
     def disconnect(self):
         self.disconnects += 1
+        self._requested = False
         self._status = STAT_IDLE
 
     def isconnected(self):
@@ -69,7 +74,9 @@ class WLAN:
     # test side: the radio finishes what connect() started, or loses the AP
     def step(self):
         if self._status != STAT_CONNECTING and self._status != STAT_GOT_IP:
-            return
+            if not self._requested:
+                return
+            self._status = STAT_CONNECTING  # the driver's own reconnect
         ap = aps.get(self.ssid)
         if ap is None:
             self._status = STAT_NO_AP_FOUND if self._status == STAT_CONNECTING else STAT_BEACON_TIMEOUT
