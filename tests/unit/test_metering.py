@@ -96,7 +96,7 @@ def test_a_sample_every_interval_when_polls_end_a_millisecond_apart(tmp_path, mo
     MeterValues; the firmware had not lost it but never taken it. The next
     sample was due exactly one interval after the poll that took the last
     one, and the loop polls once a second: a poll ending 1 ms earlier than
-    the one before (the Modbus exchange a millisecond shorter) found it not
+    the one before (the poll or the wake-up a millisecond shorter) found it not
     yet due, and the sample came one poll (a second) late. Now a sample is
     taken at the poll nearest to when it is due: one every interval."""
     polls = 61
