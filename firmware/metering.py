@@ -17,6 +17,7 @@ from firmware.stopdata import StopData
 _MV = "firmware.metervalues"
 
 POLL_MS = 1000
+_HALF_POLL = const(500)  # POLL_MS // 2
 SLAVE = 1
 _ENERGY = const(("Energy.Active.Import.Register", None))
 _BUNDLE = const(4)        # connector 0 registers kept while not accepted (transaction samples are journaled)
@@ -145,10 +146,9 @@ class Metering:
         self.est_wh += v * a * (3 if self.three else 1) * dt_ms / 3600000
 
     async def run(self):
-        prev = time.ticks_ms()
+        prev = due = time.ticks_ms()
         while True:
             watchdog.checkin(watchdog.METER)
-            start = time.ticks_ms()
             await self.poll_once()
             now = time.ticks_ms()
             self._estimate(time.ticks_diff(now, prev))
@@ -158,8 +158,15 @@ class Metering:
                     await self.report(now)
                 except Exception as e:  # values are never worth the metering loop
                     log.error("meter", "report: %r" % (e,))
-            spent = time.ticks_diff(time.ticks_ms(), start)
-            await asyncio.sleep((POLL_MS - spent) / 1000 if spent < POLL_MS else 0.05)
+            # Polls on a grid of POLL_MS, not POLL_MS after each wake-up: a
+            # wake-up's delay is not carried into every later poll (nor into
+            # the samples taken at them, seconds apart on the wall clock).
+            due = time.ticks_add(due, POLL_MS)
+            left = time.ticks_diff(due, time.ticks_ms())
+            if left <= 0:  # a poll longer than the period: the grid begins again
+                left = 50
+                due = time.ticks_add(time.ticks_ms(), left)
+            await asyncio.sleep_ms(left)
 
     # --- meter values -------------------------------------------------------------
 
@@ -185,10 +192,15 @@ class Metering:
         elif self._hb is None and self._wh is not None:
             self._hb = self._wh
         iv = cfg.get("MeterValueSampleInterval")
-        if tx is not None and iv > 0 and time.ticks_diff(now, self._next) >= 0:
+        # A sample is taken at the poll nearest to when it is due, not at the
+        # first one after: the schedule counts from a poll's time and the
+        # loop polls once a second, so a poll ending a millisecond earlier
+        # than the one before found the sample not yet due and it came a
+        # poll late (with a 1 s interval: a second without MeterValues).
+        if tx is not None and iv > 0 and time.ticks_diff(now, self._next) >= -_HALF_POLL:
             self._next = time.ticks_add(self._next, iv * 1000)
-            if time.ticks_diff(now, self._next) >= 0:
-                self._next = time.ticks_add(now, iv * 1000)
+            if time.ticks_diff(now, self._next) >= -_HALF_POLL:
+                self._next = time.ticks_add(now, iv * 1000)  # a late loop: counted from now
             await self._journal(tx, cfg.get("MeterValuesSampledData"), "Sample.Periodic",
                                 self.board.clock.now(), self._last)
         ci = cfg.get("ClockAlignedDataInterval")
