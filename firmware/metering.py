@@ -187,8 +187,11 @@ class Metering:
                 self._hb = tx["base"]
                 self._last = {}
                 self._next = time.ticks_add(now, cfg.get("MeterValueSampleInterval") * 1000)
-                self._stop.begin(tx["l"], self._kept(cfg.get("StopTxnSampledData"), "Transaction.Begin",
-                                                     tx["ts"], tx["start"]))
+                # In the message buffer, waited for: a buffer of its own (2 KB)
+                # could be refused on a busy heap, and this value is written once.
+                async with self.cp.buffer as out:
+                    self._stop.begin(tx["l"], self._into(out, cfg.get("StopTxnSampledData"),
+                                                         "Transaction.Begin", tx["ts"], tx["start"]))
         elif self._hb is None and self._wh is not None:
             self._hb = self._wh
         iv = cfg.get("MeterValueSampleInterval")
@@ -211,9 +214,10 @@ class Metering:
                 csl = cfg.get("MeterValuesAlignedData")
                 if tx is not None:
                     await self._journal(tx, csl, "Sample.Clock", ts)
-                    mv = self._kept(cfg.get("StopTxnAlignedData"), "Sample.Clock", ts, self.energy(tx))
-                    if mv is not None:
-                        self._stop.clock(mv)
+                    async with self.cp.buffer as out:
+                        mv = self._into(out, cfg.get("StopTxnAlignedData"), "Sample.Clock", ts, self.energy(tx))
+                        if mv is not None:
+                            self._stop.clock(mv)
                 else:
                     self._idle(csl, ts)
             self._slot = slot  # a clock jump resynchronises without a reading
@@ -243,7 +247,11 @@ class Metering:
         """A meterValue's JSON for use before the next await (a memoryview of
         the message buffer, or of a buffer of its own while a send holds it),
         or None when nothing is left."""
-        out = self.cp.writer() or ocppj.Out(_MV_BYTES)
+        return self._into(self.cp.writer() or ocppj.Out(_MV_BYTES), csl, ctx, ts, energy)
+
+    def _into(self, out, csl, ctx, ts, energy):
+        """A meterValue's JSON written into out (an empty ocppj.Out), as a
+        memoryview of it, or None when nothing is left."""
         return memoryview(out.buf)[:out.n] if self._sample(csl, ctx, ts, energy, out) >= 0 else None
 
     def _idle(self, csl, ts):

@@ -119,3 +119,45 @@ def test_the_loop_keeps_to_its_grid_when_it_wakes_late(tmp_path, monkeypatch):
     assert len(got) == 120, got
     gaps = [b - a for a, b in zip(got, got[1:])]
     assert gaps == [1] * (len(got) - 1), gaps
+
+
+def test_transaction_begin_is_kept_while_a_send_holds_the_buffer_and_memory_is_short(tmp_path, monkeypatch):
+    """The Transaction.Begin value of StopTransaction.transactionData was
+    encoded into a 2 KB buffer of its own when a send held the message
+    buffer; during a burst of CALLs on the board-like heap that allocation
+    failed (MemoryError at the first report of the transaction) and the stop
+    went out without it. It waits for the message buffer now."""
+    root = str(tmp_path) + "/"
+    board = Board(flash_root=root)
+    cfg = Config(root=root, device_id="T")
+    cp = ChargePoint(board, cfg, {})
+    m = Metering(board, cfg, types.SimpleNamespace(offered_a=16), cp)
+    journal = Journal(root + "tx_journal.bin")
+    txs = Transactions(cp, cfg, board, m, journal, None)
+    m.values = {("Energy.Active.Import.Register", None): 1234.0}
+    m._wh = 1234
+    m.ok = True
+    tx = txs.start(1, "TAG1", None)
+    m.attach(types.SimpleNamespace(connector=types.SimpleNamespace(
+        phase=3, session=types.SimpleNamespace(tx=tx))), txs)
+
+    def no_memory(*a):
+        raise MemoryError("memory allocation failed, allocating 2048 bytes")
+
+    async def main():
+        await cp.buffer.__aenter__()  # a send holds the message buffer
+        monkeypatch.setattr(M.ocppj, "Out", no_memory)
+        report = asyncio.create_task(m.report(0))
+        await asyncio.sleep(0.01)
+        assert not report.done()  # waits for the buffer, allocates none
+        await cp.buffer.__aexit__(None, None, None)
+        await report
+
+    asyncio.run(main())
+    monkeypatch.undo()
+    txs.stop(tx, "Local")
+    stops = [json.loads(bytes(d))["p"] for _, kind, d in journal.records() if kind == 2]
+    assert len(stops) == 1, stops
+    data = stops[0]["transactionData"]
+    assert data[0]["sampledValue"][0]["context"] == "Transaction.Begin", data
+    assert data[0]["sampledValue"][0]["value"] == "1234", data
