@@ -487,7 +487,13 @@ class Transactions:
             if self.by_local and time.ticks_diff(time.ticks_ms(), last_cp) >= _CHECKPOINT_MS:
                 last_cp = time.ticks_ms()
                 self.checkpoint()
-            head = self._head()
+            try:
+                head = self._head()  # a flash read into a buffer when the message buffer is held
+            except MemoryError:
+                log.warn("tx", "no memory to read the queue")
+                gc.collect()
+                await asyncio.sleep(1)
+                continue
             if head is None or not self.cp.accepted:
                 # Woken by a queued message or an accepted session; otherwise
                 # only the next checkpoint is due (no idle tick: each wait_for

@@ -110,6 +110,39 @@ def test_no_memory_for_the_start_still_charges_and_sends_the_start_later(tmp_pat
     assert h.sent("StopTransaction")[0]["transactionId"] == 1
 
 
+
+def test_no_memory_to_read_the_queue_costs_a_second_not_the_queue_task(tmp_path):
+    """Reading the queue's oldest message (a flash read into a buffer of its
+    own while a send holds the message buffer) raised MemoryError out of
+    Transactions.run during a CALL burst on the board-like heap: the task died
+    and was restarted by the application. It waits and reads again now."""
+    async def main():
+        h = Harness(tmp_path)
+        task = asyncio.ensure_future(h.app.txs.run())
+        store = h.app.txs.store
+        real_first = store.first
+        fails = [2]
+
+        def first(*a, **k):
+            if fails[0]:
+                fails[0] -= 1
+                raise MemoryError("memory allocation failed, allocating 508 bytes")
+            return real_first(*a, **k)
+
+        store.first = first
+        h.pilot("B")
+        await h.cycles(5)
+        h.board.rfid.present("TAG1")
+        await h.cycles(5)
+        h.pilot("C")
+        assert await h.until(lambda: h.sent("StartTransaction"), 600)
+        assert fails[0] == 0 and not task.done(), "the queue task ended"
+        task.cancel()
+        return h
+
+    h = asyncio.run(main())
+    assert len(h.sent("StartTransaction")) == 1
+
 def test_a_power_cut_while_the_stop_is_held_ends_the_transaction_with_power_loss(tmp_path):
     async def charge_then_stop_without_memory():
         h = Harness(tmp_path)
