@@ -57,15 +57,21 @@ def measure_runtime(runtime, cycles, heapsize=None):
                     return boot["t"] - t_on
 
                 t_lo = [0.0]
-                out["first"] = one(0)
-                for _ in range(cycles):
-                    time.sleep(0.3)
-                    bench.cmd({"cmd": "power", "on": False})
-                    time.sleep(0.2)
-                    mark = bench.mark()
-                    t_lo[0] = time.monotonic()
-                    bench.cmd({"cmd": "power", "on": True})
-                    out["reboots"].append(one(mark))
+                try:
+                    out["first"] = one(0)
+                    for _ in range(cycles):
+                        time.sleep(0.3)
+                        bench.cmd({"cmd": "power", "on": False})
+                        time.sleep(0.2)
+                        mark = bench.mark()
+                        t_lo[0] = time.monotonic()
+                        bench.cmd({"cmd": "power", "on": True})
+                        out["reboots"].append(one(mark))
+                except Exception as e:  # the bench's log goes with the temp dir: say what it said
+                    with open(bench.log_path, errors="replace") as f:
+                        tail = f.read().splitlines()[-40:]
+                    raise RuntimeError("%s: %s\nbench log (%s) tail:\n%s" % (
+                        runtime, str(e).splitlines()[0], bench.log_path, "\n".join(tail))) from e
             out["violations"] = len(cs.violations)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
