@@ -330,10 +330,10 @@ def run_day(heap_k, runtime=None, smoke=False, keep=None):
                                  config={"MeterValueSampleInterval": "10", "LocalPreAuthorize": "true"},
                                  ota_key=pub)
             day = Day(cs, bench, bench.log_path, "DAY1")
+            t_boot = time.monotonic()
             with bench:
                 try:
-                    t0 = time.monotonic()
-                    day.step("boot", day.status, "Available", t0, 60)
+                    day.step("boot", day.status, "Available", t_boot, 60)
                     res["list_version"] = day.step("local list", day.local_list, list_size)
                     # Sessions: list cards (started from the list) and the central system's cards in turn.
                     n_online = n_sessions - n_offline - (0 if smoke else 2)

@@ -50,7 +50,7 @@ def sec_roundtrip(quick):
 def sec_boot(quick):
     from tools.bench import boot
     res = boot.measure(cycles=2 if quick else 10)
-    return all(r["violations"] == 0 for r in res), boot.table(res)
+    return all("error" not in r and r["violations"] == 0 for r in res), boot.table(res)
 
 
 def sec_size(quick):
