@@ -11,8 +11,8 @@ control, other (the remaining single-purpose benchmarks' own output).
 Timings depend on the machine's load: the report records the load average
 before and after each section. The heap section is the long one in a full
 run: tools/bench/heap_day.py --search lives a compressed charging day at the
-suite's heap and 8 KiB less each time until one fails (about 8 minutes per
-heap tried that passes); --quick runs its --smoke (about a minute).
+suite's heap + 16 KiB and 8 KiB less each time until one fails (about 7
+minutes per heap that passes); --quick runs its --smoke (under a minute).
 """
 import argparse
 import datetime
@@ -75,15 +75,25 @@ def sec_journal(quick):
 
 def sec_heap(quick):
     """The memory issue's figures on the board-like interpreter, MicroOcpp's peak beside them: a full
-    charging day (heap_day.py: live peak at the suite's heap, smallest heap by --search) and one
-    session (heap_min.py)."""
-    from tools.simkit.bench import BOARD32_HEAP, board32_binary
+    charging day (heap_day.py --search: each heap tried, its live peak, the smallest it completes in)
+    and one session (heap_min.py)."""
+    import re
+    from tools.simkit.bench import board32_binary
     rt = "board32" if board32_binary() else "micropython"
     day_args = ["--runtime", rt] + (["--smoke"] if quick else ["--search"])
     rc_day, day = _script("heap_day.py", *day_args, timeout=3600)
     args = ["--runtime", rt] + (["--low", "88", "--high", "96"] if quick else [])
     rc, out = _script("heap_min.py", *args)
-    day_peak = _num(day, r"heap_day live_peak: (\d+) bytes")
+    runs = []  # [heap KiB, completed, live peak]
+    for x in day:
+        m = re.match(r"heap_day .* heapsize=(\d+)K: (completed|FAILED)", x)
+        if m:
+            runs.append([int(m.group(1)), m.group(2) == "completed", None])
+        m = re.match(r"heap_day live_peak: (\d+) bytes", x)
+        if m and runs:
+            runs[-1][2] = int(m.group(1))
+    done = [r[2] for r in runs if r[1] and r[2] is not None]
+    day_peak = max(done) if done else None
     day_small = _num(day, r"heap_day smallest_heap: (\d+) KiB")
     peak = _num(out, r"live_peak_with_2M_heap: (\d+) bytes")
     small = _num(out, r"smallest_heap: (\d+) KiB")
@@ -94,26 +104,27 @@ def sec_heap(quick):
     def ratio(x):
         return "-" if x is None else "%.2f" % (x / 1024.0 / MICROOCPP_PEAK)
 
-    row = "%-52s %18s %22s"
+    row = "%-50s %24s %22s"
     lines = ["heap on %s. Day: tools/bench/heap_day.py, a charging day compressed onto the bench (boot, "
              "1000-entry local list, 20 sessions at 16 A with MeterValues every 10 s, a reservation, "
              "GetDiagnostics, an offline period sampled every 1 s so its queued messages approach an hour's "
-             "at 10 s, as far as the journal holds, UpdateFirmware and the reboot; its docstring says how)%s. "
+             "at 10 s as far as the journal holds, UpdateFirmware and the reboot; its docstring says how)%s. "
              "Session: tools/bench/heap_min.py (boot, heartbeat, one charging session with MeterValues every "
              "1 s, a stop, a CALLERROR)%s" % (
                  rt, "; quick: --smoke, 2 sessions, 60-entry list, 20 s offline, no update, no search"
                  if quick else "", "; quick: only 88 and 96 KiB tried" if quick else ""),
              row % ("figure", "JOLT", "MicroOcpp (ESP32, C++)"),
-             row % ("live heap peak, charging day (at %s)" % BOARD32_HEAP, kb(day_peak),
-                    "%.1f KB (published)" % MICROOCPP_PEAK),
-             row % ("JOLT day peak / MicroOcpp peak", ratio(day_peak), ""),
-             row % ("smallest --heapsize the day completes in (8 KiB)", "-" if day_small is None else
-                    "%d KiB" % day_small, "-"),
-             row % ("live heap peak, one session (2M heap)", kb(peak), ""),
-             row % ("JOLT session peak / MicroOcpp peak", ratio(peak), ""),
-             row % ("smallest --heapsize one session passes (8 KiB)", "-" if small is None else
-                    "%d KiB" % small, "-"),
-             "heap_day output:"] + ["  " + x for x in day] + ["heap_min output:"] + ["  " + x for x in out]
+             row % ("live heap peak, charging day", kb(day_peak), "%.1f KB (published)" % MICROOCPP_PEAK),
+             row % ("JOLT day peak / MicroOcpp peak", ratio(day_peak), "")]
+    lines += [row % ("  day at %d KiB" % k, ("completed, peak %s" if ok else "FAILED, peak %s") % (
+        "-" if p is None else "%.1f KB" % (p / 1024.0)), "") for k, ok, p in runs]
+    lines += [row % ("smallest --heapsize the day completes in (8 KiB)", "-" if day_small is None else
+                     "%d KiB" % day_small, "-"),
+              row % ("live heap peak, one session (2M heap)", kb(peak), ""),
+              row % ("JOLT session peak / MicroOcpp peak", ratio(peak), ""),
+              row % ("smallest --heapsize one session passes (8 KiB)", "-" if small is None else
+                     "%d KiB" % small, "-"),
+              "heap_day output:"] + ["  " + x for x in day] + ["heap_min output:"] + ["  " + x for x in out]
     return rc == 0 and rc_day == 0 and peak is not None and day_peak is not None, lines
 
 
