@@ -10,9 +10,10 @@ Sections, in order: roundtrip, boot, size, throughput, journal, heap, fault,
 control, other (the remaining single-purpose benchmarks' own output).
 Timings depend on the machine's load: the report records the load average
 before and after each section. The heap section is the long one in a full
-run: tools/bench/heap_day.py --search lives a compressed charging day at the
-suite's heap + 16 KiB and 8 KiB less each time until one fails (about 7
-minutes per heap that passes); --quick runs its --smoke (under a minute).
+run: tools/bench/heap_day.py --search lives a compressed charging day from
+the suite's heap - 16 KiB up in 8 KiB steps until one completes (about 7
+minutes for the one that completes, less for each that fails before);
+--quick runs its --smoke (under a minute).
 """
 import argparse
 import datetime
@@ -75,7 +76,8 @@ def sec_journal(quick):
 
 def sec_heap(quick):
     """The memory issue's figures on the board-like interpreter, MicroOcpp's peak beside them: a full
-    charging day (heap_day.py --search: each heap tried, its live peak, the smallest it completes in)
+    charging day (heap_day.py --search: each heap tried, its outcome and live peak, the smallest it
+    completes in; the day's peak is that run's)
     and one session (heap_min.py)."""
     import re
     from tools.simkit.bench import board32_binary
