@@ -107,6 +107,7 @@ def sec_heap(quick):
         return "-" if x is None else "%.2f" % (x / 1024.0 / MICROOCPP_PEAK)
 
     row = "%-50s %24s %22s"
+    day_what, short = ("smoke day (quick: not the figure)", "smoke") if quick else ("charging day", "day")
     lines = ["heap on %s. Day: tools/bench/heap_day.py, a charging day compressed onto the bench (boot, "
              "1000-entry local list, 20 sessions at 16 A with MeterValues every 10 s, a reservation, "
              "GetDiagnostics, an offline period sampled every 1 s so its queued messages approach an hour's "
@@ -116,9 +117,9 @@ def sec_heap(quick):
                  rt, "; quick: --smoke, 2 sessions, 60-entry list, 20 s offline, no update, no search"
                  if quick else "", "; quick: only 88 and 96 KiB tried" if quick else ""),
              row % ("figure", "JOLT", "MicroOcpp (ESP32, C++)"),
-             row % ("live heap peak, charging day", kb(day_peak), "%.1f KB (published)" % MICROOCPP_PEAK),
-             row % ("JOLT day peak / MicroOcpp peak", ratio(day_peak), "")]
-    lines += [row % ("  day at %d KiB" % k, ("completed, peak %s" if ok else "FAILED, peak %s") % (
+             row % ("live heap peak, %s" % day_what, kb(day_peak), "%.1f KB (published)" % MICROOCPP_PEAK),
+             row % ("JOLT %s peak / MicroOcpp peak" % short, ratio(day_peak), "")]
+    lines += [row % ("  %s at %d KiB" % (short, k), ("completed, peak %s" if ok else "FAILED, peak %s") % (
         "-" if p is None else "%.1f KB" % (p / 1024.0)), "") for k, ok, p in runs]
     lines += [row % ("smallest --heapsize the day completes in (8 KiB)", "-" if day_small is None else
                      "%d KiB" % day_small, "-"),
