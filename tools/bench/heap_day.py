@@ -35,8 +35,9 @@ interval is 1 s for the offline period only (set by ChangeConfiguration just
 before the link goes down, back to 10 s after the replay), so OFFLINE_S
 seconds offline (OFFLINE_SESSIONS sessions back to back, each started and
 stopped offline) queue as many messages as the hour would, up to what the
-64 KiB journal holds: with the default sampled data it fills at about 250
-MeterValues, and from then on the oldest MeterValues are dropped
+64 KiB journal holds: with the default sampled data 234 in these 244 s
+(218 MeterValues, 8 StartTransaction, 8 StopTransaction, measured
+2026-12-05), and from then on the oldest MeterValues are dropped
 (docs/never-lose.md) while every StartTransaction/StopTransaction is kept.
 The report gives the number of queued messages actually replayed.
 StatusNotifications are not queued by design (only the current state is
