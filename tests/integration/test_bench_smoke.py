@@ -37,6 +37,7 @@ def test_boot_to_boot_notification_on_each_interpreter():
     res = boot.measure(cycles=1)
     assert [r["runtime"] for r in res] == (["board32", "micropython"] if board32_binary() else ["micropython"])
     for r in res:
+        assert "error" not in r, r.get("error")
         assert r["violations"] == 0
         assert 0 < r["first"] < 30
         assert len(r["reboots"]) == 1 and 0 < r["reboots"][0] < 30
