@@ -110,6 +110,10 @@ while not board.relay.closed() and time.ticks_diff(time.ticks_ms(), t0) < 2000:
     time.sleep_ms(5)
 measure("charging")
 board.button.set(True)
+t0 = time.ticks_ms()
+while board.relay.closed() and time.ticks_diff(time.ticks_ms(), t0) < 2000:
+    ctl.step()  # the button's fault row debounces the press (20 ms, docs/faults.md)
+    time.sleep_ms(5)
 measure("faulted")
 """
 
