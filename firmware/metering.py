@@ -16,8 +16,8 @@ from firmware.stopdata import StopData
 # (seconds to minutes apart), not per poll, so it is loaded for that and dropped.
 _MV = "firmware.metervalues"
 
-POLL_MS = 1000
-_HALF_POLL = const(500)  # POLL_MS // 2
+_POLL_MS = const(1000)
+_HALF_POLL = const(_POLL_MS // 2)
 SLAVE = 1
 _ENERGY = const(("Energy.Active.Import.Register", None))
 _BUNDLE = const(4)        # connector 0 registers kept while not accepted (transaction samples are journaled)
@@ -158,10 +158,10 @@ class Metering:
                     await self.report(now)
                 except Exception as e:  # values are never worth the metering loop
                     log.error("meter", "report: %r" % (e,))
-            # Polls on a grid of POLL_MS, not POLL_MS after each wake-up: a
+            # Polls on a grid of _POLL_MS, not _POLL_MS after each wake-up: a
             # wake-up's delay is not carried into every later poll (nor into
             # the samples taken at them, seconds apart on the wall clock).
-            due = time.ticks_add(due, POLL_MS)
+            due = time.ticks_add(due, _POLL_MS)
             left = time.ticks_diff(due, time.ticks_ms())
             if left <= 0:  # a poll longer than the period: the grid begins again
                 left = 50

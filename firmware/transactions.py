@@ -558,20 +558,14 @@ class Transactions:
                     raise CallError("FormationViolation", "answer outside the schema")
             except NotConnected:
                 return  # not an attempt: delivered after reconnect
-            except asyncio.TimeoutError:
-                if not self.cp.heard_since(sent):
+            except (CallError, asyncio.TimeoutError, JournalError) as e:
+                if isinstance(e, asyncio.TimeoutError) and not self.cp.heard_since(sent):
                     # Nothing at all from the central system since the CALL: a
                     # link that died silently (WiFi, NAT), which the pings see
                     # only after 3 intervals, not a message it failed to process.
                     # Not an attempt: the connection goes, the message waits.
                     self.cp.drop_link("no answer to %s, nothing heard for %d s" % (action, _CALL_TIMEOUT_MS // 1000))
                     return
-                log.warn("tx", "%s attempt %d/%d: no answer" % (action, attempt, attempts))
-                if attempt < attempts:
-                    watchdog.expect(watchdog.TXQUEUE, interval * attempt * 1000)
-                    await asyncio.sleep(interval * attempt)
-                continue
-            except (CallError, JournalError) as e:
                 log.warn("tx", "%s attempt %d/%d failed: %r" % (action, attempt, attempts, e))
                 if attempt < attempts:
                     watchdog.expect(watchdog.TXQUEUE, interval * attempt * 1000)
