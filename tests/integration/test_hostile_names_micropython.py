@@ -35,13 +35,20 @@ micropython.qstr_info()
 """
 
 
-def test_hostile_urls_and_codes_intern_nothing():
-    p = subprocess.run([MICROPYTHON, "-c", SCRIPT.replace("@ROOT@", repr(ROOT))],
+def run_counting_names(script):
+    """Run script (@ROOT@: the project root) on MicroPython: its output
+    lines, and the counts of interned names its micropython.qstr_info()
+    calls printed."""
+    p = subprocess.run([MICROPYTHON, "-c", script.replace("@ROOT@", repr(ROOT))],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     lines = p.stdout.splitlines()
+    return lines, [ln.split("n_qstr=")[1].split(",")[0] for ln in lines if ln.startswith("qstr pool")]
+
+
+def test_hostile_urls_and_codes_intern_nothing():
+    lines, pools = run_counting_names(SCRIPT)
     warm = [ln for ln in lines if ln.startswith("W ")][0]
     assert warm == "W ('user', 'p@ss', 'host', 21, 'dir/') 0", warm  # RFC 4226 Appendix D: counter 0
     assert [ln for ln in lines if ln.startswith("RESULT")][0].split()[1:] == ["300", "300", "300"]
-    pools = [ln.split("n_qstr=")[1].split(",")[0] for ln in lines if ln.startswith("qstr pool")]
     assert len(pools) == 2 and pools[0] == pools[1], lines

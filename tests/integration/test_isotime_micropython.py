@@ -2,11 +2,8 @@
 grow the interpreter's interned names (indexing a str interns the character
 it yields, and interned names are never freed; docs/memory.md)."""
 import calendar
-import os
-import subprocess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+from tests.integration.test_hostile_names_micropython import run_counting_names
 
 SCRIPT = r"""
 import sys
@@ -33,11 +30,7 @@ micropython.qstr_info()
 
 
 def test_hostile_time_stamps_intern_nothing():
-    p = subprocess.run([MICROPYTHON, "-c", SCRIPT.replace("@ROOT@", repr(ROOT))],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stdout + p.stderr
-    lines = p.stdout.splitlines()
+    lines, pools = run_counting_names(SCRIPT)
     res = [ln for ln in lines if ln.startswith("RESULT")][0].split()
     assert res[1:] == [str(calendar.timegm((2026, 11, 25, 10, 40, 0))), str(300 * 11)]  # 11:40+01:00; all refused
-    pools = [ln.split("n_qstr=")[1].split(",")[0] for ln in lines if ln.startswith("qstr pool")]
     assert len(pools) == 2 and pools[0] == pools[1], lines

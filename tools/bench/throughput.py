@@ -154,14 +154,19 @@ def _summary(res, replayed, t_up, interval=1):
     return res
 
 
+def _back_online(cs, bench, cp_id, drain_timeout):
+    """The link up again: (monotonic and wall time it came up, the MeterValues replayed)."""
+    t_up = time.monotonic()
+    wall_up = time.time()
+    bench.cmd({"cmd": "network", "up": True})
+    return t_up, wall_up, _replay(cs, cp_id, t_up, wall_up, drain_timeout)
+
+
 def offline(cs, bench, cp_id, seconds, drain_timeout=120):
     bench.cmd({"cmd": "network", "up": False})
     wall_down = time.time()
     time.sleep(seconds)
-    t_up = time.monotonic()
-    wall_up = time.time()
-    bench.cmd({"cmd": "network", "up": True})
-    replayed = _replay(cs, cp_id, t_up, wall_up, drain_timeout)
+    t_up, wall_up, replayed = _back_online(cs, bench, cp_id, drain_timeout)
     res = {"offline": seconds, "dropped_logs": _log_count(bench, "journal full: oldest meter values dropped"),
            "no_memory_logs": _log_count(bench, "no memory: meter values dropped")}
     _summary(res, replayed, t_up)
@@ -188,10 +193,7 @@ def fill(cs, bench, cp_id, timeout=900, more=5, drain_timeout=300):
         time.sleep(1)
     t_full = time.monotonic()
     time.sleep(more)
-    t_up = time.monotonic()
-    wall_up = time.time()
-    bench.cmd({"cmd": "network", "up": True})
-    replayed = _replay(cs, cp_id, t_up, wall_up, drain_timeout)
+    t_up, wall_up, replayed = _back_online(cs, bench, cp_id, drain_timeout)
     res = {"offline": t_up - t_down, "to_full": t_full - t_down, "dropped_logs": _log_count(bench, full),
            "no_memory_logs": _log_count(bench, "no memory: meter values dropped"), "wall_up": wall_up}
     return _summary(res, replayed, t_up)
