@@ -2,6 +2,7 @@
 # hour) are imported when needed and dropped again, so their code does not
 # sit on the heap between uses.
 import asyncio
+import gc
 import sys
 
 
@@ -33,6 +34,10 @@ def warm(names):
     one-character string that iterating or indexing a str makes (an ISO time
     parsed, a URL split), and the parts asyncio loads on first use."""
     failed = []
+    # Collected first: the garbage boot.py's compile leaves keeps the heap
+    # split, and the collection an allocation falls back on did not free it
+    # (at 96 KiB the 9 KB pool was refused and App() failed at every boot).
+    gc.collect()
     try:
         for i in range(32, 127):
             chr(i)  # interns it
