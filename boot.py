@@ -44,6 +44,13 @@ def healthy():
     return None
 
 
+def pending():
+    """A trial runs or a rollback is not reported yet: the application will
+    call healthy() (main.py keeps this module loaded for it)."""
+    r = record()
+    return "tries" in r or "failed" in r
+
+
 def mount(s=None):
     """Mount application slot s (default: the recorded one) at /rom, in place
     of what is there (segment 0 from start-up). Returns the slot mounted."""

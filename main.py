@@ -4,7 +4,11 @@ import sys
 import boot
 
 boot.mount()
-del boot, sys.modules["boot"]  # source compiled into the heap: not kept
+# Source compiled into the heap: kept only while the application will need
+# boot.healthy(), since compiling it again later needs more than a small heap has.
+if not boot.pending():
+    del sys.modules["boot"]
+del boot
 import firmware.app
 
 firmware.app.run()

@@ -24,7 +24,7 @@ _JOURNAL_FILE = const("tx_journal.bin")
 _JOURNAL_BYTES = const(65536)
 _COMMISSIONING = const("firmware.commissioning")
 _WDT_REPORT = const("firmware.wdt_report")
-_BOOT = const("boot")  # boot.py: the slot record (docs/ota.md), source on littlefs, loaded per use
+_BOOT = const("boot")  # boot.py: the slot record (docs/ota.md), source on littlefs; main.py keeps it loaded on a trial boot
 # Every module loaded per use (lib/transient.py) and dropped again; their names
 # are interned at boot by transient.warm (docs/memory.md, "Interned names").
 # netmgr is resident on a charger with WiFi configured (every JOLT in the field):
@@ -84,7 +84,7 @@ class App:
             asyncio.create_task(self.ops.report_update())
         except OSError:
             pass
-        if not self._on_trial(b'"failed"'):  # the common case: boot.py not compiled
+        if not self._on_trial(b'"failed"'):  # the common case: boot.py not loaded
             return
         r = transient.load(_BOOT).healthy()
         transient.drop(_BOOT)
@@ -97,7 +97,8 @@ class App:
 
     def _on_trial(self, also):
         """boot.json (docs/ota.md) says a trial boot runs, or `also` is in it:
-        only then is boot.py compiled (a few KB of heap for its compiler)."""
+        only then is boot.py needed (main.py kept it loaded: compiling it
+        again here needs more heap than a small one has free)."""
         rec = fsutil.read(self.board.flash.root + "boot.json")
         return bool(rec) and (b'"tries"' in rec or also in rec)
 
@@ -122,7 +123,7 @@ class App:
         # A trial boot with no central system is healthy after
         # FirmwareTrialOffline seconds with no accepted BootNotification and
         # no fault (docs/ota.md); the first accepted one ends it before.
-        if not self._on_trial(b'"tries"'):  # (the common case: no compile of boot.py)
+        if not self._on_trial(b'"tries"'):  # (the common case: boot.py not loaded)
             return
         boot = transient.load(_BOOT)
         need = self.cfg.get("FirmwareTrialOffline")

@@ -58,7 +58,10 @@ async def run(ops, p):
         pass
     part = d + _PART
     gc.collect()
-    buf = bytearray(1024)
+    try:
+        buf = bytearray(1024)
+    except MemoryError:  # a fragmented heap: a slower download, not none
+        buf = bytearray(256)
     ok = False
     for i in range(attempts):
         await ops.status_note(_NOTE, "Downloading")
