@@ -18,6 +18,7 @@ _BACKOFF_MAX_S = const(30)
 _BOOT_RETRY_S = const(30)
 _MAX_INCOMING_TASKS = const(4)
 _MAX_MESSAGE = const(16384)
+_MAX_DEPTH = const(16)  # nesting; OCPP 1.6's deepest message (SetChargingProfile) has 6 levels
 OUT_BYTES = const(4096)  # messages up to this size (any journal record: lib/journal.MAX_DATA) are encoded without a heap block of their own
 RX_BYTES = const(2048)   # received messages up to this size (all but the largest) are assembled without one
 
@@ -196,10 +197,19 @@ class ChargePoint:
                     continue
                 except MemoryError:
                     uid = ocppj.peek_id(text, ("[2,",))  # a CALL gets its answer
+                    # MicroPython's decoder keeps its nesting on the heap: a
+                    # message nested deeper than any OCPP payload is the
+                    # sender's error, whatever the heap has free.
+                    try:
+                        deep = ocppj.too_deep(text, _MAX_DEPTH)
+                    except MemoryError:
+                        deep = False
                     text = None
-                    log.warn("ocpp", "rx no memory")
+                    log.warn("ocpp", "rx nested too deep" if deep else "rx no memory")
                     if uid is not None:
-                        asyncio.create_task(self._send(ws, ocppj.error_msg(uid, "InternalError", "out of memory"), True))
+                        err = (ocppj.error_msg(uid, "TypeConstraintViolation", "nested too deep") if deep
+                               else ocppj.error_msg(uid, "InternalError", "out of memory"))
+                        asyncio.create_task(self._send(ws, err, True))
                     continue
                 text = None
                 if kind == ocppj.CALL:

@@ -189,6 +189,33 @@ def peek_id(text, starts=("[2,", "[3,", "[4,")):
     return None
 
 
+def too_deep(text, limit):
+    """True if the JSON text nests arrays and objects deeper than limit
+    (strings skipped). Scanned as bytes: iterating a str would intern its
+    characters (docs/memory.md)."""
+    if isinstance(text, str):
+        text = text.encode()
+    depth = 0
+    quoted = escaped = False
+    for c in text:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif c == 92:  # backslash
+                escaped = True
+            elif c == 34:
+                quoted = False
+        elif c == 34:
+            quoted = True
+        elif c == 91 or c == 123:  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif c == 93 or c == 125:
+            depth -= 1
+    return False
+
+
 def loads(data):
     """json.loads of a str or of bytes in a buffer (a memoryview of a receive
     or journal buffer; invalid UTF-8 is a ValueError)."""

@@ -298,6 +298,29 @@ def test_deep_nesting_is_a_formation_violation_not_a_crash(charger):
             assert sent[0][:3] in ([4, "deep", "FormationViolation"], [4, "deep", "TypeConstraintViolation"])
 
 
+def test_no_memory_to_decode_deep_nesting_is_still_the_senders_error(charger, monkeypatch):
+    """MicroPython's decoder keeps its nesting on the heap: on the board a
+    400-deep request runs it out of memory. Nested deeper than any OCPP
+    message, it is answered TypeConstraintViolation as when it decodes; a
+    shallow request the heap could not decode is InternalError."""
+    real = ocppj.loads
+
+    def loads(data):
+        text = data if isinstance(data, str) else bytes(data).decode()
+        if text.replace(" ", "").startswith('[2,"m'):  # the heap has no room for these
+            raise MemoryError
+        return real(data)
+
+    monkeypatch.setattr(ocppj, "loads", loads)
+    deep = '[2,"m1","DataTransfer",{"vendorId":"x","data":' + "[" * 400 + "]" * 400 + "}]"
+    quoted = '[2,"m3","DataTransfer",{"vendorId":"x","data":"' + "[" * 400 + '"}]'  # a string, not nesting
+    sent = charger.exchange([deep, json.dumps([2, "m2", "Reset", {"type": "Soft"}]), quoted,
+                             json.dumps([2, "after", "ClearCache", {}])])
+    assert [r[:3] for r in sent[:3]] == [[4, "m1", "TypeConstraintViolation"], [4, "m2", "InternalError"],
+                                         [4, "m3", "InternalError"]]
+    assert sent[3] == [3, "after", {"status": "Accepted"}]
+
+
 def test_huge_strings_are_property_violations(charger):
     big = "A" * 15000
     for action, payload in (("ChangeConfiguration", {"key": big, "value": "1"}),
