@@ -8,7 +8,7 @@ import hal
 from lib import fsutil, log, ocppj, transient
 from lib.journal import Journal
 from firmware import version, watchdog
-from firmware.chargepoint import OUT_BYTES, RX_BYTES, ChargePoint
+from firmware.chargepoint import OUT_BYTES, ChargePoint
 from firmware.config import Config
 from firmware.control import Control
 from firmware.idtags import IdTags
@@ -43,7 +43,6 @@ class App:
         # (loading the configuration scatters small strings through it).
         gc.collect()
         out = ocppj.Out(OUT_BYTES)
-        rx = bytearray(RX_BYTES)
         self.board = board
         root = board.flash.root
         self.cfg = Config(root=root, device_id=board.system.unique_id())
@@ -55,7 +54,7 @@ class App:
         }
         # The one owner of relay, lock and pilot PWM (the output interlock).
         self.outputs = Outputs(board)
-        self.cp = ChargePoint(board, self.cfg, identity, out, rx)
+        self.cp = ChargePoint(board, self.cfg, identity, out)
         self.ops = Operations(self.cp, self.cfg, board)
         self.meter = Metering(board, self.cfg, self.outputs, self.cp)
         self.auth = IdTags(self.cp, self.cfg, board)

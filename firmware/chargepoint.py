@@ -19,8 +19,13 @@ _BOOT_RETRY_S = const(30)
 _MAX_INCOMING_TASKS = const(4)
 _MAX_MESSAGE = const(16384)
 _MAX_DEPTH = const(16)  # nesting; OCPP 1.6's deepest message (SetChargingProfile) has 6 levels
-OUT_BYTES = const(4096)  # messages up to this size (any journal record: lib/journal.MAX_DATA) are encoded without a heap block of their own
-RX_BYTES = const(2048)   # received messages up to this size (all but the largest) are assembled without one
+# The message buffer: messages up to this size (any journal record:
+# lib/journal.MAX_DATA) are encoded, and received messages up to this size
+# (the guide's 30-entry SendLocalList too) assembled, without a heap block of
+# their own. One buffer for both: a send waits while a received message is
+# read into it and decoded, and a message arriving during a send waits until
+# the frame is written.
+OUT_BYTES = const(4096)
 
 
 class CallError(Exception):
@@ -55,7 +60,7 @@ class _Buffer:
 
 
 class ChargePoint:
-    def __init__(self, board, cfg, identity, out=None, rx=None):
+    def __init__(self, board, cfg, identity, out=None):
         self.board = board
         self.cfg = cfg
         self.identity = identity  # BootNotification fields
@@ -73,9 +78,8 @@ class ChargePoint:
         self._hb_wake = asyncio.Event()
         self._net_was_down = False
         self._out = out or ocppj.Out(OUT_BYTES)
-        self._rx = rx if rx is not None else bytearray(RX_BYTES)
         self._piece = bytearray(PIECE)  # the WebSocket's send buffer, kept across reconnects
-        self._out_lock = asyncio.Lock()  # the buffer is in use until the frame is written
+        self._out_lock = asyncio.Lock()  # the buffer is in use until the frame is written (or the message read decoded)
         self.buffer = _Buffer(self._out_lock, self._out)
         # A new HeartbeatInterval takes effect at once, not after the old one.
         cfg.subscribe(lambda key, value: key in ("HeartbeatInterval", "WebSocketPingInterval")
@@ -191,6 +195,7 @@ class ChargePoint:
                         gc.collect()
                         kind, uid, a, b = ocppj.parse(text)
                 except ocppj.FrameError as e:
+                    ws.rx_done()
                     log.warn("ocpp", "bad frame %s: %s" % (e.code, e.description))
                     if e.uid is not None:
                         asyncio.create_task(self._send(ws, ocppj.error_msg(e.uid, e.code, e.description), True))
@@ -205,6 +210,7 @@ class ChargePoint:
                     except MemoryError:
                         deep = False
                     text = None
+                    ws.rx_done()
                     log.warn("ocpp", "rx nested too deep" if deep else "rx no memory")
                     if uid is not None:
                         err = (ocppj.error_msg(uid, "TypeConstraintViolation", "nested too deep") if deep
@@ -212,6 +218,7 @@ class ChargePoint:
                         asyncio.create_task(self._send(ws, err, True))
                     continue
                 text = None
+                ws.rx_done()  # decoded: the buffer is the senders' again
                 if kind == ocppj.CALL:
                     if self._incoming >= _MAX_INCOMING_TASKS:
                         asyncio.create_task(self._send(ws, ocppj.error_msg(uid, "GenericError", "busy"), True))
@@ -229,6 +236,8 @@ class ChargePoint:
             raise
         except Exception as e:
             self._drop(ws, repr(e))
+        finally:
+            ws.rx_done()
 
     async def _handle_call(self, ws, uid, action, payload):
         try:
@@ -296,8 +305,8 @@ class ChargePoint:
                 ws = await connect(
                     self.board.net.open, scheme, host, port, path + "/" + cid, "ocpp1.6",
                     (cid, key) if key else None, ctx,
-                    min(max(5, cfg.get("ConnectionTimeOut")) * 1000, 30000), _MAX_MESSAGE, self._rx,
-                    self._piece)
+                    min(max(5, cfg.get("ConnectionTimeOut")) * 1000, 30000), _MAX_MESSAGE, self._out.buf,
+                    self._piece, self._out_lock)
             except Exception as e:
                 log.warn("ocpp", "connect failed: %r, retry in %d s" % (e, backoff))
                 await self._sleep_unless_net_change(backoff)

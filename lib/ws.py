@@ -77,14 +77,18 @@ def _mask(buf, off, payload, start, n, key):
 
 
 class WebSocket:
-    def __init__(self, reader, writer, max_message=16384, rx=None, piece=None):
+    def __init__(self, reader, writer, max_message=16384, rx=None, piece=None, rx_lock=None):
         self._r = reader
         self._w = writer
         self.max_message = max_message
         # rx: a buffer allocated once (at boot, while the heap is whole) that
         # messages up to its size are assembled in; recv() then returns a
-        # memoryview of it, valid until the next recv(), instead of a str.
+        # memoryview of it, valid until rx_done() or the next recv(), instead
+        # of a str. rx_lock: the buffer is shared (the sender's): held from
+        # the first byte of a message read into it until rx_done().
         self._rx = rx
+        self._rx_lock = rx_lock
+        self._rx_held = False
         self.closed = False
         self.close_code = None
         self.close_reason = ""
@@ -248,9 +252,25 @@ class WebSocket:
         await self._abort()
         raise WSClosed(code, why)
 
+    def rx_done(self):
+        """The message recv() returned in the receive buffer is decoded: the
+        buffer is free for its other user (recv() calls it too)."""
+        if self._rx_held:
+            self._rx_held = False
+            self._rx_lock.release()
+
     async def recv(self):
-        """Next complete text message as str. One reader task at a time;
-        send()/ping()/close() may be called from other tasks meanwhile."""
+        """Next complete text message as str (or a memoryview of the receive
+        buffer). One reader task at a time; send()/ping()/close() may be
+        called from other tasks meanwhile."""
+        self.rx_done()
+        try:
+            return await self._recv()
+        except BaseException:
+            self.rx_done()
+            raise
+
+    async def _recv(self):
         if self.closed:
             raise WSClosed(self.close_code or 1006, self.close_reason)
         msg = None
@@ -324,6 +344,9 @@ class WebSocket:
             if not drop and rx is not None and (op or msg is rx):
                 if total <= len(rx):
                     # Into the receive buffer: no heap block for the message.
+                    if op and self._rx_lock is not None:
+                        await self._rx_lock.acquire()  # a send in progress ends first
+                        self._rx_held = True
                     await self._read_into(memoryview(rx)[total - n:total])
                     msg = data = rx
             if data is None and not drop:
@@ -331,6 +354,7 @@ class WebSocket:
                     if rx is not None and msg is rx:  # outgrew the buffer: on the heap after all
                         msg = None
                         msg = bytearray(memoryview(rx)[:total - n])
+                        self.rx_done()
                     data = await self._read(n)
                     # msg: None, b"" (only while dropping: not here) or the
                     # message so far (nothing to add to when empty)
@@ -488,7 +512,7 @@ class WebSocket:
 
 
 async def connect(open_fn, scheme, host, port, path, subprotocol="ocpp1.6", auth=None,
-                  ssl_ctx=None, timeout_ms=10000, max_message=16384, rx=None, piece=None):
+                  ssl_ctx=None, timeout_ms=10000, max_message=16384, rx=None, piece=None, rx_lock=None):
     sni = host
     if scheme == "ws":
         ssl_ctx = sni = None
@@ -502,7 +526,7 @@ async def connect(open_fn, scheme, host, port, path, subprotocol="ocpp1.6", auth
 
     async def run():
         reader, writer = await open_fn(host, port, ssl_ctx, sni)
-        ws = box[0] = WebSocket(reader, writer, max_message, rx, piece)
+        ws = box[0] = WebSocket(reader, writer, max_message, rx, piece, rx_lock)
         await ws._handshake(host, port, path, subprotocol, auth)
         return ws
 

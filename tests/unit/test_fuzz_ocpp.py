@@ -156,6 +156,9 @@ class Wire:
             raise m
         return m
 
+    def rx_done(self):  # messages come as str here, never in a shared buffer
+        pass
+
     async def send(self, data, opcode=1):
         self.sent.append(json.loads(bytes(data) if not isinstance(data, str) else data))
 

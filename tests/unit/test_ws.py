@@ -765,6 +765,40 @@ def test_messages_up_to_the_receive_buffer_are_assembled_in_it():
     assert exc.code == 1000
 
 
+def test_a_shared_receive_buffer_is_held_from_a_message_until_it_is_decoded():
+    """rx_lock: the receive buffer is also the sender's (firmware/chargepoint.py).
+    A message waits for a send that holds it, holds it until rx_done() or the
+    next recv(), and gives it back when it outgrows it or the link fails."""
+    frames = [server_frame(1, b"first"), server_frame(1, b"second"),
+              server_frame(1, b"abcd", fin=False), server_frame(0, b"efghij"),  # outgrows it
+              server_frame(1, b"12", fin=False), server_frame(3, b"op3")]      # fails mid-message
+
+    async def main():
+        srv, port, done = await raw_server(_after_handshake(frames))
+        async with srv:
+            lock = asyncio.Lock()
+            ws = await raw_client(port, rx=bytearray(8), rx_lock=lock)
+            await lock.acquire()  # a send in progress
+            t = asyncio.ensure_future(ws.recv())
+            await asyncio.sleep(0.3)
+            waited = not t.done()
+            lock.release()
+            first = bytes(await t)
+            held = lock.locked()
+            ws.rx_done()
+            freed = not lock.locked()
+            second = bytes(await ws.recv())
+            held2 = lock.locked()
+            third = await ws.recv()  # gives "second" back first, then outgrows the buffer
+            after_str = lock.locked()
+            with pytest.raises(WSClosed) as e:
+                await ws.recv()
+            await asyncio.wait_for(done, 3)
+            return waited, first, held, freed, second, held2, third, after_str, e.value.code, lock.locked()
+
+    assert run(main()) == (True, b"first", True, True, b"second", True, "abcdefghij", False, 1002, False)
+
+
 def test_a_message_from_the_receive_buffer_decodes_as_ocpp():
     from lib import ocppj
     msg = b'[2,"u1","Heartbeat",{}]'
