@@ -14,7 +14,7 @@ from tools.simkit.client import BenchProcess
 # Every integration test runs the firmware inside a bounded heap, so memory
 # growth shows up as failures (docs/memory.md). Where the board-like 32-bit
 # interpreter is present the firmware runs on it from a ROMFS image, as on the
-# board, in a 104K heap (the board's budget is 80K: docs/memory.md says what
+# board, in a 96K heap (the board's budget is 80K: docs/memory.md says what
 # still needs more, and the merged firmware's smallest passing heap); else on
 # the venv's 64-bit interpreter at
 # 256K and the budget is not checked (conftest says so in one line). Tests
