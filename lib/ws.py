@@ -255,9 +255,10 @@ class WebSocket:
     def rx_done(self):
         """The message recv() returned in the receive buffer is decoded: the
         buffer is free for its other user (recv() calls it too)."""
-        if self._rx_held:
+        lock = self._rx_lock
+        if self._rx_held and lock is not None:
             self._rx_held = False
-            self._rx_lock.release()
+            lock.release()
 
     async def recv(self):
         """Next complete text message as str (or a memoryview of the receive
