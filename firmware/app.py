@@ -38,11 +38,12 @@ _LOG_DIR = const("log/")  # on the SD card: the rotating log files (lib/log.py, 
 
 
 class App:
-    def __init__(self, board):
-        # The message buffers first, while the heap is still in one piece
-        # (loading the configuration scatters small strings through it).
+    def __init__(self, board, out=None):
+        # The message buffer first, while the heap is still in one piece
+        # (loading the configuration scatters small strings through it);
+        # run() allocates it before anything else.
         gc.collect()
-        out = ocppj.Out(OUT_BYTES)
+        out = out or ocppj.Out(OUT_BYTES)
         self.board = board
         root = board.flash.root
         self.cfg = Config(root=root, device_id=board.system.unique_id())
@@ -226,10 +227,14 @@ async def _forever(name, fn):
 
 def run():
     board = hal.load()
-    # Before anything else takes the heap: a pool of interned names that the
-    # per-use modules need is one block of ~9 KB (lib/transient.warm).
+    # Before anything else takes the heap: the 4 KiB message buffer, then a
+    # pool of interned names that the per-use modules need, one block of
+    # ~9 KB (lib/transient.warm). The other way round, the modules warm loads
+    # and drops left no 4 KiB block at 88 KiB, and every boot failed.
+    gc.collect()
+    out = ocppj.Out(OUT_BYTES)
     failed = transient.warm(PER_USE + board.PER_USE)
-    app = App(board)
+    app = App(board, out)
     if failed:
         log.warn("app", "heap: not warmed %s" % (failed,))
     # Collect early and often: short pauses, and less fragmentation on a small heap.
