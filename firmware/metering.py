@@ -98,10 +98,14 @@ class Metering:
     # --- polling ------------------------------------------------------------------
 
     async def poll_once(self):
-        if self._phase != self.cfg.get("Phase"):
-            self._phase = self.cfg.get("Phase")
-            self.three = self._phase == "Three.Phase"
-            self.plan = _load_plan(self.cfg.variant, self.three)
+        phase = self.cfg.get("Phase")
+        if self._phase != phase:
+            three = phase == "Three.Phase"
+            # Noted as done only once the plan is made: a MemoryError here
+            # costs this poll, and the next one makes the plan again.
+            self.plan = _load_plan(self.cfg.variant, three)
+            self._phase = phase
+            self.three = three
             self._spare = None  # the dicts hold the old plan's keys: start afresh
         try:
             vals = await self.master.poll(SLAVE, self.plan, self._spare)
@@ -351,16 +355,16 @@ def _load_plan(variant, three):
     """The poll plan for this variant's meter and the Phase setting. The
     register maps are only needed to make the plan, so the module is dropped
     again afterwards (its tables would otherwise stay on the heap for good)."""
-    mm = transient.load("firmware.meter_maps")
-
-    if three or variant != "homeplus":
-        m = mm.SDM630
-        wanted = mm.DEFAULT_THREE_PHASE
-        if not three:
-            wanted = [k for k in wanted if k[1] in (None, "L1")]
-    else:
-        m = mm.SDM120
-        wanted = mm.DEFAULT_SINGLE_PHASE
-    p = plan(m, wanted)
-    transient.drop("firmware.meter_maps")
-    return p
+    try:
+        mm = transient.load("firmware.meter_maps")
+        if three or variant != "homeplus":
+            m = mm.SDM630
+            wanted = mm.DEFAULT_THREE_PHASE
+            if not three:
+                wanted = [k for k in wanted if k[1] in (None, "L1")]
+        else:
+            m = mm.SDM120
+            wanted = mm.DEFAULT_SINGLE_PHASE
+        return plan(m, wanted)
+    finally:
+        transient.drop("firmware.meter_maps")

@@ -172,3 +172,47 @@ def test_a_power_cut_while_the_stop_is_held_ends_the_transaction_with_power_loss
     h = asyncio.run(reboot())
     (stop,) = h.sent("StopTransaction")
     assert stop["transactionId"] == 1 and stop["reason"] == "PowerLoss"
+
+
+def test_no_memory_to_make_the_meter_plan_costs_a_poll_not_the_meter(tmp_path, monkeypatch):
+    """The poll plan is made at the first poll from register maps loaded for
+    the purpose. At 88 KiB on the board-like heap that load raised MemoryError
+    once, and every later poll failed with AttributeError (the plan was noted
+    as made): the meter was lost for good and the charger faulted. Now the
+    next poll makes the plan and reads the meter."""
+    import struct
+
+    import firmware.metering as M
+    from firmware import meter_maps
+    from tests.unit.test_fuzz_modbus import reply_to
+
+    h = Harness(tmp_path)
+    meter = h.app.meter
+    image = [0] * 512  # an SDM630 reading 0 everywhere but its energy register
+    for e in meter_maps.get("SDM630")[4]:
+        if e[0] == "Energy.Active.Import.Register":
+            image[e[2]:e[2] + 2] = struct.unpack(">HH", struct.pack(">f", 12.5))  # kWh
+    h.board.meter_uart.responder = lambda req: reply_to(req, image[struct.unpack(">H", req[2:4])[0]:])
+    real_load = M.transient.load
+    fails = [1]
+
+    def load(name):
+        if name == "firmware.meter_maps" and fails[0]:
+            fails[0] -= 1
+            raise MemoryError("memory allocation failed, allocating 164 bytes")
+        return real_load(name)
+
+    monkeypatch.setattr(M.transient, "load", load)
+
+    async def main():
+        try:
+            await meter.poll_once()
+        except MemoryError:
+            pass
+        else:
+            raise AssertionError("the plan's MemoryError was not raised")
+        return await meter.poll_once()
+
+    assert asyncio.run(main()) is True
+    assert fails[0] == 0
+    assert meter.ok and meter.register_wh() == 12500
