@@ -44,7 +44,7 @@ _C_PROFILE = const(6)
 _C_ROTATION = const(7)
 
 # Texts, one per line, read by _m(index): one str constant instead of ~40.
-_MSG = (
+_MSG = const(
     "longer than 500 characters\n"                                    # 0
     "not true/false\n"
     "not a non-negative decimal integer\n"

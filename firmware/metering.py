@@ -14,7 +14,7 @@ from firmware.stopdata import StopData
 
 # firmware.metervalues builds the MeterValues content: needed once per sample
 # (seconds to minutes apart), not per poll, so it is loaded for that and dropped.
-_MV = "firmware.metervalues"
+_MV = const("firmware.metervalues")
 
 _POLL_MS = const(1000)
 _HALF_POLL = const(_POLL_MS // 2)

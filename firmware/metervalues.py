@@ -3,6 +3,8 @@
 # from the meter as it reports them, the HAL temperature sensor and the
 # charger's offered current (docs/metering.md). Called once per sample, never
 # per control cycle.
+from micropython import const
+
 from lib import isotime
 from firmware import params as P
 
@@ -10,7 +12,7 @@ EAIR = "Energy.Active.Import.Register"
 # measurand|unit|format|deadband|per phase; unit "" = none in OCPP (Hz, PF).
 # deadband: a Sample.Periodic value is left out while it differs less than
 # this from the value last sent (0: always sent). docs/metering.md.
-_M = (
+_M = const(
     "Energy.Active.Import.Register|Wh|%d|0|\n"
     "Energy.Reactive.Import.Register|varh|%d|1|\n"
     "Voltage|V|%.1f|2|1\n"

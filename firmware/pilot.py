@@ -3,14 +3,14 @@
 from micropython import const
 
 # Positive plateau bands in mV (nominal +/- 1 V), checked in this order.
-_BANDS = (
+_BANDS = const((
     ("A", 11000, 13000),
     ("B", 8000, 10000),
     ("C", 5000, 7000),
     ("D", 2000, 4000),
     ("E", -1000, 1000),
     ("F", -13000, -11000),
-)
+))
 _DIODE_MAX_MV = const(-11000)  # the negative plateau must reach -12 V (+/- 1 V) while oscillating
 INVALID = "?"          # no band: EV communication error
 

@@ -43,9 +43,9 @@ _K_STOP = const(2)
 K_METER = 3
 _K_MAP = const(4)      # local id -> transactionId; also the commit of the StartTransaction answer
 _HELD = const(4)       # messages kept in RAM when the heap had no room to journal them
-_V2 = b'{"v":2,'
-_P = b',"p":'
-_HEAD_MAX = 256  # the part of a record before its payload is shorter
+_V2 = const(b'{"v":2,')
+_P = const(b',"p":')
+_HEAD_MAX = const(256)  # the part of a record before its payload is shorter
 
 
 def _record(data):

@@ -14,6 +14,7 @@
 import os
 import struct
 from array import array
+from micropython import const
 
 from lib import fsutil
 
@@ -22,21 +23,21 @@ try:
 except ImportError:  # pragma: no cover
     binascii = None
 
-MAGIC = 0xA5
-T_HEAD = 1
-T_DATA = 2
-T_ACK = 3
-T_DROP = 4
-_FMT = "<BBBHII"
-HDR = 13  # struct.calcsize(_FMT)
-HEAD_LEN = HDR + 4  # the HEAD record with its payload
-MAX_DATA = 4096
-_CHUNK = 256  # records are checked and copied through a buffer this size, never whole
-_VERSION = 1  # kind byte of the HEAD record
-_DEAD = 0xFFFFFFFF  # index "meta" of a retired entry
-_SEQ_MASK = 0xFFFFFFFF
-_SLOTS = 48  # index numbers per part (16 entries, 192 bytes)
-_BAD = 0x1000000  # meta flag while compact() leaves a damaged record out (kind < 256)
+MAGIC = const(0xA5)
+T_HEAD = const(1)
+T_DATA = const(2)
+T_ACK = const(3)
+T_DROP = const(4)
+_FMT = const("<BBBHII")
+HDR = const(13)  # struct.calcsize(_FMT)
+HEAD_LEN = const(HDR + 4)  # the HEAD record with its payload
+MAX_DATA = const(4096)
+_CHUNK = const(256)  # records are checked and copied through a buffer this size, never whole
+_VERSION = const(1)  # kind byte of the HEAD record
+_DEAD = const(0xFFFFFFFF)  # index "meta" of a retired entry
+_SEQ_MASK = const(0xFFFFFFFF)
+_SLOTS = const(48)  # index numbers per part (16 entries, 192 bytes)
+_BAD = const(0x1000000)  # meta flag while compact() leaves a damaged record out (kind < 256)
 
 
 class JournalError(Exception):

@@ -87,13 +87,17 @@ def test_crc_known_vectors():
     assert crc16(bytearray(b"xx123456789yy"), 2, 11) == 0x4B37
 
 
-def test_crc_table_built_once_as_array_of_H():
-    crc16(b"\x01")
-    t = modbus._table
-    assert t.typecode == "H" and len(t) == 256
-    assert t[1] == 0xC0C1 and t[255] == 0x4040
-    crc16(b"\x02\x03")
-    assert modbus._table is t
+def test_crc_table_is_the_polynomial_for_every_byte_and_costs_no_heap():
+    # A bytes constant (in the ROMFS image on the board), low byte first;
+    # nothing is built at import or at the first CRC.
+    t = modbus._CRC
+    assert isinstance(t, bytes) and len(t) == 512
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
+        assert t[2 * i] | t[2 * i + 1] << 8 == c, i
+    assert not hasattr(modbus, "_table")
 
 
 @settings(max_examples=200, deadline=None)
