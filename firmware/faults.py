@@ -1,7 +1,7 @@
 # Fault definitions as data (docs/faults.md): a product variant changes a
 # threshold or a filter time here, not in code. Each row:
 #   (key, errorCode, vendorErrorCode, severity, flags, raise_ms, clear_ms, info)
-# key names the condition c_<key> in firmware/supervisor.py; severity orders
+# key names the condition in Supervisor._conditions (firmware/supervisor.py); severity orders
 # simultaneous faults (the highest decides the status; every BLOCK row ranks
 # above every reporting-only row); raise_ms / clear_ms are the filter times a
 # condition must hold (or be gone) before it is raised (cleared): seen in every

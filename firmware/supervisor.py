@@ -37,7 +37,9 @@ class Supervisor:
         except (OSError, ValueError):
             pass
         self.active = {}        # key -> row of the active fault
-        self._conds = [getattr(self, "c_" + r[0]) for r in F.FAULTS]
+        self._now = {}          # key -> condition present this cycle (_conditions)
+        for r in F.FAULTS:
+            self._now[r[0]] = False
         self._since: list = [None] * len(F.FAULTS)  # ticks when the condition (or its absence) started
         self._vals = None       # meter values the grid figures come from
         self.v_lo = self.v_hi = self.hz = self.amps = None
@@ -59,36 +61,57 @@ class Supervisor:
                     self.active[key] = r
                     self._dirty = True
 
-    # --- conditions: each returns True while the fault condition is present ---
+    # --- conditions -----------------------------------------------------------
 
-    def c_ground(self, conn, io):
-        return io.sensors.read("ne_mv") > self.t["ne_mv"]
-
-    def c_switch(self, conn, io):
-        # The feedback contact against what the interlock drove.
-        return io.relay.closed() != self.out.relay
-
-    def c_button(self, conn, io):
-        return io.button.pressed()
-
-    def c_leak(self, conn, io):
+    def _conditions(self, conn, io):
+        """Every condition of F.FAULTS, True while present, sampled in one pass
+        into self._now (key -> bool): a call per cycle, not one per fault
+        (each function costs heap on the board, and a call time)."""
+        c = self._now
+        t = self.t
+        a = self.active
         s = io.sensors
-        return s.read("leak_ac_ua") >= self.t["leak_ac_ua"] or s.read("leak_dc_ua") >= self.t["leak_dc_ua"]
+        out = self.out
+        amps = self.amps
+        c["ground"] = s.read("ne_mv") > t["ne_mv"]
+        # The feedback contact against what the interlock drove.
+        c["switch"] = io.relay.closed() != out.relay
+        c["button"] = io.button.pressed()
+        c["leak"] = s.read("leak_ac_ua") >= t["leak_ac_ua"] or s.read("leak_dc_ua") >= t["leak_dc_ua"]
+        c["i_max"] = amps is not None and amps > t["i_max"]
+        if amps is None or not out.relay:
+            c["i_ev"] = "i_ev" in a
+        else:
+            off = conn.offered_amps() * 1000
+            tol = off // 10
+            if tol < t["i_tol"]:
+                tol = t["i_tol"]
+            c["i_ev"] = amps > off + tol
+        c["lock"] = self._lock_fault(io)
+        c["overheat"] = s.read("temperature_dc") > (t["t_resume"] if "overheat" in a else t["t_stop"])
+        c["diode"] = conn.diode_fault and conn.ev in "BC"
+        c["ev_comm"] = conn.ev in "EF?"
+        c["supply"] = not s.read("supply_ok")
+        c["ov"] = self._band("ov", self.v_hi, 0, t["v_max"], t["v_hyst"])
+        c["uv"] = self._band("uv", self.v_lo, t["v_min"], 100000, t["v_hyst"])
+        hz = self.hz
+        nominal = 60000 if hz is not None and hz > 55000 else 50000
+        c["hz"] = self._band("hz", hz, nominal - t["hz_tol"], nominal + t["hz_tol"], t["hz_hyst"])
+        c["vpr"] = not s.read("phase_ok")
+        c["vent"] = conn.ev == "D"
+        c["reset"] = self.reset_failed
+        # A silent meter (communication lost: OtherError/ModBusComsFailure),
+        # or one that answers but cannot be read (exception replies): PowerMeterFailure.
+        m = self.meter
+        down = m is not None and not m.ok
+        c["meter"] = down and not m.refused
+        c["meter_read"] = down and m.refused
+        c["derate"] = self._derate(conn, io)
+        c["reader"] = not io.rfid.ok()
+        c["sd"] = not io.sd.ok()
+        c["weak"] = self._weak(conn, io)
 
-    def c_i_max(self, conn, io):
-        return self.amps is not None and self.amps > self.t["i_max"]
-
-    def c_i_ev(self, conn, io):
-        a = self.amps
-        if a is None or not self.out.relay:
-            return "i_ev" in self.active
-        off = conn.offered_amps() * 1000
-        tol = off // 10
-        if tol < self.t["i_tol"]:
-            tol = self.t["i_tol"]
-        return a > off + tol
-
-    def c_lock(self, conn, io):
+    def _lock_fault(self, io):
         # Lock feedback not following the command: drive the lock again every
         # lock_retry_ms, lock_retries times, then it is a fault.
         L = self._lock
@@ -112,19 +135,6 @@ class Supervisor:
             return True
         return "lock" in self.active
 
-    def c_overheat(self, conn, io):
-        lim = self.t["t_resume"] if "overheat" in self.active else self.t["t_stop"]
-        return io.sensors.read("temperature_dc") > lim
-
-    def c_diode(self, conn, io):
-        return conn.diode_fault and conn.ev in "BC"
-
-    def c_ev_comm(self, conn, io):
-        return conn.ev in "EF?"
-
-    def c_supply(self, conn, io):
-        return not io.sensors.read("supply_ok")
-
     def _band(self, key, v, lo, hi, hyst):
         if v is None:
             return key in self.active
@@ -133,38 +143,7 @@ class Supervisor:
             hi -= hyst
         return v < lo or v > hi
 
-    def c_ov(self, conn, io):
-        t = self.t
-        return self._band("ov", self.v_hi, 0, t["v_max"], t["v_hyst"])
-
-    def c_uv(self, conn, io):
-        t = self.t
-        return self._band("uv", self.v_lo, t["v_min"], 100000, t["v_hyst"])
-
-    def c_hz(self, conn, io):
-        t = self.t
-        hz = self.hz
-        nominal = 60000 if hz is not None and hz > 55000 else 50000
-        return self._band("hz", hz, nominal - t["hz_tol"], nominal + t["hz_tol"], t["hz_hyst"])
-
-    def c_vpr(self, conn, io):
-        return not io.sensors.read("phase_ok")
-
-    def c_vent(self, conn, io):
-        return conn.ev == "D"
-
-    def c_reset(self, conn, io):
-        return self.reset_failed
-
-    def c_meter(self, conn, io):
-        # Silent meter: communication lost (OtherError/ModBusComsFailure).
-        return self.meter is not None and not self.meter.ok and not self.meter.refused
-
-    def c_meter_read(self, conn, io):
-        # The meter answers but cannot be read (exception replies): PowerMeterFailure.
-        return self.meter is not None and not self.meter.ok and self.meter.refused
-
-    def c_derate(self, conn, io):
+    def _derate(self, conn, io):
         c = self.t["derate"]
         temp = io.sensors.read("temperature_dc")
         s = self._step
@@ -177,13 +156,7 @@ class Supervisor:
             conn.derate_a = c[2 * s - 1] if s else None
         return s > 0
 
-    def c_reader(self, conn, io):
-        return not io.rfid.ok()
-
-    def c_sd(self, conn, io):
-        return not io.sd.ok()
-
-    def c_weak(self, conn, io):
+    def _weak(self, conn, io):
         # The guide: only in Available, never a Faulted state. Only while the
         # link is up: a link that is down has no signal to judge (the HAL reads
         # it as -127 dBm) and its recovery is firmware/netmgr.py's, which also
@@ -235,11 +208,13 @@ class Supervisor:
         active = self.active
         changed = self._dirty
         unlatch = False
+        self._conditions(conn, io)
+        now_present = self._now
         for i in range(len(rows)):
             row = rows[i]
             key = row[0]
             flags = row[4]
-            present = self._conds[i](conn, io)
+            present = now_present[key]
             on = key in active
             if present == on:
                 since[i] = None
