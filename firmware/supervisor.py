@@ -103,9 +103,11 @@ class Supervisor:
         # A silent meter (communication lost: OtherError/ModBusComsFailure),
         # or one that answers but cannot be read (exception replies): PowerMeterFailure.
         m = self.meter
-        down = m is not None and not m.ok
-        c["meter"] = down and not m.refused
-        c["meter_read"] = down and m.refused
+        if m is not None and not m.ok:
+            c["meter"] = not m.refused
+            c["meter_read"] = m.refused
+        else:
+            c["meter"] = c["meter_read"] = False
         c["derate"] = self._derate(conn, io)
         c["reader"] = not io.rfid.ok()
         c["sd"] = not io.sd.ok()
