@@ -5,13 +5,17 @@
 # (ClearCache, SendLocalList, GetLocalListVersion). The decision on a card is
 # firmware/auth.py, run through IdTags.run.
 import gc
-import json
 import os
+import struct
 from micropython import const
 
 from lib import fsutil, isotime, log, transient
 
-_CACHE_FILE = const("auth_cache.json")
+_CACHE_FILE = const("auth_cache.bin")
+_OLD_CACHE = const("auth_cache.json")
+_CMAGIC = const(b"JAC1")
+_CREC = const(49)
+_STATUSES = const(("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"))
 _LIST_FILE = const("auth_list.bin")
 _LIST_MOD = const("firmware.locallist")
 _CACHE_MAX = const(200)
@@ -23,6 +27,10 @@ class IdTags:
         self.cfg = cfg
         root = board.flash.root
         self.cache = TagStore(root + _CACHE_FILE, _CACHE_MAX, board.clock)
+        try:
+            os.remove(root + _OLD_CACHE)  # the JSON cache of earlier versions: not read
+        except OSError:
+            pass
         self.list_path = root + _LIST_FILE
         self.clock = board.clock
         cp.on("ClearCache", self._clear_cache)
@@ -84,77 +92,130 @@ class IdTags:
 
 
 class TagStore:
+    """The authorization cache on flash, never in RAM: a held dict cost about
+    150 bytes an entry on the board (30 KB for a full cache, and its JSON
+    text written whole at every change). File: b"JAC1", then fixed-size
+    records, at most max_entries:
+      idTag (20 bytes, NUL padded; a first byte 0 is a free record) |
+      status (1 byte, index in _STATUSES) | expiry (uint32 UTC epoch, 0: none) |
+      parentIdTag (20 bytes, NUL padded) | last update (uint32 UTC epoch)
+    A lookup or an update reads the records one by one into preallocated
+    buffers; an update writes one record in place. A file of the wrong shape
+    is a damaged cache: it starts empty (it is only a cache)."""
+
     def __init__(self, path, max_entries, clock):
         self.path = path
         self.max_entries = max_entries
         self.clock = clock
-        self.version = 0
-        self._tags = {}   # idTag -> [status, expiry epoch or 0, parentIdTag or None, last use]
-        self._load()
-
-    def _load(self):
-        raw = fsutil.read(self.path)
-        if raw is None:
-            return
+        self._key = bytearray(20)
+        self._rest = bytearray(_CREC - 20)
+        state = 0  # no file, 1 damaged, 2 a cache
         try:
-            doc = json.loads(raw)
-            tags = doc["tags"]
-            version = doc.get("version", 0)
-            if not isinstance(tags, dict) or not isinstance(version, int):
-                raise ValueError("bad shape")
-            for k, v in tags.items():
-                if not (isinstance(k, str) and isinstance(v, list) and len(v) == 4 and isinstance(v[0], str)
-                        and type(v[1]) is int and type(v[3]) is int and (v[2] is None or isinstance(v[2], str))):
-                    raise ValueError("bad entry")
-            self._tags = tags
-            self.version = version
-        except Exception as e:
-            log.warn("auth", "%s unreadable (%r): starting empty" % (self.path, e))
-            self._tags = {}
+            with open(path, "rb") as f:
+                state = 1
+                if f.read(4) == _CMAGIC and (f.seek(0, 2) - 4) % _CREC == 0:
+                    state = 2
+        except OSError:
+            pass
+        if state < 2:
+            if state:
+                log.warn("auth", "%s damaged: starting empty" % path)
+            self.clear()
 
-    def _save(self):
-        try:
-            fsutil.write_atomic(self.path, json.dumps({"version": self.version, "tags": self._tags}))
-        except OSError as e:
-            log.error("auth", "cannot write %s: %r" % (self.path, e))
+    def _scan(self, key, f, first=False):
+        """(index of key's record or -1, first free or -1, eviction victim,
+        records). first: stop at key's record, its fields left in _rest. The
+        victim: the first entry not Accepted, else the least recently updated."""
+        k = self._key
+        rest = self._rest
+        found = free = victim = -1
+        oldest = None
+        i = 0
+        f.seek(4)
+        while f.readinto(k) == 20 and f.readinto(rest) == _CREC - 20:
+            if k == key:
+                found = i
+                if first:
+                    break
+            elif not k[0]:
+                if free < 0:
+                    free = i
+            elif rest[0]:  # not Accepted: goes first
+                if oldest is not None or victim < 0:
+                    victim = i
+                    oldest = None
+            elif oldest is not None or victim < 0:
+                t = struct.unpack_from("<I", rest, 25)[0]
+                if victim < 0 or t < oldest:
+                    victim = i
+                    oldest = t
+            i += 1
+        return found, free, victim, i
 
     def lookup(self, id_tag):
         """idTagInfo dict for id_tag, with status Expired when its expiry passed; None if unknown."""
-        e = self._tags.get(id_tag)
-        if e is None:
+        key = _key(id_tag)
+        if key is None:
             return None
-        status, expiry, parent = e[0], e[1], e[2]
+        try:
+            with open(self.path, "rb") as f:
+                if self._scan(key, f, True)[0] < 0:
+                    return None
+        except OSError:
+            return None
+        st, expiry, parent = struct.unpack_from("<BI20s", self._rest)
+        status = _STATUSES[st] if st < len(_STATUSES) else "Invalid"
         if status == "Accepted" and expiry and expiry <= self.clock.now():
             status = "Expired"
         info = {"status": status}
-        if parent:
-            info["parentIdTag"] = parent
+        if parent[0]:
+            try:
+                info["parentIdTag"] = parent.split(b"\0")[0].decode()
+            except UnicodeError:  # a damaged record
+                pass
         return info
 
     def put(self, id_tag, info):
+        key = _key(id_tag)
+        status = info.get("status", "Invalid")
+        if key is None or status not in _STATUSES:
+            return
         expiry = info.get("expiryDate")
         exp = isotime.parse(expiry) if isinstance(expiry, str) else None
-        entry = [info.get("status", "Invalid"), exp or 0, info.get("parentIdTag"), self.clock.now()]
-        old = self._tags.get(id_tag)
-        if old is not None and old[:3] == entry[:3]:
-            return  # nothing new: no flash write (the last-use time is not worth one)
-        if old is None and len(self._tags) >= self.max_entries:
-            self._evict()
-        self._tags[id_tag] = entry
-        self._save()
-
-    def _evict(self):
-        # Cache policy (OCPP 3.5.1): drop expired/invalid entries first, then the least recently used.
-        victim = None
-        for k, e in self._tags.items():
-            if e[0] != "Accepted":
-                victim = k
-                break
-            if victim is None or e[3] < self._tags[victim][3]:
-                victim = k
-        if victim is not None:
-            del self._tags[victim]
+        parent = info.get("parentIdTag")
+        pkey = _key(parent) if isinstance(parent, str) else None
+        rec = struct.pack("<BI20sI", _STATUSES.index(status), exp or 0, pkey or bytes(20), self.clock.now())
+        try:
+            with open(self.path, "rb") as f:
+                found, free, victim, n = self._scan(key, f)
+                if found >= 0:
+                    f.seek(4 + found * _CREC + 20)
+                    f.readinto(self._rest)
+                    if self._rest[:25] == rec[:25]:
+                        return  # nothing new: no flash write (the update time is not worth one)
+            if found >= 0:
+                at = found
+            elif free >= 0:
+                at = free
+            elif n < self.max_entries:
+                at = n
+            else:
+                at = victim
+            with open(self.path, "r+b") as f:
+                f.seek(4 + at * _CREC)
+                f.write(key)
+                f.write(rec)
+        except OSError as e:
+            log.error("auth", "cannot write %s: %r" % (self.path, e))
 
     def clear(self):
-        self._tags = {}
-        self._save()
+        try:
+            fsutil.write_atomic(self.path, _CMAGIC)
+        except OSError as e:
+            log.error("auth", "cannot write %s: %r" % (self.path, e))
+
+
+def _key(tag):
+    # None for a tag longer than a record's 20 bytes (non-ASCII characters take several).
+    k = tag.encode()
+    return k + bytes(20 - len(k)) if 0 < len(k) <= 20 else None

@@ -81,12 +81,21 @@ def list_file(draw):
     return b"JLL1" + struct.pack("<iH", draw(st.integers(-2**31, 2**31 - 1)), n) + recs
 
 
+def cache_file(draw):
+    recs = b"".join(struct.pack("<20sBI20sI", draw(st.sampled_from([b"TAG1", b"TAG2", b"X", b"\xff\xfe"])),
+                                draw(st.integers(0, 255)), draw(st.integers(0, 2**32 - 1)),
+                                draw(st.binary(max_size=20)), draw(st.integers(0, 2**32 - 1)))
+                    for _ in range(draw(st.integers(0, 4))))
+    return b"JAC1" + recs
+
+
 @st.composite
 def flash(draw):
     """{file name: content} with one to three files damaged."""
     files = {}
     kinds = draw(st.lists(st.sampled_from(["provision.json", "config.json", "config.json.new", "tx_state.json",
-                                           "tx_journal.bin", "auth_list.bin", "auth_cache.json", "reservation.json",
+                                           "tx_journal.bin", "auth_list.bin", "auth_cache.bin", "auth_cache.json",
+                                           "reservation.json",
                                            "faults.json", "faults.latch", "watchdog.txt"]), min_size=1, max_size=3,
                           unique=True))
     for k in kinds:
@@ -104,7 +113,9 @@ def flash(draw):
             valid = JOURNAL
         elif k == "auth_list.bin":
             valid = list_file(draw)
-        elif k == "auth_cache.json":
+        elif k == "auth_cache.bin":
+            valid = cache_file(draw)
+        elif k == "auth_cache.json":  # the cache of earlier versions, left on flash
             valid = json.dumps({"version": draw(junk), "tags": draw(st.dictionaries(
                 st.sampled_from(["TAG1", "TAG2", "X"]), st.one_of(junk, st.tuples(
                     st.sampled_from(["Accepted", "Blocked", "Expired"]), junk, junk, junk).map(list)), max_size=3))}).encode()
@@ -193,6 +204,8 @@ def _boot_and_charge(root, files):
 @example({"tx_state.json": b'{"open": {"l": "x"}}'})
 @example({"tx_state.json": b'{"open": {"l": 1}}'})
 @example({"auth_cache.json": b'{"version": 1, "tags": {"TAG1": ["Accepted", "x", null, 0]}}'})
+@example({"auth_cache.bin": b"JAC1TAG1" + bytes(16) + b"\x09" + bytes(28)})
+@example({"auth_cache.bin": b"JAC1\xff\xfe" + bytes(18) + bytes(29)})
 @example({"reservation.json": b'{"id": 1, "tag": "OTHER", "exp": 9999999999}'})
 def test_the_charger_boots_over_damaged_files(tmp_path_factory, files):
     boot_and_charge(str(tmp_path_factory.mktemp("f")) + "/", files)
