@@ -220,7 +220,13 @@ async def _forever(name, fn):
         try:
             await fn()
         except Exception as e:
-            log.error("app", "task %s failed: %r; restarting" % (name, e))
+            # Formatting the line needs heap too: with none left it is
+            # skipped, never the restart (the task ended for good at 88 KiB).
+            try:
+                log.error("app", "task %s failed: %r; restarting" % (name, e))
+            except MemoryError:
+                pass
+            e = None
             gc.collect()
             await asyncio.sleep(1)
 

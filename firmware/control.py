@@ -74,5 +74,9 @@ class Control:
             except Exception as e:
                 # Never let a bug leave the contactor closed.
                 self.out.open()
-                log.error("control", "step failed, contactor opened: %r" % (e,))
+                try:
+                    log.error("control", "step failed, contactor opened: %r" % (e,))
+                except MemoryError:  # no heap for the line: the loop goes on
+                    pass
+                e = None
                 await asyncio.sleep(0.1)

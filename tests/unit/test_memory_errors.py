@@ -216,3 +216,67 @@ def test_no_memory_to_make_the_meter_plan_costs_a_poll_not_the_meter(tmp_path, m
     assert asyncio.run(main()) is True
     assert fails[0] == 0
     assert meter.ok and meter.register_wh() == 12500
+
+
+def test_a_task_restarts_even_when_its_failure_cannot_be_logged(monkeypatch):
+    """On the board-like heap at 88 KiB, formatting the log line of a task's
+    MemoryError raised MemoryError again inside _forever's handler, and the
+    task (the metering loop, the connection) ended for good."""
+    import firmware.app as A
+
+    runs = []
+
+    async def task():
+        runs.append(1)
+        if len(runs) < 3:
+            raise MemoryError("memory allocation failed, allocating 164 bytes")
+        raise asyncio.CancelledError  # (ends the test's loop)
+
+    def no_memory(tag, msg):
+        raise MemoryError("memory allocation failed, allocating 104 bytes")
+
+    async def no_wait(s):
+        return None
+
+    monkeypatch.setattr(A.log, "error", no_memory)
+    monkeypatch.setattr(A.asyncio, "sleep", no_wait)
+    try:
+        asyncio.run(A._forever("meter", task))
+    except asyncio.CancelledError:
+        pass
+    assert len(runs) == 3
+
+
+def test_the_control_loop_goes_on_when_its_failure_cannot_be_logged(tmp_path, monkeypatch):
+    """A step that fails opens the contactor and logs; with no heap for the
+    line the loop ended, and for a second nothing drove the outputs or fed
+    the watchdog. It goes on now."""
+    import firmware.control as C
+
+    h = Harness(tmp_path)
+    steps = []
+
+    def step():
+        steps.append(1)
+        if len(steps) <= 3:
+            raise MemoryError("memory allocation failed, allocating 96 bytes")
+
+    def no_memory(tag, msg):
+        raise MemoryError("memory allocation failed, allocating 104 bytes")
+
+    h.app.control.step = step
+    monkeypatch.setattr(C.log, "error", no_memory)
+
+    async def main():
+        h.app.outputs.relay = True  # (as if closed: a failed step must open it)
+        task = asyncio.ensure_future(h.app.control.run())
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(steps) > 4:
+                break
+        assert not task.done(), "the control loop ended"
+        task.cancel()
+
+    asyncio.run(main())
+    assert len(steps) > 4
+    assert not h.board.relay.command
