@@ -184,14 +184,18 @@ class TagStore:
         exp = isotime.parse(expiry) if isinstance(expiry, str) else None
         parent = info.get("parentIdTag")
         pkey = _key(parent) if isinstance(parent, str) else None
-        rec = struct.pack("<BI20sI", _STATUSES.index(status), exp or 0, pkey or bytes(20), self.clock.now())
+        # One write of the whole record: a cut leaves the old record or the
+        # new one (littlefs commits a file's change whole; a 49-byte write
+        # is not split elsewhere), never a new idTag with an old status.
+        rec = struct.pack("<20sBI20sI", key, _STATUSES.index(status), exp or 0, pkey or bytes(20),
+                          self.clock.now())
         try:
             with open(self.path, "rb") as f:
                 found, free, victim, n = self._scan(key, f)
                 if found >= 0:
                     f.seek(4 + found * _CREC + 20)
                     f.readinto(self._rest)
-                    if self._rest[:25] == rec[:25]:
+                    if self._rest[:25] == rec[20:45]:
                         return  # nothing new: no flash write (the update time is not worth one)
             if found >= 0:
                 at = found
@@ -203,7 +207,6 @@ class TagStore:
                 at = victim
             with open(self.path, "r+b") as f:
                 f.seek(4 + at * _CREC)
-                f.write(key)
                 f.write(rec)
         except OSError as e:
             log.error("auth", "cannot write %s: %r" % (self.path, e))
