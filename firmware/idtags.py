@@ -109,6 +109,7 @@ class TagStore:
         self.clock = clock
         self._key = bytearray(20)
         self._rest = bytearray(_CREC - 20)
+        self._old = bytearray(4)
         state = 0  # no file, 1 damaged, 2 a cache
         try:
             with open(path, "rb") as f:
@@ -125,11 +126,14 @@ class TagStore:
     def _scan(self, key, f, first=False):
         """(index of key's record or -1, first free or -1, eviction victim,
         records). first: stop at key's record, its fields left in _rest. The
-        victim: the first entry not Accepted, else the least recently updated."""
+        victim: the first entry not Accepted, else the least recently updated
+        (compared byte by byte: an epoch is no small int on a 32-bit board,
+        and reading one per record would allocate)."""
         k = self._key
         rest = self._rest
+        o = self._old
         found = free = victim = -1
-        oldest = None
+        locked = False  # the victim is an entry not Accepted: it stays the victim
         i = 0
         f.seek(4)
         while f.readinto(k) == 20 and f.readinto(rest) == _CREC - 20:
@@ -140,15 +144,21 @@ class TagStore:
             elif not k[0]:
                 if free < 0:
                     free = i
-            elif rest[0]:  # not Accepted: goes first
-                if oldest is not None or victim < 0:
+            elif not first and not locked:
+                older = True
+                if rest[0]:  # not Accepted
+                    locked = True
+                elif victim >= 0:
+                    older = False
+                    j = 3
+                    while j >= 0:  # the little-endian update time, most significant byte first
+                        if rest[25 + j] != o[j]:
+                            older = rest[25 + j] < o[j]
+                            break
+                        j -= 1
+                if older:
                     victim = i
-                    oldest = None
-            elif oldest is not None or victim < 0:
-                t = struct.unpack_from("<I", rest, 25)[0]
-                if victim < 0 or t < oldest:
-                    victim = i
-                    oldest = t
+                    o[0], o[1], o[2], o[3] = rest[25], rest[26], rest[27], rest[28]
             i += 1
         return found, free, victim, i
 

@@ -153,7 +153,7 @@ def sec_control(quick):
     return rc == 0 and len(rows) == 3, lines
 
 
-OTHER = ("heap_imports.py", "hal_heap.py", "config_heap.py", "locallist.py", "modbus_poll.py")
+OTHER = ("heap_imports.py", "hal_heap.py", "config_heap.py", "locallist.py", "auth_cache.py", "modbus_poll.py")
 
 
 def sec_other(quick):
