@@ -13,105 +13,132 @@ where OCPP has none (Frequency, Power.Factor).
 max_regs: the most registers the meter returns in one request; max_gap: the
 largest hole of unused registers a request may read across (see
 docs/modbus.md for the trade-off).
-"""
 
-# A plain global, not const(): with a constant here each map would be one
-# constant tuple of about 1 KB, allocated whole when the module loads.
+Memory: each map is one str constant (in the ROMFS image on the board), a
+line per entry: name|phase|register (hex)|fc|type|scale|unit, "" for None;
+the first line is model|word_order|max_regs|max_gap. get(model, wanted)
+builds the tuples of the wanted entries only: as tuples of tuples the maps
+cost 4 KB of heap while loaded, at every boot (firmware/metering.py). The
+names below (SDM630, SDM120, MAPS, DEFAULT_THREE_PHASE, DEFAULT_SINGLE_PHASE)
+are built whole on each access, for tools and tests.
+"""
+from micropython import const
+
 IR = 4  # input registers (fc 04)
 
 # Eastron SDM630 (Modbus V2): input registers, float32, high word first.
 # The meter answers at most 40 parameters (80 registers) per request.
-SDM630 = ("SDM630", "ABCD", 80, 16, (
-    ("Voltage", "L1", 0x0000, IR, "f32", 1, "V"),
-    ("Voltage", "L2", 0x0002, IR, "f32", 1, "V"),
-    ("Voltage", "L3", 0x0004, IR, "f32", 1, "V"),
-    ("Current.Import", "L1", 0x0006, IR, "f32", 1, "A"),
-    ("Current.Import", "L2", 0x0008, IR, "f32", 1, "A"),
-    ("Current.Import", "L3", 0x000A, IR, "f32", 1, "A"),
-    ("Power.Active.Import", "L1", 0x000C, IR, "f32", 1, "W"),
-    ("Power.Active.Import", "L2", 0x000E, IR, "f32", 1, "W"),
-    ("Power.Active.Import", "L3", 0x0010, IR, "f32", 1, "W"),
-    ("Power.Apparent", "L1", 0x0012, IR, "f32", 1, "VA"),  # extra
-    ("Power.Apparent", "L2", 0x0014, IR, "f32", 1, "VA"),  # extra
-    ("Power.Apparent", "L3", 0x0016, IR, "f32", 1, "VA"),  # extra
-    ("Power.Reactive.Import", "L1", 0x0018, IR, "f32", 1, "var"),
-    ("Power.Reactive.Import", "L2", 0x001A, IR, "f32", 1, "var"),
-    ("Power.Reactive.Import", "L3", 0x001C, IR, "f32", 1, "var"),
-    ("Power.Factor", "L1", 0x001E, IR, "f32", 1, None),
-    ("Power.Factor", "L2", 0x0020, IR, "f32", 1, None),
-    ("Power.Factor", "L3", 0x0022, IR, "f32", 1, None),
-    ("Power.Active.Import", None, 0x0034, IR, "f32", 1, "W"),
-    ("Power.Apparent", None, 0x0038, IR, "f32", 1, "VA"),  # extra
-    ("Power.Reactive.Import", None, 0x003C, IR, "f32", 1, "var"),
-    ("Power.Factor", None, 0x003E, IR, "f32", 1, None),
-    ("Frequency", None, 0x0046, IR, "f32", 1, None),
-    ("Energy.Active.Import.Register", None, 0x0048, IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Export.Register", None, 0x004A, IR, "f32", 1000, "Wh"),
-    ("Energy.Reactive.Import.Register", None, 0x004C, IR, "f32", 1000, "varh"),
-    ("Energy.Reactive.Export.Register", None, 0x004E, IR, "f32", 1000, "varh"),
-    ("Voltage", "L1-L2", 0x00C8, IR, "f32", 1, "V"),
-    ("Voltage", "L2-L3", 0x00CA, IR, "f32", 1, "V"),
-    ("Voltage", "L3-L1", 0x00CC, IR, "f32", 1, "V"),
-    ("Current.Import", "N", 0x00E0, IR, "f32", 1, "A"),
-    ("Energy.Active.Total.Register", None, 0x0156, IR, "f32", 1000, "Wh"),  # extra
-    ("Energy.Reactive.Total.Register", None, 0x0158, IR, "f32", 1000, "varh"),  # extra
-    ("Energy.Active.Import.Register", "L1", 0x015A, IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Import.Register", "L2", 0x015C, IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Import.Register", "L3", 0x015E, IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Export.Register", "L1", 0x0160, IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Export.Register", "L2", 0x0162, IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Export.Register", "L3", 0x0164, IR, "f32", 1000, "Wh"),
-))
+_SDM630 = const(
+    "SDM630|ABCD|80|16\n"
+    "Voltage|L1|0000|4|f32|1|V\n"
+    "Voltage|L2|0002|4|f32|1|V\n"
+    "Voltage|L3|0004|4|f32|1|V\n"
+    "Current.Import|L1|0006|4|f32|1|A\n"
+    "Current.Import|L2|0008|4|f32|1|A\n"
+    "Current.Import|L3|000A|4|f32|1|A\n"
+    "Power.Active.Import|L1|000C|4|f32|1|W\n"
+    "Power.Active.Import|L2|000E|4|f32|1|W\n"
+    "Power.Active.Import|L3|0010|4|f32|1|W\n"
+    "Power.Apparent|L1|0012|4|f32|1|VA\n"  # extra
+    "Power.Apparent|L2|0014|4|f32|1|VA\n"  # extra
+    "Power.Apparent|L3|0016|4|f32|1|VA\n"  # extra
+    "Power.Reactive.Import|L1|0018|4|f32|1|var\n"
+    "Power.Reactive.Import|L2|001A|4|f32|1|var\n"
+    "Power.Reactive.Import|L3|001C|4|f32|1|var\n"
+    "Power.Factor|L1|001E|4|f32|1|\n"
+    "Power.Factor|L2|0020|4|f32|1|\n"
+    "Power.Factor|L3|0022|4|f32|1|\n"
+    "Power.Active.Import||0034|4|f32|1|W\n"
+    "Power.Apparent||0038|4|f32|1|VA\n"  # extra
+    "Power.Reactive.Import||003C|4|f32|1|var\n"
+    "Power.Factor||003E|4|f32|1|\n"
+    "Frequency||0046|4|f32|1|\n"
+    "Energy.Active.Import.Register||0048|4|f32|1000|Wh\n"
+    "Energy.Active.Export.Register||004A|4|f32|1000|Wh\n"
+    "Energy.Reactive.Import.Register||004C|4|f32|1000|varh\n"
+    "Energy.Reactive.Export.Register||004E|4|f32|1000|varh\n"
+    "Voltage|L1-L2|00C8|4|f32|1|V\n"
+    "Voltage|L2-L3|00CA|4|f32|1|V\n"
+    "Voltage|L3-L1|00CC|4|f32|1|V\n"
+    "Current.Import|N|00E0|4|f32|1|A\n"
+    "Energy.Active.Total.Register||0156|4|f32|1000|Wh\n"  # extra
+    "Energy.Reactive.Total.Register||0158|4|f32|1000|varh\n"  # extra
+    "Energy.Active.Import.Register|L1|015A|4|f32|1000|Wh\n"
+    "Energy.Active.Import.Register|L2|015C|4|f32|1000|Wh\n"
+    "Energy.Active.Import.Register|L3|015E|4|f32|1000|Wh\n"
+    "Energy.Active.Export.Register|L1|0160|4|f32|1000|Wh\n"
+    "Energy.Active.Export.Register|L2|0162|4|f32|1000|Wh\n"
+    "Energy.Active.Export.Register|L3|0164|4|f32|1000|Wh\n"
+)
 
 # Eastron SDM120 (Modbus): single phase, same conventions as the SDM630.
-SDM120 = ("SDM120", "ABCD", 80, 16, (
-    ("Voltage", None, 0x0000, IR, "f32", 1, "V"),
-    ("Current.Import", None, 0x0006, IR, "f32", 1, "A"),
-    ("Power.Active.Import", None, 0x000C, IR, "f32", 1, "W"),
-    ("Power.Apparent", None, 0x0012, IR, "f32", 1, "VA"),  # extra
-    ("Power.Reactive.Import", None, 0x0018, IR, "f32", 1, "var"),
-    ("Power.Factor", None, 0x001E, IR, "f32", 1, None),
-    ("Frequency", None, 0x0046, IR, "f32", 1, None),
-    ("Energy.Active.Import.Register", None, 0x0048, IR, "f32", 1000, "Wh"),
-    ("Energy.Active.Export.Register", None, 0x004A, IR, "f32", 1000, "Wh"),
-    ("Energy.Reactive.Import.Register", None, 0x004C, IR, "f32", 1000, "varh"),
-    ("Energy.Reactive.Export.Register", None, 0x004E, IR, "f32", 1000, "varh"),
-    ("Energy.Active.Total.Register", None, 0x0156, IR, "f32", 1000, "Wh"),  # extra
-    ("Energy.Reactive.Total.Register", None, 0x0158, IR, "f32", 1000, "varh"),  # extra
-))
-
-MAPS = (SDM630, SDM120)
-
-# What the charger polls by default from a three-phase meter.
-DEFAULT_THREE_PHASE = (
-    ("Energy.Active.Import.Register", None),
-    ("Voltage", "L1"), ("Voltage", "L2"), ("Voltage", "L3"),
-    ("Current.Import", "L1"), ("Current.Import", "L2"), ("Current.Import", "L3"),
-    ("Power.Active.Import", None),
-    ("Power.Factor", None),
-    ("Frequency", None),
-    ("Energy.Reactive.Import.Register", None),
-    ("Power.Reactive.Import", None),
+_SDM120 = const(
+    "SDM120|ABCD|80|16\n"
+    "Voltage||0000|4|f32|1|V\n"
+    "Current.Import||0006|4|f32|1|A\n"
+    "Power.Active.Import||000C|4|f32|1|W\n"
+    "Power.Apparent||0012|4|f32|1|VA\n"  # extra
+    "Power.Reactive.Import||0018|4|f32|1|var\n"
+    "Power.Factor||001E|4|f32|1|\n"
+    "Frequency||0046|4|f32|1|\n"
+    "Energy.Active.Import.Register||0048|4|f32|1000|Wh\n"
+    "Energy.Active.Export.Register||004A|4|f32|1000|Wh\n"
+    "Energy.Reactive.Import.Register||004C|4|f32|1000|varh\n"
+    "Energy.Reactive.Export.Register||004E|4|f32|1000|varh\n"
+    "Energy.Active.Total.Register||0156|4|f32|1000|Wh\n"  # extra
+    "Energy.Reactive.Total.Register||0158|4|f32|1000|varh\n"  # extra
 )
 
-DEFAULT_SINGLE_PHASE = (
-    ("Energy.Active.Import.Register", None),
-    ("Voltage", None),
-    ("Current.Import", None),
-    ("Power.Active.Import", None),
-    ("Power.Factor", None),
-    ("Frequency", None),
-    ("Energy.Reactive.Import.Register", None),
-    ("Power.Reactive.Import", None),
-)
+# What the charger polls by default from a three-phase meter (name|phase).
+_THREE = const("Energy.Active.Import.Register|\nVoltage|L1\nVoltage|L2\nVoltage|L3\nCurrent.Import|L1\nCurrent.Import|L2\nCurrent.Import|L3\nPower.Active.Import|\nPower.Factor|\nFrequency|\nEnergy.Reactive.Import.Register|\nPower.Reactive.Import|\n")
+_SINGLE = const("Energy.Active.Import.Register|\nVoltage|\nCurrent.Import|\nPower.Active.Import|\nPower.Factor|\nFrequency|\nEnergy.Reactive.Import.Register|\nPower.Reactive.Import|\n")
 
 
-def get(model):
-    """The map of a meter model (by name), or None."""
-    for m in MAPS:
-        if m[0] == model:
-            return m
-    return None
+def _table(model):
+    return _SDM630 if model == "SDM630" else _SDM120 if model == "SDM120" else None
+
+
+def _entry(line):
+    n, ph, reg, fc, typ, scale, unit = line.split("|")
+    return (n, ph or None, int(reg, 16), int(fc), typ, int(scale), unit or None)
+
+
+def get(model, wanted=None):
+    """The map of a meter model (by name), or None. With wanted, a list of
+    (name, phase) keys: only the first entry of each wanted key that the map
+    has (what lib.modbus.plan reads), in the order wanted."""
+    t = _table(model)
+    if t is None:
+        return None
+    nl = t.find("\n")
+    head = t[:nl].split("|")
+    if wanted is None:
+        es = [_entry(ln) for ln in t[nl + 1:-1].split("\n")]
+    else:
+        es = []
+        for name, ph in wanted:
+            i = t.find("\n%s|%s|" % (name, ph or ""))
+            if i >= 0:
+                e = _entry(t[i + 1:t.find("\n", i + 1)])
+                if e not in es:
+                    es.append(e)
+    return (head[0], head[1], int(head[2]), int(head[3]), tuple(es))
+
+
+def _keys(text):
+    return tuple((n, ph or None) for n, ph in (ln.split("|") for ln in text[:-1].split("\n")))
+
+
+def __getattr__(name):
+    if name == "SDM630" or name == "SDM120":
+        return get(name)
+    if name == "MAPS":
+        return (get("SDM630"), get("SDM120"))
+    if name == "DEFAULT_THREE_PHASE":
+        return _keys(_THREE)
+    if name == "DEFAULT_SINGLE_PHASE":
+        return _keys(_SINGLE)
+    raise AttributeError(name)
 
 
 def unit(meter_map, key):

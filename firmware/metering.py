@@ -358,13 +358,13 @@ def _load_plan(variant, three):
     try:
         mm = transient.load("firmware.meter_maps")
         if three or variant != "homeplus":
-            m = mm.SDM630
+            model = "SDM630"
             wanted = mm.DEFAULT_THREE_PHASE
             if not three:
                 wanted = [k for k in wanted if k[1] in (None, "L1")]
         else:
-            m = mm.SDM120
+            model = "SDM120"
             wanted = mm.DEFAULT_SINGLE_PHASE
-        return plan(m, wanted)
+        return plan(mm.get(model, wanted), wanted)  # the wanted entries of the map only
     finally:
         transient.drop("firmware.meter_maps")

@@ -518,7 +518,7 @@ def test_meter_maps_are_consistent():
     units = {"V", "A", "W", "var", "VA", "Wh", "varh", None}
     for mp in meter_maps.MAPS:
         model, order, max_regs, max_gap, entries = mp
-        assert meter_maps.get(model) is mp and order in ("ABCD", "CDAB")
+        assert meter_maps.get(model) == mp and order in ("ABCD", "CDAB")  # (built anew from its text)
         keys = [(e[0], e[1]) for e in entries]
         assert len(keys) == len(set(keys))
         regs = sorted(e[2] for e in entries)
@@ -532,3 +532,17 @@ def test_meter_maps_are_consistent():
     assert meter_maps.unit(m, ("Energy.Active.Import.Register", None)) == "Wh"
     assert meter_maps.unit(m, ("Frequency", None)) is None
     assert meter_maps.get("nope") is None
+
+
+def test_a_plan_from_the_wanted_entries_only_is_the_plan_from_the_whole_map():
+    # firmware/metering.py builds only the wanted entries of a map (4 KB of
+    # tuples for the whole map on the board's heap).
+    three = meter_maps.DEFAULT_THREE_PHASE
+    for model, wanted in (("SDM630", three), ("SDM630", [k for k in three if k[1] in (None, "L1")]),
+                          ("SDM120", meter_maps.DEFAULT_SINGLE_PHASE), ("SDM120", three),
+                          ("SDM630", [("Voltage", "L1-L2"), ("Nothing", None), ("Voltage", "L1"), ("Voltage", "L1")])):
+        part = meter_maps.get(model, wanted)
+        assert set((e[0], e[1]) for e in part[4]) <= set(wanted)
+        assert len(part[4]) <= len(set(wanted)) and part[:4] == meter_maps.get(model)[:4]
+        a, b = plan(meter_maps.get(model), wanted), plan(part, wanted)
+        assert (a.requests, a.missing, a.frames, a.registers) == (b.requests, b.missing, b.frames, b.registers)
