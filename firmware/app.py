@@ -33,6 +33,7 @@ PER_USE = (_COMMISSIONING, _WDT_REPORT, _BOOT, "firmware.fwupdate", "firmware.re
            "firmware.auth", "firmware.locallist", "firmware.metervalues", "firmware.meter_maps",
            "firmware.netmgr", "firmware.diagnostics", "lib.http", "lib.ftp")
 _BLE_POLL_S = const(0.25)
+_BOOT_GC_BYTES = const(4096)
 _SD_POLL_S = const(2)
 _LOG_DIR = const("log/")  # on the SD card: the rotating log files (lib/log.py, docs/logging.md)
 
@@ -232,6 +233,11 @@ async def _forever(name, fn):
 
 
 def run():
+    # Boot's garbage collected as it goes (every 4 KB allocated): left to
+    # fill the heap first, it scatters the long-lived objects built between
+    # it, and at 88 KiB the free heap after boot was in pieces too small to
+    # connect.
+    gc.threshold(_BOOT_GC_BYTES)
     board = hal.load()
     # Before anything else takes the heap: the 4 KiB message buffer, then a
     # pool of interned names that the per-use modules need, one block of
@@ -243,7 +249,11 @@ def run():
     app = App(board, out)
     if failed:
         log.warn("app", "heap: not warmed %s" % (failed,))
-    # Collect early and often: short pauses, and less fragmentation on a small heap.
+    # Collect early and often: short pauses, and less fragmentation on a small
+    # heap. MicroPython's threshold counts the bytes allocated since the last
+    # collection: a quarter of what is free (mem_free() // 4 + mem_alloc(),
+    # as it was, is more than a small heap holds: nothing was collected
+    # before the heap was full).
     gc.collect()
-    gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())
+    gc.threshold(gc.mem_free() // 4)
     asyncio.run(app.main())
