@@ -3,7 +3,8 @@
 
 Builds the .mpy tree the bench installs (tools/mpy_build.py, board "sim") and
 the ROMFS image (tools/romfs.py), then imports the firmware module by module
-and prints the live heap (gc.mem_alloc() after gc.collect()) each import adds:
+and prints the live heap (gc.mem_alloc() after gc.collect()) each import adds,
+then what each module loaded per use (firmware/app.py PER_USE) costs while loaded:
 
 - board32 ROMFS: the board-like 32-bit interpreter, modules executed in place
   from the ROMFS image (what the board spends: the figure that counts);
@@ -49,6 +50,31 @@ for m in %s:
 print(json.dumps({"imports": out, "total": prev - base}))
 '''
 
+# The modules loaded per use (firmware/app.py PER_USE, the HAL's Board.PER_USE),
+# each as it costs while loaded after boot: the application imported and the
+# per-use modules warmed first, as at boot (no pool of names counted); each
+# dropped again with what it imported. A probe of its own: the imports above
+# stay measured as they always were.
+PER_USE_PROBE = r'''
+import gc, json, sys
+from lib import transient
+import firmware.app as app
+import hal.sim.board as sim
+names = [n for n in app.PER_USE + sim.Board.PER_USE if n != "boot"]  # boot.py is compiled from littlefs
+transient.warm(names)
+per = []
+for m in names:
+    before = set(sys.modules)
+    gc.collect()
+    a = gc.mem_alloc()
+    transient.load(m)
+    gc.collect()
+    per.append([m, gc.mem_alloc() - a])
+    for n in [n for n in sys.modules if n not in before]:
+        transient.drop(n)
+print(json.dumps(per))
+'''
+
 
 def probe(cmd, cwd, env=None):
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=60, env=env)
@@ -68,20 +94,31 @@ def measure(heapsize):
     with tempfile.TemporaryDirectory() as tmp:
         tree = os.path.join(tmp, "tree")
         build(tree, board="sim")
-        with open(os.path.join(tree, "probe.py"), "w") as f:
-            f.write(PROBE % json.dumps(MODULES))
-        out["64-bit .mpy"] = probe([mp, "-X", "heapsize=" + heapsize, "probe.py"], tree)
+        for d in (tree,):
+            with open(os.path.join(d, "probe.py"), "w") as f:
+                f.write(PROBE % json.dumps(MODULES))
+            with open(os.path.join(d, "per_use.py"), "w") as f:
+                f.write(PER_USE_PROBE)
+
+        def both(cmd, cwd, env=None):
+            res = probe(cmd + ["probe.py"], cwd, env)
+            res["per_use"] = probe(cmd + ["per_use.py"], cwd, env)
+            return res
+
+        out["64-bit .mpy"] = both([mp, "-X", "heapsize=" + heapsize], tree)
         if b32:
             env = dict(os.environ, MICROPYPATH=":.frozen")
-            out["board32 .mpy"] = probe([b32, "-X", "heapsize=" + heapsize, "probe.py"], tree, env)
+            out["board32 .mpy"] = both([b32, "-X", "heapsize=" + heapsize], tree, env)
             flash = os.path.join(tmp, "flash")
             os.makedirs(flash)
             img = os.path.join(tmp, "jolt.romfs")
             build_image(img, board="sim")
             with open(os.path.join(flash, "probe.py"), "w") as f:
                 f.write(PROBE % json.dumps(MODULES))
+            with open(os.path.join(flash, "per_use.py"), "w") as f:
+                f.write(PER_USE_PROBE)
             env = dict(os.environ, MICROPY_ROMFS=img, MICROPYPATH=":".join(SYS_PATH))
-            out["board32 ROMFS"] = probe([b32, "-X", "heapsize=" + heapsize, "probe.py"], flash, env)
+            out["board32 ROMFS"] = both([b32, "-X", "heapsize=" + heapsize], flash, env)
     return out
 
 
@@ -97,6 +134,10 @@ def main():
     for m in order:
         print("heap_imports %-28s %s" % (m, "".join("%15d" % per[c][m] for c in cols)))
     print("heap_imports %-28s %s" % ("total", "".join("%15d" % res[c]["total"] for c in cols)))
+    use = {c: dict(res[c]["per_use"]) for c in cols}
+    print("heap_imports %-28s (while loaded, after boot)" % "per-use module")
+    for m in sorted(use[cols[0]], key=lambda m: -use[cols[0]][m]):
+        print("heap_imports %-28s %s" % (m, "".join("%15d" % use[c][m] for c in cols)))
     if "board32 ROMFS" not in res:
         print("heap_imports: no board-like interpreter (MICROPYTHON_BOARD32 or "
               "../shared/micropython-board32/micropython): board figures not measured")
