@@ -192,6 +192,8 @@ class TagStore:
             return
         expiry = info.get("expiryDate")
         exp = isotime.parse(expiry) if isinstance(expiry, str) else None
+        if exp is not None:  # into the record's uint32 (0: none): past 1970 still expired, past 2106 the end
+            exp = 1 if exp < 1 else 0xFFFFFFFF if exp > 0xFFFFFFFF else exp
         parent = info.get("parentIdTag")
         pkey = _key(parent) if isinstance(parent, str) else None
         # One write of the whole record: a cut leaves the old record or the

@@ -105,3 +105,14 @@ def test_idtags_longer_than_a_record_are_not_cached(tmp_path):
     assert store.lookup("é" * 11) is None
     store.put("é" * 10, {"status": "Accepted"})  # 20 bytes
     assert store.lookup("é" * 10) == {"status": "Accepted"}
+
+
+def test_expiry_dates_outside_the_record_are_kept_as_expired_or_far_future(tmp_path):
+    # A central system's expiryDate before 1970 or after 2106 does not fit the
+    # record's uint32: it was a struct error out of the card's decision.
+    clock = Ticking(1_800_000_000)
+    store = idtags.TagStore(str(tmp_path / "c.bin"), 5, clock)
+    store.put("OLD", {"status": "Accepted", "expiryDate": "1960-01-01T00:00:00Z"})
+    store.put("FAR", {"status": "Accepted", "expiryDate": "2200-01-01T00:00:00Z"})
+    assert store.lookup("OLD") == {"status": "Expired"}
+    assert store.lookup("FAR") == {"status": "Accepted"}
