@@ -19,3 +19,13 @@ def test_no_module_interns_names_after_boot():
     assert res["pool_bytes"] > 8000
     # what running adds (names built at run time, characters of hostile input) has room
     assert res["room"] >= 200, res
+
+
+@pytest.mark.skipif(not board32_binary(), reason="needs the board-like interpreter")
+def test_the_long_names_are_interned_at_boot_and_their_module_dropped():
+    """firmware/names.py: a string constant over 10 characters whose text is
+    interned costs no heap object; received keys with those texts are not copied."""
+    res = names.measure()
+    assert res["long"] > 100
+    assert res["long_not_interned"] == 0, res
+    assert res["names_module_kept"] is False

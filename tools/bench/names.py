@@ -22,6 +22,8 @@ can load and names those that intern new names after boot (a module loaded
 per use missing from PER_USE in firmware/app.py or Board.PER_USE).
 """
 import argparse
+import ast
+import json
 import os
 import re
 import subprocess
@@ -41,6 +43,10 @@ transient.warm(a.PER_USE + b.PER_USE)
 app = a.App(b)
 gc.collect()
 micropython.qstr_info()
+import json
+long = "LONG"  # firmware/names.py: json.loads gives the interned name, the same object each time
+print("INTERNED", len([n for n, m in zip(json.loads(long), json.loads(long)) if n is not m]),
+      "firmware.names" in sys.modules)
 for m in MODULES:  # every other module of the image: its names must be interned already
     if m not in sys.modules:
         transient.load(m)
@@ -64,6 +70,13 @@ AT_BOOT = ("firmware.update", "lib.otapkg", "lib.rsapss", "hal.sim.slots")
 POOL = re.compile(r"n_pool=(\d+), n_qstr=(\d+)")
 
 
+def long_names():
+    """The names firmware/names.py interns at boot."""
+    with open(os.path.join(ROOT, "firmware", "names.py")) as f:
+        tree = ast.parse(f.read())
+    return sorted({n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)})
+
+
 def measure(heapsize="256K"):
     """{"names", "pools", "room", "pool_bytes"} or None without the board-like interpreter."""
     from tools.romfs import SYS_PATH, build_image
@@ -81,7 +94,7 @@ def measure(heapsize="256K"):
                    if f.endswith(".mpy") and not f.startswith(NOT_ON_THE_BENCH)
                    and f[:-4].replace("/", ".") not in AT_BOOT]
         with open(os.path.join(flash, "probe.py"), "w") as f:
-            f.write(PROBE.replace("MODULES", repr(modules)))
+            f.write(PROBE.replace("MODULES", repr(modules)).replace('"LONG"', repr(json.dumps(long_names()))))
         # boot.py is loaded per use from littlefs (firmware/app.py PER_USE)
         with open(os.path.join(ROOT, "boot.py")) as src, open(os.path.join(flash, "boot.py"), "w") as dst:
             dst.write(src.read())
@@ -90,13 +103,15 @@ def measure(heapsize="256K"):
                            capture_output=True, text=True, timeout=60, env=env)
     lines = r.stdout.splitlines()
     grew = [ln.split() for ln in lines if ln.startswith("POOL")]
+    long = [ln.split() for ln in lines if ln.startswith("INTERNED")]
     m = [POOL.search(ln) for ln in lines if POOL.search(ln)]
-    if r.returncode or not grew or len(m) != len(modules) + 1:
+    if r.returncode or not grew or not long or len(m) != len(modules) + 1:
         raise RuntimeError("names probe failed:\n" + r.stdout[:3000] + r.stderr[-2000:])
     counts = [int(x.group(2)) for x in m]
     late = {mod: counts[i + 1] - counts[i] for i, mod in enumerate(modules) if counts[i + 1] > counts[i]}
     return {"names": counts[0], "pools": int(m[0].group(1)), "room": int(grew[0][1]),
-            "pool_bytes": int(grew[0][2]), "late": late, "modules": len(modules)}
+            "pool_bytes": int(grew[0][2]), "late": late, "modules": len(modules),
+            "long": len(long_names()), "long_not_interned": int(long[0][1]), "names_module_kept": long[0][2] == "True"}
 
 
 def main():
@@ -111,6 +126,8 @@ def main():
           "before the next pool (%(pool_bytes)d B of heap once taken)" % res)
     print("names: %d other modules loaded after boot, %d interning new names %s" % (
         res["modules"], len(res["late"]), res["late"] or ""))
+    print("names: %(long)d long names of firmware/names.py, %(long_not_interned)d not interned after boot; "
+          "firmware.names kept: %(names_module_kept)s" % res)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,76 @@
+"""firmware/names.py lists exactly the name-like string constants over 10
+characters that the device code uses (each costs a heap object per module
+that uses it unless its text is interned first: docs/memory.md)."""
+import ast
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+INTERN_LEN = 10  # MicroPython interns string constants up to this length by itself
+
+
+def device_files():
+    for top in ("firmware", "lib", "hal"):
+        for d, _, files in os.walk(os.path.join(ROOT, top)):
+            if os.path.join("hal", "mock") in d:  # unit tests' HAL, never on a board
+                continue
+            for f in files:
+                if f.endswith(".py") and f != "names.py":
+                    yield os.path.join(d, f)
+    yield os.path.join(ROOT, "main.py")
+    yield os.path.join(ROOT, "boot.py")
+
+
+def not_compiled(tree):
+    """Docstrings and annotations: MicroPython keeps neither."""
+    skip = set()
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body:
+            first = n.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                skip.add(id(first.value))
+        ann = []
+        if isinstance(n, ast.AnnAssign):
+            ann.append(n.annotation)
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            a = n.args
+            ann += [x.annotation for x in a.posonlyargs + a.args + a.kwonlyargs if x.annotation]
+            ann += [x.annotation for x in (a.vararg, a.kwarg) if x is not None and x.annotation]
+            if n.returns:
+                ann.append(n.returns)
+        for t in ann:
+            skip.update(id(m) for m in ast.walk(t))
+    return skip
+
+
+def long_name_constants():
+    used = {}
+    for path in device_files():
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        skip = not_compiled(tree)
+        for n in ast.walk(tree):
+            if (isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip
+                    and len(n.value) > INTERN_LEN and NAME.match(n.value)):
+                used.setdefault(n.value, os.path.relpath(path, ROOT))
+    return used
+
+
+def listed():
+    with open(os.path.join(ROOT, "firmware", "names.py")) as f:
+        tree = ast.parse(f.read())
+    return {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+
+
+def test_every_long_name_constant_of_the_device_code_is_listed():
+    used = long_name_constants()
+    missing = {t: p for t, p in used.items() if t not in listed()}
+    assert len(used) > 100
+    assert not missing, "add these to firmware/names.py: %s" % missing
+
+
+def test_nothing_is_listed_that_the_device_code_does_not_use():
+    stale = listed() - set(long_name_constants())
+    assert not stale, "remove these from firmware/names.py: %s" % sorted(stale)
+
