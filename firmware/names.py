@@ -1,5 +1,5 @@
 """Every string constant of the firmware that is longer than 10 characters and
-spelled like a name, interned before the firmware's modules load: imported by
+spelled like a name or a dotted name, interned before the firmware's modules load: imported by
 firmware/__init__.py, then dropped (the names stay).
 
 MicroPython interns a module's identifiers and its string constants of up to
@@ -8,10 +8,11 @@ of its own: 16 bytes of heap for every module that uses it, as long as the
 module is loaded, ROMFS or not. A constant whose text is already interned
 costs no object, and json.loads gives the interned name instead of copying a
 received key such as "connectorId". Attribute names are interned when their
-module loads, so naming the texts here as attributes is enough; the function
-never runs. The names take slots of the pool of names boot takes anyway
+module loads, and so is the whole dotted name of an import statement: naming
+the texts here that way is enough; the functions never run. The names take slots of the pool of names boot takes anyway
 (docs/memory.md, "Interned names"). tests/unit/test_long_names.py keeps the
 list equal to what the device code uses."""
+# pyright: reportMissingImports=false
 
 
 def _names(o):
@@ -53,3 +54,43 @@ def _names(o):
             o.requestedMessage, o.reservationId, o.reset_wait_s, o.retrieveDate, o.retryInterval,
             o.start_answer, o.suspendedEVTimeout, o.temperature_dc, o.transactionData,
             o.transactionId, o.u16i16u32i32f32, o.vendorErrorCode)
+
+
+def _dotted():
+    import Current.Import
+    import Current.Offered
+    import Energy.Active.Import.Interval
+    import Energy.Active.Import.Register
+    import Power.Offered
+    import Sample.Clock
+    import Sample.Periodic
+    import Three.Phase
+    import Transaction.Begin
+    import Transaction.End
+    import auth_cache.bin
+    import auth_cache.json
+    import auth_list.bin
+    import faults.json
+    import faults.latch
+    import firmware.auth
+    import firmware.commissioning
+    import firmware.diagnostics
+    import firmware.fwupdate
+    import firmware.locallist
+    import firmware.meter_maps
+    import firmware.names
+    import firmware.metervalues
+    import firmware.netmgr
+    import firmware.reservations
+    import firmware.wdt_report
+    import fw_pending.txt
+    import hal.sim._net
+    import hal.sim._rare
+    import ota_key.json
+    import otp_state.json
+    import provision.json
+    import reservation.json
+    import stopdata.txt
+    import tx_journal.bin
+    import tx_state.json
+    import watchdog.txt

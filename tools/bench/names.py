@@ -74,7 +74,8 @@ def long_names():
     """The names firmware/names.py interns at boot."""
     with open(os.path.join(ROOT, "firmware", "names.py")) as f:
         tree = ast.parse(f.read())
-    return sorted({n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)})
+    names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    return sorted(names | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names})
 
 
 def measure(heapsize="256K"):
