@@ -98,3 +98,11 @@ def test_check_gives_the_callerror_to_answer():
     assert ocpp_schemas.check("Reset", {"type": "Hard"}, True) is None
     assert ocpp_schemas.check("Reset", {"type": "Warm"}, True)[0] == "PropertyConstraintViolation"
     assert ocpp_schemas.check("Reset", {}, True)[0] == "ProtocolError"
+
+
+@pytest.mark.parametrize("action", ["", "Rese", "eset", "Reset ", " Reset", "Reset\nClearCache",
+                                    "ClearCache []\nReset", "[]", "\n"])
+def test_an_action_that_is_only_part_of_a_known_one_is_unknown(action):
+    # the schemas are one text, a line per action: no piece of it is an action
+    assert ocpp_schemas.check(action, {}, True)[0] == "NotImplemented"
+    assert ocpp_schemas.schema(action) is None
