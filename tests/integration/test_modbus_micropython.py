@@ -116,7 +116,7 @@ def _mpy_tree(tree):
     """The board runs precompiled .mpy (tools/mpy_build.py); a 64 KB heap has
     no room to compile the sources, so that run uses a built tree too."""
     _need(MPY_CROSS)
-    for rel in ("lib/__init__.py", "lib/modbus.py", "firmware/__init__.py",
+    for rel in ("lib/__init__.py", "lib/modbus.py", "firmware/__init__.py", "firmware/names.py",
                 "firmware/meter_maps.py", "tests/integration/mp_pty_uart.py"):
         dst = os.path.join(tree, os.path.dirname(rel).replace("tests/integration", ""),
                            os.path.basename(rel)[:-3] + ".mpy")

@@ -34,7 +34,7 @@ from tools.bench.locallist import run_worker  # noqa: E402
 from tools.simkit.bench import board32_binary  # noqa: E402
 
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
-SOURCES = ("firmware/__init__.py", "firmware/idtags.py", "lib/__init__.py", "lib/fsutil.py", "lib/log.py",
+SOURCES = ("firmware/__init__.py", "firmware/names.py", "firmware/idtags.py", "lib/__init__.py", "lib/fsutil.py", "lib/log.py",
            "lib/isotime.py", "lib/transient.py")
 
 WORKER = r"""

