@@ -9,6 +9,9 @@ from firmware.connector import connector_known
 
 _FWUPDATE = const("firmware.fwupdate")
 _DIAG = const("firmware.diagnostics")
+_QUEUED = const(0)   # a triggered message's task waits to send it
+_SENDING = const(1)  # it is sending it
+_AGAIN = const(2)    # and sends it once more after (a request came meanwhile)
 
 
 class Operations:
@@ -24,9 +27,11 @@ class Operations:
         # Status of a diagnostics upload / firmware update, as TriggerMessage
         # reports it; the firmware-management code sets these ("Idle": nothing in progress).
         self.diagnostics_status = self.firmware_status = "Idle"
-        # Triggered messages not yet sent, (requestedMessage, connectorId): a
-        # burst of TriggerMessage costs one task per message, not per request.
-        self._trig = []
+        # Triggered messages, (requestedMessage, connectorId) -> _QUEUED,
+        # _SENDING or _AGAIN (one more once this one is sent): a burst of
+        # TriggerMessage costs one task per message, not per request, also
+        # while the central system is slow to answer the message sent.
+        self._trig = {}
         self.busy = lambda: False  # a transaction runs (when_busy()): an update waits
         cp.on("UpdateFirmware", self.update_firmware)
         cp.on("GetDiagnostics", self.get_diagnostics)
@@ -77,9 +82,14 @@ class Operations:
         if fn is None:
             return {"status": "NotImplemented"}
         key = (what, connector)
-        if key not in self._trig:  # else the message on its way answers this request too
-            self._trig.append(key)
-            asyncio.create_task(self._later(what, (fn,), connector, key))
+        state = self._trig.get(key)
+        if state is None:
+            # the task first: with no memory for it, no key is left to wait on a task that is not there
+            asyncio.create_task(self._triggered(what, fn, connector, key))
+            self._trig[key] = _QUEUED
+        elif state == _SENDING:
+            self._trig[key] = _AGAIN  # this request gets a message made after it
+        # (_QUEUED, _AGAIN: a message not made yet answers this request too)
         return {"status": "Accepted"}
 
     async def status_note(self, what, status=None):
@@ -169,14 +179,27 @@ class Operations:
             self.board.system.reset()
             log.error("app", "reset attempt %d failed" % (attempt + 1))
 
-    async def _later(self, what, fns, arg, key=None):
-        # Runs as its own task: the triggered message or the reset must follow
-        # our answer to the request.
+    async def _later(self, what, fns, arg):
+        # Runs as its own task: the reset must follow our answer to the request.
         await asyncio.sleep(0.05)
-        if key is not None:
-            self._trig.remove(key)  # a trigger from now on gets a message of its own
         for fn in fns:
             try:
                 await fn(arg)
             except Exception as e:
                 log.error("ocpp", "%s failed: %r" % (what, e))
+
+    async def _triggered(self, what, fn, arg, key):
+        # The task of a triggered message: it follows our answer to the request,
+        # and is sent again while requests came during its sending.
+        try:
+            await asyncio.sleep(0.05)
+            while True:
+                self._trig[key] = _SENDING
+                try:
+                    await fn(arg)
+                except Exception as e:
+                    log.error("ocpp", "%s failed: %r" % (what, e))
+                if self._trig[key] != _AGAIN:
+                    break
+        finally:
+            del self._trig[key]

@@ -4,6 +4,7 @@ answer; a connector the charger does not have is Rejected."""
 import time
 
 from tests.integration.rig import Rig
+from tools.csms import Delayed
 
 MESSAGES = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
             "Heartbeat", "MeterValues", "StatusNotification")
@@ -55,3 +56,27 @@ def test_a_burst_of_triggers_is_all_accepted_and_answered_by_a_message_after_the
             sent = [m for m in csms.messages if m["t"] >= t0 and m["dir"] == "in" and m["type"] == 2
                     and m["action"] == p["requestedMessage"]]
             assert 1 <= len(sent) <= 30
+
+
+
+def test_triggers_while_the_message_is_unanswered_cost_one_more_message_not_one_each(tmp_path, csms):
+    """The central system takes 0.2 s to answer each Heartbeat and sends
+    TriggerMessage(Heartbeat) every 0.1 s for 1.5 s: every request is Accepted,
+    and the charger sends about one Heartbeat per answer it waits for (one
+    more after the one on its way, made after the requests), not a task and a
+    Heartbeat per request: those piled up on the heap while the answers were
+    slow, and were all sent, one after another, long after the requests
+    (found when tools/bench/throughput.py's burst ran out of memory at 88K)."""
+    hold = 0.2
+    with Rig(tmp_path, csms) as rig:
+        csms.set_response("Heartbeat", Delayed(hold, None))
+        t0 = time.monotonic()
+        for _ in range(15):
+            assert rig.call("TriggerMessage", {"requestedMessage": "Heartbeat"})["status"] == "Accepted"
+            time.sleep(0.1)
+        t_last = answer_time(csms, t0)
+        time.sleep(16 * hold + 1)  # what a message per request would have needed to be sent
+        sent = [m["t"] for m in csms.messages if m["t"] >= t0 and m["dir"] == "in" and m["type"] == 2
+                and m["action"] == "Heartbeat"]
+        assert 1 <= len(sent) <= (t_last - t0) / hold + 3, (len(sent), t_last - t0)
+        assert sent[-1] >= t_last  # the last request has a Heartbeat made after it
