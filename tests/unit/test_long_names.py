@@ -1,9 +1,12 @@
 """firmware/names.py lists exactly the string constants over 10 characters
-spelled like names or dotted names that the device code uses (each costs a heap object per module
-that uses it unless its text is interned first: docs/memory.md)."""
+spelled like names or dotted names that the device code uses (each costs a
+heap object per module that uses it unless its text is interned first:
+docs/memory.md)."""
 import ast
 import os
 import re
+
+from tools.bench.names import long_names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
@@ -58,10 +61,7 @@ def long_name_constants():
 
 
 def listed():
-    with open(os.path.join(ROOT, "firmware", "names.py")) as f:
-        tree = ast.parse(f.read())
-    names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    return names | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return set(long_names())
 
 
 def test_every_long_name_constant_of_the_device_code_is_listed():
