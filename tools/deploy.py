@@ -53,8 +53,8 @@ except Exception:
 print("ROMFS", n)
 """
 NO_ROMFS = ("deploy: this board's MicroPython has no ROMFS partition (a stock build): copying .mpy "
-            "files instead. Their bytecode is then loaded into the GC heap: about 104 KB live after "
-            "importing the firmware instead of about 44 KB from ROMFS (tools/bench/heap_imports.py on "
+            "files instead. Their bytecode is then loaded into the GC heap: about 134 KB live after "
+            "importing the firmware instead of about 48 KB from ROMFS (tools/bench/heap_imports.py on "
             "the board-like interpreter), more than an ESP32 without PSRAM has left. Flash the JOLT "
             "board build (boards/JOLT, docs/flashing.md) or use a board with PSRAM.")
 CODE_DIRS = ("firmware", "lib", "hal")

@@ -123,7 +123,7 @@ def test_a_board_with_romfs_gets_the_image(tmp_path, monkeypatch, capsys):
 def test_a_board_without_romfs_gets_the_mpy_files_and_the_ram_warning(tmp_path, monkeypatch, capsys):
     rc, ran, io, out, img = _deploy(tmp_path, "ROMFS 0\n", monkeypatch, capsys)
     assert rc == 0 and ran == deploy.plan(out, PORT)
-    assert "no ROMFS" in io.err and "PSRAM" in io.err and "104 KB" in io.err
+    assert "no ROMFS" in io.err and "PSRAM" in io.err and "134 KB" in io.err
 
 
 def test_a_too_small_romfs_partition_is_refused(tmp_path, monkeypatch, capsys):
