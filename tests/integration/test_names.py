@@ -8,9 +8,14 @@ from tools.bench import names
 from tools.simkit.bench import board32_binary
 
 
+@pytest.fixture(scope="module")
+def measured():
+    return names.measure()  # one boot of the probe serves both tests (about 6 s)
+
+
 @pytest.mark.skipif(not board32_binary(), reason="needs the board-like interpreter")
-def test_no_module_interns_names_after_boot():
-    res = names.measure()
+def test_no_module_interns_names_after_boot(measured):
+    res = measured
     assert res["modules"] > 20  # the probe did load the other modules of the image
     assert res["late"] == {}, ("modules interning names after boot: list them in PER_USE "
                                "(firmware/app.py) or Board.PER_USE: %s" % res["late"])
@@ -22,10 +27,10 @@ def test_no_module_interns_names_after_boot():
 
 
 @pytest.mark.skipif(not board32_binary(), reason="needs the board-like interpreter")
-def test_the_long_names_are_interned_at_boot_and_their_module_dropped():
+def test_the_long_names_are_interned_at_boot_and_their_module_dropped(measured):
     """firmware/names.py: a string constant over 10 characters whose text is
     interned costs no heap object; received keys with those texts are not copied."""
-    res = names.measure()
+    res = measured
     assert res["long"] > 100
     assert res["long_not_interned"] == 0, res
     assert res["names_module_kept"] is False

@@ -22,12 +22,17 @@ MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
 MICROPYTHON = board32_binary() or os.path.join(ROOT, ".venv", "bin", "micropython")
 
 
+_BUILT = []  # the tests only read the build: it is made once (about 4 s each)
+
+
 def built(tmp_path):
-    out = str(tmp_path / "build")
-    build(out, board="esp32")
-    img = str(tmp_path / "build" / "jolt.romfs")
-    files = build_image(img, board="esp32")
-    return out, img, files
+    if not _BUILT:
+        out = str(tmp_path / "build")
+        build(out, board="esp32")
+        img = str(tmp_path / "build" / "jolt.romfs")
+        files = build_image(img, board="esp32")
+        _BUILT.append((out, img, files))
+    return _BUILT[0]
 
 
 def rom_listing(img, tmp_path):
