@@ -1,6 +1,6 @@
 """Every string constant of the firmware that is longer than 10 characters and
-spelled like a name or a dotted name, interned before the firmware's modules load: imported by
-firmware/__init__.py, then dropped (the names stay).
+spelled like a name or a dotted name, interned before the firmware's modules
+load: imported by firmware/__init__.py, then dropped (the names stay).
 
 MicroPython interns a module's identifiers and its string constants of up to
 10 characters when it loads, but gives each longer string constant an object
@@ -9,8 +9,9 @@ module is loaded, ROMFS or not. A constant whose text is already interned
 costs no object, and json.loads gives the interned name instead of copying a
 received key such as "connectorId". Attribute names are interned when their
 module loads, and so is the whole dotted name of an import statement: naming
-the texts here that way is enough; the functions never run. The names take slots of the pool of names boot takes anyway
-(docs/memory.md, "Interned names"). tests/unit/test_long_names.py keeps the
+the texts here that way is enough; the functions never run. The names take
+slots of the pool of names boot takes anyway (docs/memory.md, "Interned
+names"). tests/unit/test_long_names.py keeps the
 list equal to what the device code uses."""
 # pyright: reportMissingImports=false
 

@@ -51,8 +51,10 @@ def _text(action):
 def schema(action):
     """The schema of a CSMS-initiated request, or None for an unknown action."""
     text = _text(action)
-    if text is None:
-        return None
+    return None if text is None else _parse(text)
+
+
+def _parse(text):
     s = json.loads(text)
     for f in s:
         if f[3] == "@P":
@@ -64,11 +66,12 @@ def schema(action):
 
 def check(action, payload, handled):
     """(CALLERROR code, description) for a request we cannot take, or None."""
-    if _text(action) is None:
+    text = _text(action)
+    if text is None:
         return ("NotImplemented", "unknown action " + action)
     if not handled:
         return ("NotSupported", action + " not supported")
-    return validation.check(schema(action), payload)  # parsed only for requests we take
+    return validation.check(_parse(text), payload)  # parsed only for requests we take
 
 
 def actions():
