@@ -80,4 +80,4 @@ fuzz: $(STAMP)
 	JOLT_FUZZ=20 $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_fuzz_*.py tests/integration/test_hostile_*.py
 
 clean:
-	rm -rf build $(SIM_STATE) .pytest_cache
+	rm -rf build .cache $(SIM_STATE) .pytest_cache

@@ -8,6 +8,7 @@
           mpy_build.py --sizes --board esp32 --march xtensawin
 """
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -77,15 +78,60 @@ def build(out_dir, root=ROOT, board="esp32", march=None, mount=None):
     return written
 
 
+# Compiled modules by content: every bench install, OTA package and ROMFS image
+# compiles the same ~65 files, one mpy-cross process each (about 2 s a build,
+# paid again by every integration test). The key holds all that shapes the
+# output (compiler, flags, the name the module carries, the source bytes), so
+# a hit is the file mpy-cross would write.
+CACHE = os.environ.get("JOLT_MPY_CACHE") or os.path.join(ROOT, ".cache", "mpy")
+
+
+def _compiler_id(exe):
+    try:
+        st = os.stat(shutil.which(exe) or exe)
+        return "%s:%d:%d" % (exe, st.st_size, st.st_mtime_ns)
+    except (OSError, TypeError):
+        return exe
+
+
+def _cache_key(exe, root, rel, march, source):
+    h = hashlib.sha256()
+    h.update(("%s\0%s\0%s\0" % (_compiler_id(exe), march or "", source or rel)).encode())
+    with open(os.path.join(root, rel), "rb") as f:
+        h.update(f.read())
+    return h.hexdigest()
+
+
 def _compile_rel(root, rel, dst, march, source=None):
-    cmd = [mpy_cross(), "-o", os.path.abspath(dst)]
+    exe = mpy_cross()
+    key = _cache_key(exe, root, rel, march, source)
+    hit = os.path.join(CACHE, key[:2], key + ".mpy")
+    try:
+        shutil.copyfile(hit, dst)
+        return 0, ""
+    except OSError:
+        pass
+    cmd = [exe, "-o", os.path.abspath(dst)]
     if march:
         cmd.append("-march=" + march)
     if source:
         cmd += ["-s", source]
     cmd.append(rel)
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    if r.returncode == 0:
+        _store(dst, hit)
     return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def _store(built, path):
+    """Best effort, and atomic: parallel builds may store the same key."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = "%s.%d.tmp" % (path, os.getpid())
+        shutil.copyfile(built, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def check(root=ROOT):
