@@ -169,7 +169,7 @@ class ChargePoint:
                 await ws.send(self._out.encode(msg))
         except (OSError, WSClosed, WSError) as e:
             # The reader notices the dead socket too; make waiters give up now.
-            self._drop(ws, "send: %r" % (e,))
+            self._drop(ws, "send failed: %r" % (e,))
             if not quiet:
                 raise NotConnected()
 
@@ -265,7 +265,7 @@ class ChargePoint:
     def _drop(self, ws, why):
         if self._ws is not ws or ws is None:
             return
-        log.warn("ocpp", "lost: " + why)
+        log.warn("ocpp", "connection lost: " + why)
         self._ws = None
         was_accepted = self.accepted
         self.accepted = False
@@ -358,12 +358,12 @@ class ChargePoint:
             if ping_s > 0 and time.ticks_diff(now, last_ping) >= ping_s * 1000:
                 last_ping = now
                 if time.ticks_diff(now, ws.last_rx) > 3 * ping_s * 1000:
-                    self._drop(ws, "no traffic")
+                    self._drop(ws, "no traffic for 3 ping intervals")
                     break
                 try:
                     await ws.ping()
                 except Exception as e:
-                    self._drop(ws, "ping: %r" % (e,))
+                    self._drop(ws, "ping failed: %r" % (e,))
                     break
             # Sleep until the next heartbeat or ping is due, not a fixed tick:
             # each wait_for costs a task and a timeout exception.

@@ -238,7 +238,7 @@ class Connector:
         """Acts on the verdict of ctx.authorize (firmware/auth.py decides)."""
         if tag == self.authorizing:
             self.authorizing = None
-        action, info, signal, resid = verdict
+        action, info, signal, reservation_id = verdict
         if purpose == "stop":
             if self.phase != TX:
                 return
@@ -253,14 +253,14 @@ class Connector:
             return
         self.ctx.signal(signal)
         if action == "start":
-            self._open(tag, info.get("parentIdTag"), False, resid)
+            self._open(tag, info.get("parentIdTag"), False, reservation_id)
 
-    def remote_start(self, tag, authorized_info, resid=None):
+    def remote_start(self, tag, authorized_info, reservation_id=None):
         """RemoteStartTransaction after any required authorization. True if taken."""
         if not self.can_remote_start():
             return False
         parent = authorized_info.get("parentIdTag") if authorized_info else None
-        self._open(tag, parent, False, resid)
+        self._open(tag, parent, False, reservation_id)
         return True
 
     def can_remote_start(self):
@@ -333,11 +333,11 @@ class Connector:
 
     # --- internals ------------------------------------------------------------
 
-    def _open(self, tag, parent, free=False, resid=None):
+    def _open(self, tag, parent, free=False, reservation_id=None):
         """A new session: the transaction starts now if the EV is plugged in,
-        else when it is. resid: the reservation it takes up."""
+        else when it is. reservation_id: the reservation it takes up."""
         s = self.session = Session(tag, parent, free)
-        s.reservation = resid
+        s.reservation = reservation_id
         self.hold_lock = False
         if self.ev in _PLUGGED:
             self._start_tx(s)

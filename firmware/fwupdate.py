@@ -51,7 +51,7 @@ async def run(ops, p):
         log.error(TAG, "no SD card (SDCardFailure): cannot download %s" % loc)
         await ops.status_note(_NOTE, "DownloadFailed")
         return
-    d = sd + "update/"  # firmware/update.UPDATE_DIR, where boot.py looks
+    d = sd + "update/"  # firmware/update._UPDATE_DIR, where boot.py looks
     try:
         os.mkdir(d)
     except OSError:

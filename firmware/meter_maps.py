@@ -24,7 +24,6 @@ are built whole on each access, for tools and tests.
 """
 from micropython import const
 
-IR = 4  # input registers (fc 04)
 
 # Eastron SDM630 (Modbus V2): input registers, float32, high word first.
 # The meter answers at most 40 parameters (80 registers) per request.
@@ -94,10 +93,6 @@ _THREE = const("Energy.Active.Import.Register|\nVoltage|L1\nVoltage|L2\nVoltage|
 _SINGLE = const("Energy.Active.Import.Register|\nVoltage|\nCurrent.Import|\nPower.Active.Import|\nPower.Factor|\nFrequency|\nEnergy.Reactive.Import.Register|\nPower.Reactive.Import|\n")
 
 
-def _table(model):
-    return _SDM630 if model == "SDM630" else _SDM120 if model == "SDM120" else None
-
-
 def _entry(line):
     n, ph, reg, fc, typ, scale, unit = line.split("|")
     return (n, ph or None, int(reg, 16), int(fc), typ, int(scale), unit or None)
@@ -107,7 +102,7 @@ def get(model, wanted=None):
     """The map of a meter model (by name), or None. With wanted, a list of
     (name, phase) keys: only the first entry of each wanted key that the map
     has (what lib.modbus.plan reads), in the order wanted."""
-    t = _table(model)
+    t = _SDM630 if model == "SDM630" else _SDM120 if model == "SDM120" else None
     if t is None:
         return None
     nl = t.find("\n")

@@ -18,7 +18,7 @@ _MV = const("firmware.metervalues")
 
 _POLL_MS = const(1000)
 _HALF_POLL = const(_POLL_MS // 2)
-SLAVE = 1
+_SLAVE = const(1)
 _ENERGY = const(("Energy.Active.Import.Register", None))
 _BUNDLE = const(4)        # connector 0 registers kept while not accepted (transaction samples are journaled)
 _MV_BYTES = const(2048)   # a meterValue's JSON at most (three phases, every measurand: about 1.7 KB)
@@ -108,7 +108,7 @@ class Metering:
             self.three = three
             self._spare = None  # the dicts hold the old plan's keys: start afresh
         try:
-            vals = await self.master.poll(SLAVE, self.plan, self._spare)
+            vals = await self.master.poll(_SLAVE, self.plan, self._spare)
         except ModbusError as e:
             if self.ok:
                 log.warn("meter", "down: %r" % (e,))
@@ -161,7 +161,7 @@ class Metering:
                 try:
                     await self.report(now)
                 except Exception as e:  # values are never worth the metering loop
-                    log.error("meter", "report: %r" % (e,))
+                    log.error("meter", "report failed: %r" % (e,))
             # Polls on a grid of _POLL_MS, not _POLL_MS after each wake-up: a
             # wake-up's delay is not carried into every later poll (nor into
             # the samples taken at them, seconds apart on the wall clock).
@@ -228,7 +228,9 @@ class Metering:
         if self._pend and self.cp.accepted:
             p = self._pend
             self._pend = []
-            asyncio.create_task(self._send(self._texts(p)))
+            fields = {"connectorId": 0}
+            asyncio.create_task(self._send(ocppj.Streamed(lambda out: ocppj.write_obj(out, fields, "meterValue", p),
+                                                          lambda: ocppj.built(fields, "meterValue", p))))
 
     def _sample(self, csl, ctx, ts, energy, out, last=None):
         # firmware.metervalues.sample(). Imported once and kept: it runs every
@@ -247,12 +249,6 @@ class Metering:
             if self._sample(csl, ctx, ts, self.energy(tx), out, last) >= 0:
                 txs.end_meter_values(tx, out)
 
-    def _kept(self, csl, ctx, ts, energy):
-        """A meterValue's JSON for use before the next await (a memoryview of
-        the message buffer, or of a buffer of its own while a send holds it),
-        or None when nothing is left."""
-        return self._into(self.cp.writer() or ocppj.Out(_MV_BYTES), csl, ctx, ts, energy)
-
     def _into(self, out, csl, ctx, ts, energy):
         """A meterValue's JSON written into out (an empty ocppj.Out), as a
         memoryview of it, or None when nothing is left."""
@@ -266,7 +262,10 @@ class Metering:
         if self.cp.accepted:
             asyncio.create_task(self._send(self._streamed(0, None, csl, "Sample.Clock", ts, self.energy(None))))
             return
-        mv = self._kept(_ENERGY[0] if _ENERGY[0] in csl.split(",") else "", "Sample.Clock", ts, self.energy(None))
+        # the register's JSON, for use before the next await: in the message
+        # buffer, or in a buffer of its own while a send holds it
+        mv = self._into(self.cp.writer() or ocppj.Out(_MV_BYTES),
+                        _ENERGY[0] if _ENERGY[0] in csl.split(",") else "", "Sample.Clock", ts, self.energy(None))
         if mv is not None:
             mv = bytes(mv)  # a few dozen bytes: the register only
             if len(self._pend) >= _BUNDLE:
@@ -291,11 +290,6 @@ class Metering:
             return ocppj.loads(memoryview(o.buf)[:o.n])
 
         return ocppj.Streamed(write, build)
-
-    def _texts(self, texts):
-        fields = {"connectorId": 0}
-        return ocppj.Streamed(lambda out: ocppj.write_obj(out, fields, "meterValue", texts),
-                              lambda: ocppj.built(fields, "meterValue", texts))
 
     async def _send(self, payload):
         try:

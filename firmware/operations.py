@@ -76,7 +76,7 @@ class Operations:
         if connector is not None and not connector_known(self.cfg, connector, True):
             return {"status": "Rejected"}
         fn = self.triggers.get(what)
-        if what[0] in "DF":  # DiagnosticsStatusNotification, FirmwareStatusNotification
+        if what[:1] in ("D", "F"):  # Diagnostics- or FirmwareStatusNotification (a slice: an index interns)
             fn = self.status_note
             connector = what
         if fn is None:
@@ -98,9 +98,9 @@ class Operations:
         state stays for TriggerMessage). what: DiagnosticsStatusNotification
         or FirmwareStatusNotification."""
         if status is None:
-            await self.cp.call(what, {"status": self.diagnostics_status if what[0] == "D" else self.firmware_status})
+            await self.cp.call(what, {"status": self.diagnostics_status if what[:1] == "D" else self.firmware_status})
             return
-        if what[0] == "D":
+        if what[:1] == "D":
             self.diagnostics_status = status
         else:
             self.firmware_status = status
@@ -170,7 +170,7 @@ class Operations:
             transient.drop(_FWUPDATE)
 
     async def reboot(self, kind):
-        await self._later("reset hook", self.before_reset, kind)
+        await self._later("before-reset hook", self.before_reset, kind)
         # ResetRetries more attempts if the first one does not take; past
         # that the supervisor reports ResetFailure and lets the watchdog bite.
         for attempt in range(1 + self.cfg.get("ResetRetries")):

@@ -26,7 +26,7 @@ def load(station, arg):
             if r is not None and not (isinstance(r["id"], int) and isinstance(r["tag"], str)
                                       and isinstance(r["exp"], int) and isinstance(r.get("cid"), int)
                                       and (r.get("parent") is None or isinstance(r["parent"], str))):
-                raise ValueError("bad record")
+                raise ValueError("bad reservation record")
             if r is not None:
                 r["parent"] = r.get("parent")
         except (ValueError, KeyError, TypeError) as e:

@@ -51,12 +51,12 @@ class Station(ConnectorContext):
         conn.on_authorized(tag, verdict, purpose)
 
     def start_tx(self, conn, session):
-        resid = session.reservation
+        reservation_id = session.reservation
         r = conn.reserved
-        if resid is not None and (r is None or r["id"] != resid):
-            resid = None  # expired or cancelled meanwhile
-        tx = self.txs.start(conn.cid, session.id_tag, session.parent, resid)
-        if resid is not None:
+        if reservation_id is not None and (r is None or r["id"] != reservation_id):
+            reservation_id = None  # expired or cancelled meanwhile
+        tx = self.txs.start(conn.cid, session.id_tag, session.parent, reservation_id)
+        if reservation_id is not None:
             # The reservation ends with the transaction it was made for (OCPP
             # 5.13). On flash at once, right after txs.start recorded the
             # transaction in this same control step: a power cut after the
@@ -66,7 +66,7 @@ class Station(ConnectorContext):
                 fsutil.write_atomic(self.res_path, "null")
             except OSError as e:
                 log.error("res", "cannot store the reservation: %r" % (e,))
-            self._res_end = "%d used" % resid  # run_status logs it and sends the status
+            self._res_end = "%d used" % reservation_id  # run_status logs it and sends the status
             self._status_wake.set()
         return tx
 
@@ -203,22 +203,22 @@ class Station(ConnectorContext):
             return {"status": "Rejected"}
         conn = self.connector
         tag = p["idTag"]
-        ok, resid = self.auth.run("remote_reservation", tag, conn.reserved)
+        ok, reservation_id = self.auth.run("remote_reservation", tag, conn.reserved)
         if not ok or not conn.can_remote_start():
             return {"status": "Rejected"}
         if self.cfg.get("AuthorizeRemoteTxRequests"):
-            asyncio.create_task(self._remote_start_authorized(tag, resid))
+            asyncio.create_task(self._remote_start_authorized(tag, reservation_id))
         else:
-            conn.remote_start(tag, None, resid)
+            conn.remote_start(tag, None, reservation_id)
         return {"status": "Accepted"}
 
-    async def _remote_start_authorized(self, tag, resid):
+    async def _remote_start_authorized(self, tag, reservation_id):
         info = await self.auth.run("authorize", tag)
         if info.get("status") != "Accepted":
             log.info("remote", "remote start for %s not authorized (%s)" % (tag, info.get("status")))
             self.signal("AUTH_FAIL")
             return
-        if not self.connector.remote_start(tag, info, resid):
+        if not self.connector.remote_start(tag, info, reservation_id):
             log.info("remote", "remote start for %s no longer possible" % tag)
 
     async def _remote_stop(self, p):

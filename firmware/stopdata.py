@@ -10,10 +10,12 @@
 # transaction this boot follows (enough to drop the oldest clock entry).
 import os
 
+from micropython import const
+
 from lib import fsutil, log
 
 FILE = "stopdata.txt"
-KEEP = 12       # Sample.Clock entries kept, the newest
+_KEEP = const(12)      # Sample.Clock entries kept, the newest
 _BUF = 128
 
 
@@ -44,7 +46,7 @@ class StopData:
             log.error("meter", "stop data: %r" % (e,))
 
     def clock(self, text):
-        """A Sample.Clock entry of the current transaction; the oldest goes beyond KEEP."""
+        """A Sample.Clock entry of the current transaction; the oldest goes beyond _KEEP."""
         if self.local is None:
             return
         try:
@@ -53,7 +55,7 @@ class StopData:
                     f.write(b",")
                 f.write(text)
             self.sizes.append(len(text))
-            if len(self.sizes) - self.begun > KEEP:
+            if len(self.sizes) - self.begun > _KEEP:
                 self._drop(1 if self.begun else 0)
         except OSError as e:
             self.local = None  # what is on file is no longer known: no transactionData from it

@@ -280,7 +280,7 @@ class Supervisor:
         st.cp_fault = None if cpw is None else (
             "Faulted" if cpw[4] & F.BLOCK else "Available", cpw[1], cpw[2], cpw[7])
         st.poke_status()
-        log.warn("fault", "active: %s" % " ".join(self.active))
+        log.warn("fault", "faults active: %s" % " ".join(self.active))
 
     def supply_in_range(self, io):
         """The supply as measured now (the faults need their filter time first):

@@ -26,7 +26,7 @@ from firmware import watchdog
 #   start  meterStart as sent
 #   ts     start time (UTC epoch seconds)
 #   limit  Wh still allowed after an Invalid answer (MaxEnergyOnInvalidId), None: no limit
-# A queued message (journal data, kind _K_START / _K_STOP / K_METER):
+# A queued message (journal data, kind _K_START / _K_STOP / _K_METER):
 #   {"v":2,"a":action,"l":local id,"u":its OCPP UniqueId[,"i":idTag],"p":payload}
 # written in this order, "p" last and without the transactionId (given at
 # delivery), so it is sent as journaled: only the part before "p" is decoded
@@ -40,7 +40,7 @@ _CALL_TIMEOUT_MS = const(30000)
 _CHECKPOINT_MS = const(60000)  # how often an open transaction's meter value is saved
 _K_START = const(1)
 _K_STOP = const(2)
-K_METER = 3
+_K_METER = const(3)
 _K_MAP = const(4)      # local id -> transactionId; also the commit of the StartTransaction answer
 _HELD = const(4)       # messages kept in RAM when the heap had no room to journal them
 _V2 = const(b'{"v":2,')
@@ -251,7 +251,8 @@ class Transactions:
         if id_tag:
             payload["idTag"] = id_tag
         try:
-            data = self._transaction_data(tx, stop_wh, now)
+            # firmware/metering.py: StopTxnSampledData / StopTxnAlignedData, as ocppj.write_obj items
+            data = self.meter.tx_data(tx, stop_wh, now)
         except MemoryError:
             data = None  # the optional part goes, the stop stays
             log.warn("tx", "no memory: stop without transactionData")
@@ -268,10 +269,6 @@ class Transactions:
         limit = tx["limit"]
         return limit is None or self.energy_wh(tx) - tx["start"] < limit
 
-    def _transaction_data(self, tx, stop_wh, now):
-        # firmware/metering.py: StopTxnSampledData / StopTxnAlignedData, as ocppj.write_obj items
-        return self.meter.tx_data(tx, stop_wh, now)
-
     def begin_meter_values(self, tx, out):
         """A transaction MeterValues record written in place (out: the message
         buffer, held by the caller): this writes it up to its one meterValue,
@@ -287,7 +284,7 @@ class Transactions:
             log.warn("tx", "no memory: meter values dropped")
             return
         try:
-            self._append(K_METER, "MeterValues", memoryview(out.buf)[:out.n])
+            self._append(_K_METER, "MeterValues", memoryview(out.buf)[:out.n])
         except MemoryError:
             log.warn("tx", "no memory: meter values dropped")
 
@@ -374,13 +371,13 @@ class Transactions:
         while i < _HELD and held[i] is not None:
             i += 1
         if i == _HELD:
-            if rec[0] == K_METER:
+            if rec[0] == _K_METER:
                 why = "meter values dropped"
                 rec = None
             else:
                 # A start or stop takes the place of the oldest meter values.
                 i = 0
-                while i < _HELD and held[i][0] != K_METER:
+                while i < _HELD and held[i][0] != _K_METER:
                     i += 1
                 if i == _HELD:
                     why = rec[1] + " lost"
@@ -461,7 +458,7 @@ class Transactions:
         return True
 
     def _drop_oldest_meter(self):
-        seq = self.store.oldest(K_METER)
+        seq = self.store.oldest(_K_METER)
         if seq is None:
             return False
         self.store.drop(seq)

@@ -9,13 +9,15 @@ import hashlib
 import os
 import sys
 
+from micropython import const
+
 import boot
-from lib import log, otapkg
+from lib import log
 from firmware import version
 
 TAG = "update"
-KEY_FILE = "ota_key.json"  # the factory's key (tools/ota.py devkey), else PRODUCTION_KEY
-UPDATE_DIR = "update/"     # on the SD card
+_KEY_FILE = const("ota_key.json")  # the factory's key (tools/ota.py devkey), else PRODUCTION_KEY
+_UPDATE_DIR = const("update/")  # on the SD card
 # The release key's modulus (hex, tools/ota.py devkey), built into release
 # builds. None: only a board given a key file at the factory takes updates.
 PRODUCTION_KEY = None
@@ -23,8 +25,10 @@ BOARD = "esp32" if sys.platform == "esp32" else "sim"
 
 
 def key(root):
+    from lib import otapkg  # here: a boot with no package on the card never interns its names
+
     try:
-        return otapkg.load_key(root + KEY_FILE)
+        return otapkg.load_key(root + _KEY_FILE)
     except (OSError, ValueError, KeyError):
         pass
     return otapkg.key_from_hex(PRODUCTION_KEY) if PRODUCTION_KEY else None
@@ -38,7 +42,7 @@ def from_sd(root, hw):
     if hw.sd is None:
         log.warn(TAG, "no SD card (or SDCardFailure): updates from the card off")
         return None
-    d = hw.sd + UPDATE_DIR
+    d = hw.sd + _UPDATE_DIR
     try:
         names = sorted(n for n in os.listdir(d) if n.endswith(".jolt"))
     except OSError:
@@ -66,6 +70,7 @@ def install(root, hw, path):
         log.error(TAG, "%s: no update key on this board" % path)
         return None
     from firmware.config import Config
+    from lib import otapkg
 
     cfg = Config(root=root)
     variant = cfg.variant
@@ -102,6 +107,8 @@ def install(root, hw, path):
 
 
 def _read_back(hw, i, m, buf):
+    from lib import otapkg
+
     h = hashlib.sha256()
     mv = memoryview(buf)
     left = m["size"]

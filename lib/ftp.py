@@ -56,8 +56,8 @@ def parse(location):
 
 async def _cmd(r, w, t, text, want):
     """Send `text` (None: only read) and read the reply (a multi-line one
-    whole); OSError unless its code starts with a digit of `want`.
-    Returns the reply's last line."""
+    whole); OSError unless its code starts with a digit of `want`, bytes
+    (chr() would intern the digit). Returns the reply's last line."""
     if text is not None:
         w.write(text.encode() + b"\r\n")
         await asyncio.wait_for(w.drain(), t)
@@ -70,7 +70,7 @@ async def _cmd(r, w, t, text, want):
                 break
     if len(line) < 4 or not code.isdigit():
         raise OSError("no reply to %s" % (text or "connect").split()[0])
-    if chr(line[0]) not in want:
+    if line[:1] not in want:
         raise OSError(line.decode().strip())
     return line
 
@@ -85,11 +85,11 @@ async def stor(open_fn, location, name, body, timeout_ms=30000):
     r, w = await asyncio.wait_for(open_fn(host, port), t)
     dw = None
     try:
-        await _cmd(r, w, t, None, "2")  # 220 greeting
-        if (await _cmd(r, w, t, "USER " + user, "23"))[:1] == b"3":
-            await _cmd(r, w, t, "PASS " + pw, "2")
-        await _cmd(r, w, t, "TYPE I", "2")
-        line = await _cmd(r, w, t, "PASV", "2")
+        await _cmd(r, w, t, None, b"2")  # 220 greeting
+        if (await _cmd(r, w, t, "USER " + user, b"23"))[:1] == b"3":
+            await _cmd(r, w, t, "PASS " + pw, b"2")
+        await _cmd(r, w, t, "TYPE I", b"2")
+        line = await _cmd(r, w, t, "PASV", b"2")
         # "227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)": the port is p1 * 256 + p2.
         i = 4
         while i < len(line) and not (48 <= line[i] <= 57):
@@ -101,14 +101,14 @@ async def stor(open_fn, location, name, body, timeout_ms=30000):
         if len(n) != 6:
             raise OSError("bad PASV reply")
         dr, dw = await asyncio.wait_for(open_fn(host, int(n[4]) * 256 + int(n[5])), t)
-        await _cmd(r, w, t, "STOR " + folder + name, "1")
+        await _cmd(r, w, t, "STOR " + folder + name, b"1")
         await body(dw)
         await asyncio.wait_for(dw.drain(), t)
         await close(dw)  # the end of the file
         dw = None
-        await _cmd(r, w, t, None, "2")  # 226 transfer complete
+        await _cmd(r, w, t, None, b"2")  # 226 transfer complete
         try:
-            await _cmd(r, w, t, "QUIT", "2")
+            await _cmd(r, w, t, "QUIT", b"2")
         except Exception:  # stored: a lost goodbye changes nothing
             pass
     finally:

@@ -24,10 +24,10 @@ except ImportError:  # pragma: no cover
     binascii = None
 
 MAGIC = const(0xA5)
-T_HEAD = const(1)
-T_DATA = const(2)
-T_ACK = const(3)
-T_DROP = const(4)
+_T_HEAD = const(1)
+_T_DATA = const(2)
+_T_ACK = const(3)
+_T_DROP = const(4)
 _FMT = const("<BBBHII")
 HDR = const(13)  # struct.calcsize(_FMT)
 HEAD_LEN = const(HDR + 4)  # the HEAD record with its payload
@@ -94,17 +94,6 @@ def _exists(p):
         return True
     except OSError:
         return False
-
-
-def _fsize(p):
-    return os.stat(p)[6]
-
-
-def _remove(p):
-    try:
-        os.remove(p)
-    except OSError:
-        pass
 
 
 class _Index:
@@ -233,7 +222,10 @@ class Journal:
                 return
             if _exists(p):
                 # Interrupted while writing .new: the old file is intact.
-                _remove(new)
+                try:
+                    os.remove(new)
+                except OSError:
+                    pass
             else:
                 fsutil.replace(new, p)  # best effort; should not happen
         self._reset()
@@ -254,7 +246,7 @@ class Journal:
         except OSError:
             return False
         try:
-            size = _fsize(p)
+            size = os.stat(p)[6]
             hdr = bytearray(HDR)
             hmv = memoryview(hdr)
             buf = bytearray(_CHUNK)
@@ -268,15 +260,15 @@ class Journal:
                 magic, typ, kind, ln, seq, crc = struct.unpack(_FMT, hdr)
                 if magic != MAGIC or ln > MAX_DATA or off + HDR + ln > size:
                     break
-                if (off == 0) != (typ == T_HEAD):
+                if (off == 0) != (typ == _T_HEAD):
                     break
-                if typ == T_HEAD:
+                if typ == _T_HEAD:
                     if ln != 4:
                         break
-                elif typ == T_DATA:
+                elif typ == _T_DATA:
                     if seq <= self._last:
                         break
-                elif typ == T_ACK or typ == T_DROP:
+                elif typ == _T_ACK or typ == _T_DROP:
                     if ln:
                         break
                 else:
@@ -284,10 +276,10 @@ class Journal:
                 c = _crc32_from(f, ln, bmv, _crc32(hmv[:9]))
                 if c is None or c != crc:
                     break
-                if typ == T_HEAD:
+                if typ == _T_HEAD:
                     head_seq = seq
                     declared = struct.unpack_from("<I", buf, 0)[0]
-                elif typ == T_DATA:
+                elif typ == _T_DATA:
                     self._idx.add(seq, off, kind << 16 | ln)
                     self._n += 1
                     self._live += HDR + ln
@@ -343,7 +335,7 @@ class Journal:
         if self._bad_tail:
             self.compact()
         seq = self._next
-        h = _header(T_DATA, kind, ln, seq, data)
+        h = _header(_T_DATA, kind, ln, seq, data)
         off = self._size
         # The index entry first, in one step: a MemoryError (no heap block to
         # grow it) leaves the journal as it was, nothing written. A failed
@@ -381,11 +373,11 @@ class Journal:
 
     def ack(self, seq):
         """Retire a record the central system confirmed. False if not pending."""
-        return self._retire(seq, T_ACK)
+        return self._retire(seq, _T_ACK)
 
     def drop(self, seq):
         """Retire a record the caller gives up on. False if not pending."""
-        return self._retire(seq, T_DROP)
+        return self._retire(seq, _T_DROP)
 
     def _dead(self):
         return self._size - self._live
@@ -406,7 +398,7 @@ class Journal:
             out = open(new, "wb")
             try:
                 pl = struct.pack("<I", self._live)
-                out.write(_header(T_HEAD, _VERSION, 4, self._next, pl))
+                out.write(_header(_T_HEAD, _VERSION, 4, self._next, pl))
                 out.write(pl)
                 off = HEAD_LEN
                 skipped = 0
@@ -442,7 +434,7 @@ class Journal:
                     # Fix up the declared length in the HEAD record.
                     pl = struct.pack("<I", off)
                     out.seek(0)
-                    out.write(_header(T_HEAD, _VERSION, 4, self._next, pl))
+                    out.write(_header(_T_HEAD, _VERSION, 4, self._next, pl))
                     out.write(pl)
                 out.flush()
             finally:
@@ -503,7 +495,7 @@ class Journal:
             data = f.read(ln) if ln else b""
             got = len(data)
         if len(h) != HDR or got != ln:
-            raise JournalError("short read")
+            raise JournalError("short record read")
         c = _crc32(data, _crc32(memoryview(h)[:9])) & 0xFFFFFFFF
         if c != struct.unpack_from("<I", h, 9)[0] or struct.unpack_from("<I", h, 5)[0] != seq:
             raise JournalError("record %d corrupt" % seq)
@@ -588,7 +580,7 @@ class Journal:
             finally:
                 f.close()
         except OSError as e:
-            raise JournalError("read: %r" % (e,))
+            raise JournalError("read failed: %r" % (e,))
         return True
 
     def seqs(self):

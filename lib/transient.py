@@ -30,17 +30,15 @@ def warm(names):
     the next pool is one block of about 9 KB on a 32-bit board. Taken at boot,
     while the heap is whole, that block is there; taken at the first use of a
     module hours later, a fragmented heap refuses it (docs/memory.md).
-    The names MicroPython interns while running are taken too: each
-    one-character string that iterating or indexing a str makes (an ISO time
-    parsed, a URL split), and the parts asyncio loads on first use."""
+    The parts asyncio loads on first use are loaded here too. (Iterating or
+    indexing a str interns each character it makes: the firmware slices
+    instead, so running adds no names.)"""
     failed = []
     # Collected first: the garbage boot.py's compile leaves keeps the heap
     # split, and the collection an allocation falls back on did not free it
     # (at 96 KiB the 9 KB pool was refused and App() failed at every boot).
     gc.collect()
     try:
-        for i in range(32, 127):
-            chr(i)  # interns it
         # The parts of asyncio the application uses, loaded on first use and
         # kept: loaded here while the heap is whole (at 88 KiB, asyncio.lock
         # loaded by App() needed the next pool of names, 1280 entries, found

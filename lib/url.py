@@ -6,7 +6,7 @@ def parse(url, cid=None):
     """Return (scheme, host, port, path) or raise ValueError with the reason.
     cid: the charger id, which must not be a segment of the path."""
     if not isinstance(url, str) or not url:
-        raise ValueError("empty URL")
+        raise ValueError("the URL is empty")
     i = url.find("://")
     scheme = url[:i]
     if scheme not in ("ws", "wss"):
@@ -36,7 +36,7 @@ def parse(url, cid=None):
         raise ValueError("host missing")
     port = hostport[colon + 1:]
     if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("bad port")
+        raise ValueError("bad port number")
     if "//" in path:
         raise ValueError("empty path segment")
     if cid and "/" + cid + "/" in path + "/":
@@ -57,7 +57,7 @@ def hostport(s, port):
     if colon >= 0:
         p = s[colon + 1:]
         if not p.isdigit() or not 0 < int(p) < 65536:
-            raise ValueError("bad port")
+            raise ValueError("bad port number")
         port = int(p)
         s = s[:colon]
     if not s:

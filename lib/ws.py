@@ -188,7 +188,7 @@ class WebSocket:
             raise WSError("bad Connection")
         expect = binascii.b2a_base64(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())[:-1]
         if get("sec-websocket-accept", "") != expect.decode():
-            raise WSError("bad Accept")
+            raise WSError("bad Sec-WebSocket-Accept")
         if get("sec-websocket-extensions"):
             raise WSError("bad extension")
         agreed = get("sec-websocket-protocol")
@@ -233,7 +233,7 @@ class WebSocket:
         except EOFError:
             await self._fail(1006, "eof")
         except OSError:
-            await self._fail(1006, "read error")
+            await self._fail(1006, "frame read error")
 
     async def _fail(self, code, why, reply=None):
         # Ends the link and raises WSClosed(code, why). 1006: the link is lost,
@@ -409,7 +409,7 @@ class WebSocket:
         except EOFError:
             await self._fail(1006, "eof")
         except OSError:
-            await self._fail(1006, "read error")
+            await self._fail(1006, "frame read error")
 
     # ------------------------------------------------------------------ writing
 
@@ -518,7 +518,7 @@ async def connect(open_fn, scheme, host, port, path, subprotocol="ocpp1.6", auth
     if scheme == "ws":
         ssl_ctx = sni = None
     elif scheme != "wss":
-        raise WSError("bad scheme")
+        raise WSError("bad URL scheme")
     elif ssl_ctx is None:
         # The link's open() treats None as plain TCP; refuse rather than
         # silently downgrade.

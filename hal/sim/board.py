@@ -161,7 +161,7 @@ class Board:
                 try:
                     msg = json.loads(self._mv[start:i] if _MP else bytes(buf[start:i]))
                     d = msg.get("in")
-                    if d:
+                    if isinstance(d, dict):  # iterating a str would intern its characters
                         inp = self.inp
                         for k in d:
                             if k in inp:

@@ -73,9 +73,9 @@ def test_on_disk_format_matches_docs(tmp_path):
     s2 = j.append(b"", kind=0)
     j.drop(s2)
     recs = parse(p)
-    assert recs[0][0] == jmod.T_HEAD and recs[0][2] == 1 and recs[0][3] == struct.pack("<I", HEAD_LEN)
-    assert recs[1:] == [(jmod.T_DATA, 7, s, b"abc"), (jmod.T_ACK, 0, s, b""),
-                        (jmod.T_DATA, 0, s2, b""), (jmod.T_DROP, 0, s2, b"")]
+    assert recs[0][0] == jmod._T_HEAD and recs[0][2] == 1 and recs[0][3] == struct.pack("<I", HEAD_LEN)
+    assert recs[1:] == [(jmod._T_DATA, 7, s, b"abc"), (jmod._T_ACK, 0, s, b""),
+                        (jmod._T_DATA, 0, s2, b""), (jmod._T_DROP, 0, s2, b"")]
     assert j.size_bytes() == os.path.getsize(p) == HEAD_LEN + 4 * HDR + 3
 
 
@@ -278,7 +278,7 @@ def test_compaction_triggered_by_size_keeps_pending(tmp_path):
     assert Journal(p, max_bytes=4096).pending() == model
     j.compact()
     assert j.size_bytes() == HEAD_LEN + sum(HDR + len(d) for _, _, d in model)
-    assert [r[0] for r in parse(p)[1:]] == [jmod.T_DATA] * len(model)
+    assert [r[0] for r in parse(p)[1:]] == [jmod._T_DATA] * len(model)
     assert not os.path.exists(p + ".new")
 
 

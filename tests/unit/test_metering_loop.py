@@ -12,7 +12,7 @@ import firmware.metering as M
 from firmware.chargepoint import ChargePoint
 from firmware.config import Config
 from firmware.metering import Metering
-from firmware.transactions import K_METER, Transactions
+from firmware.transactions import _K_METER, Transactions
 from hal.mock.board import Board
 from lib import isotime
 from lib.journal import Journal
@@ -81,7 +81,7 @@ def run_loop(tmp_path, monkeypatch, interval, polls, poll_ms, late_ms=0, t0=5000
         asyncio.run(m.run())
     out = []
     for _, kind, data in journal.records():
-        if kind == K_METER:
+        if kind == _K_METER:
             mv = json.loads(bytes(data))["p"]["meterValue"]
             assert len(mv) == 1 and mv[0]["sampledValue"][0]["context"] == "Sample.Periodic"
             out.append(isotime.parse(mv[0]["timestamp"]))

@@ -10,7 +10,7 @@ import pytest
 
 from firmware import metervalues as MV
 from firmware.metering import Metering
-from firmware.stopdata import KEEP, StopData
+from firmware.stopdata import _KEEP, StopData
 from lib import ocppj
 
 SCHEMAS = os.path.join(os.path.dirname(ocpp.__file__), "v16", "schemas")
@@ -226,13 +226,13 @@ def test_stop_data_keeps_the_newest_clock_entries_and_survives_a_reboot(tmp_path
     m._stop = StopData(root)
     m.cfg.v["StopTxnSampledData"] = "Energy.Active.Import.Register"
     m._stop.begin(7, written(m, "Energy.Active.Import.Register", "Transaction.Begin", 100, 900)[0])
-    for i in range(KEEP + 5):
+    for i in range(_KEEP + 5):
         m._stop.clock(written(m, "Energy.Active.Import.Register", "Sample.Clock", 200 + i, 901 + i)[0])
     tx = {"ts": 100, "start": 900, "base": 900, "l": 7}
     data = tx_data(m, tx, 1000, 300)
     validate_stop(data)
     values = [(mv["sampledValue"][0]["context"], int(mv["sampledValue"][0]["value"])) for mv in data]
-    assert values == [("Transaction.Begin", 900)] + [("Sample.Clock", 901 + i) for i in range(5, KEEP + 5)] + [
+    assert values == [("Transaction.Begin", 900)] + [("Sample.Clock", 901 + i) for i in range(5, _KEEP + 5)] + [
         ("Transaction.End", 1000)]
     # After a power cut the PowerLoss stop of transaction 7 finds them; another transaction does not.
     m2 = meter()
@@ -249,11 +249,11 @@ def test_stop_data_without_a_begin_entry_drops_the_oldest_clock_entry(tmp_path):
     m._stop = StopData(str(tmp_path) + "/")
     m.cfg.v["StopTxnSampledData"] = "Voltage"
     m._stop.begin(3, None)
-    for i in range(KEEP + 2):
+    for i in range(_KEEP + 2):
         m._stop.clock(written(m, "Energy.Active.Import.Register", "Sample.Clock", 200 + i, 901 + i)[0])
     data = tx_data(m, {"ts": 100, "start": 900, "base": 900, "l": 3}, 1000, 300)
     validate_stop(data)
-    assert [int(mv["sampledValue"][0]["value"]) for mv in data[:-1]] == [901 + i for i in range(2, KEEP + 2)]
+    assert [int(mv["sampledValue"][0]["value"]) for mv in data[:-1]] == [901 + i for i in range(2, _KEEP + 2)]
     assert {s["measurand"] for s in data[-1]["sampledValue"]} == {"Voltage"}
 
 

@@ -8,7 +8,7 @@ import time
 
 from firmware.chargepoint import NotConnected
 from firmware.config import Config
-from firmware.transactions import K_METER, Transactions
+from firmware.transactions import _K_METER, Transactions
 from hal.mock.board import Board
 from lib import ocppj
 from lib.journal import Journal
@@ -150,7 +150,7 @@ def test_full_journal_drops_meter_values_never_start_or_stop(tmp_path):
     txs.stop(tx, "Local", "TAG")
     kinds = [k for _, k, _ in j.pending()]
     assert kinds[0] == 1 and kinds[-1] == 2 and kinds.count(1) == 1 and kinds.count(2) == 1
-    values = [json.loads(d)["p"]["meterValue"][0]["sampledValue"][0]["value"] for _, k, d in j.pending() if k == K_METER]
+    values = [json.loads(d)["p"]["meterValue"][0]["sampledValue"][0]["value"] for _, k, d in j.pending() if k == _K_METER]
     assert values and values[-1] == "39" and "0" not in values  # the oldest went first
 
 

@@ -35,6 +35,12 @@ sys.path.insert(0, ROOT)
 
 PROBE = r'''
 import gc, micropython, sys
+# As on the board: boot.py runs first in the same interpreter (its names stay),
+# then main.py imports it again and mounts the application.
+exec(open("boot.py").read(), {"__name__": "__main__"})
+import boot
+boot.mount()
+del sys.modules["boot"]
 import hal
 from lib import transient
 import firmware.app as a
@@ -43,29 +49,40 @@ transient.warm(a.PER_USE + b.PER_USE)
 app = a.App(b)
 gc.collect()
 micropython.qstr_info()
+# The room left: new names one at a time until a pool is taken (this code's
+# own few names are in the count above: it errs on the safe side).
+i = 0
+while True:
+    n = "zq%04d" % i  # allocated before the measurement
+    before = gc.mem_alloc()
+    getattr(sys, n, None)  # interns the name
+    if gc.mem_alloc() - before > 2048:  # not a name's few bytes: a new pool
+        print("POOL", i, gc.mem_alloc() - before)
+        break
+    i += 1
+exec(open("after.py").read())  # compiled only now: its names are not the firmware's
+'''
+
+# After the count and the room: the checks (their own names are counted again
+# before the modules load).
+AFTER = r'''
 import json
 long = "LONG"  # firmware/names.py: json.loads gives the interned name, the same object each time
 print("INTERNED", len([n for n, m in zip(json.loads(long), json.loads(long)) if n is not m]),
       "firmware.names" in sys.modules)
+micropython.qstr_info()
 for m in MODULES:  # every other module of the image: its names must be interned already
     if m not in sys.modules:
         transient.load(m)
         transient.drop(m)
     print("MODULE", m)
     micropython.qstr_info()
-for i in range(2000):
-    n = "zq%04d" % i  # allocated before the measurement
-    before = gc.mem_alloc()
-    getattr(sys, n, None)  # interns the name
-    grew = gc.mem_alloc() - before
-    if grew > 2048:  # not a name's few bytes: a new pool
-        print("POOL", i, grew)
-        break
 '''
 
 # The esp32 HAL, its DNS resolver and the CPython runtime's board are never loaded on the bench.
 NOT_ON_THE_BENCH = ("hal/esp32/", "hal/sim/_cpy", "lib/dns")
-# Loaded by boot.py before the application, while the heap is whole (docs/ota.md).
+# Loaded by boot.py before the application, while the heap is whole (docs/ota.md);
+# the package checker (lib.otapkg, lib.rsapss) only when the SD card has a package.
 AT_BOOT = ("firmware.update", "lib.otapkg", "lib.rsapss", "hal.sim.slots")
 POOL = re.compile(r"n_pool=(\d+), n_qstr=(\d+)")
 
@@ -95,7 +112,9 @@ def measure(heapsize="256K"):
                    if f.endswith(".mpy") and not f.startswith(NOT_ON_THE_BENCH)
                    and f[:-4].replace("/", ".") not in AT_BOOT]
         with open(os.path.join(flash, "probe.py"), "w") as f:
-            f.write(PROBE.replace("MODULES", repr(modules)).replace('"LONG"', repr(json.dumps(long_names()))))
+            f.write(PROBE)
+        with open(os.path.join(flash, "after.py"), "w") as f:
+            f.write(AFTER.replace("MODULES", repr(modules)).replace('"LONG"', repr(json.dumps(long_names()))))
         # boot.py is loaded per use from littlefs (firmware/app.py PER_USE)
         with open(os.path.join(ROOT, "boot.py")) as src, open(os.path.join(flash, "boot.py"), "w") as dst:
             dst.write(src.read())
@@ -106,10 +125,11 @@ def measure(heapsize="256K"):
     grew = [ln.split() for ln in lines if ln.startswith("POOL")]
     long = [ln.split() for ln in lines if ln.startswith("INTERNED")]
     m = [POOL.search(ln) for ln in lines if POOL.search(ln)]
-    if r.returncode or not grew or not long or len(m) != len(modules) + 1:
+    if r.returncode or not grew or not long or len(m) != len(modules) + 2:
         raise RuntimeError("names probe failed:\n" + r.stdout[:3000] + r.stderr[-2000:])
     counts = [int(x.group(2)) for x in m]
-    late = {mod: counts[i + 1] - counts[i] for i, mod in enumerate(modules) if counts[i + 1] > counts[i]}
+    after = counts[1:]  # from the probe's own names on
+    late = {mod: after[i + 1] - after[i] for i, mod in enumerate(modules) if after[i + 1] > after[i]}
     return {"names": counts[0], "pools": int(m[0].group(1)), "room": int(grew[0][1]),
             "pool_bytes": int(grew[0][2]), "late": late, "modules": len(modules),
             "long": len(long_names()), "long_not_interned": int(long[0][1]), "names_module_kept": long[0][2] == "True"}
