@@ -21,8 +21,8 @@ from lib import isotime
 
 level = 1  # 0 debug, 1 info, 2 warnings, 3 errors
 
-_QUEUE = const(24)         # lines waiting for the card, at most
-_QUEUE_BYTES = const(2048)  # and their characters
+_QUEUE = const(16)         # lines waiting for the card, at most
+_QUEUE_BYTES = const(1024)  # and their characters (the heap at a burst: docs/memory.md)
 _BATCH = const(512)        # bytes written per step of run()
 _H = const(0)      # _s[]: ring head,
 _N = const(1)      # lines in the ring,

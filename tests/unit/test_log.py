@@ -11,7 +11,7 @@ from lib import log
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
 T0 = 1796428800  # 2026-12-05T00:00:00Z
-QUEUE, QUEUE_BYTES, BATCH = 24, 2048, 512  # lines and characters waiting at most, bytes written per step
+QUEUE, QUEUE_BYTES, BATCH = 16, 1024, 512  # lines and characters waiting at most, bytes written per step
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """firmware/names.py lists exactly the string constants over 10 characters,
 spelled like names or dotted names, that the device code uses and that are
-interned anyway (module names, identifiers): each such constant costs a heap
-object per module that uses it unless its text is interned before the module
-loads, and anything else listed would take a slot of the pools of names
-(docs/memory.md)."""
+interned anyway (module names, identifiers) or used by three modules or more:
+each such constant costs a heap object per module that uses it unless its
+text is interned before the module loads, and anything listed that is not
+interned anyway takes a slot of the pools of names (docs/memory.md)."""
 import ast
 import os
 import re
@@ -51,6 +51,7 @@ def not_compiled(tree):
 
 
 def long_name_constants():
+    """{text: [device files using it]}"""
     used = {}
     for path in device_files():
         with open(path) as f:
@@ -59,8 +60,14 @@ def long_name_constants():
         for n in ast.walk(tree):
             if (isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip
                     and len(n.value) > INTERN_LEN and NAME.match(n.value)):
-                used.setdefault(n.value, os.path.relpath(path, ROOT))
+                files = used.setdefault(n.value, [])
+                rel = os.path.relpath(path, ROOT)
+                if rel not in files:
+                    files.append(rel)
     return used
+
+
+SHARED = 3  # modules using a text for it to earn a name of its own (16 B each, for a slot)
 
 
 def interned_anyway():
@@ -89,19 +96,20 @@ def listed():
     return set(long_names())
 
 
-def test_every_long_name_constant_that_is_interned_anyway_is_listed():
+def test_every_long_name_constant_interned_anyway_or_widely_shared_is_listed():
     used = long_name_constants()
     anyway = interned_anyway()
-    worth = {t: p for t, p in used.items() if t in anyway}
+    worth = {t: p for t, p in used.items() if t in anyway or len(p) >= SHARED}
     missing = {t: p for t, p in worth.items() if t not in listed()}
     assert len(used) > 100 and len(worth) > 10
     assert not missing, "add these to firmware/names.py: %s" % missing
 
 
-def test_nothing_is_listed_that_would_cost_a_name_of_its_own():
-    used = set(long_name_constants())
-    stale = listed() - used
+def test_nothing_is_listed_that_would_cost_a_name_for_too_little():
+    used = long_name_constants()
+    stale = listed() - set(used)
     assert not stale, "remove these from firmware/names.py (no device code uses them): %s" % sorted(stale)
-    extra = listed() - interned_anyway()
-    assert not extra, ("remove these from firmware/names.py: neither a module nor an identifier, "
-                       "each takes a slot of the pools of names: %s" % sorted(extra))
+    anyway = interned_anyway()
+    extra = {t for t in listed() if t not in anyway and len(used[t]) < SHARED}
+    assert not extra, ("remove these from firmware/names.py: neither a module nor an identifier, and used "
+                       "by fewer than %d modules, each takes a slot of the pools of names: %s" % (SHARED, sorted(extra)))
