@@ -25,7 +25,7 @@ from micropython import const
 
 from lib import fsutil, log, otp
 
-TAG = "commission"
+_TAG = const("commission")
 KEYS = ("OcppChargerId,OcppServerAddress,WiFiPrimarySsid,WiFiPrimaryPass,WiFiConnect,"
         "WiFiSsid,WiFiPass,Phase,MaxCurrentLimit,FreeMode,AuthorizationKey")
 STATE_FILE = "otp_state.json"
@@ -78,7 +78,7 @@ class Commissioning:
                     raise ValueError("bad otp provisioning")
                 self._key, self._mode, self._digits = key, mode, digits
             except (KeyError, ValueError, TypeError) as e:
-                log.error(TAG, "OTP secret unusable: %r" % (e,))
+                log.error(_TAG, "OTP secret unusable: %r" % (e,))
         st = _load_json(root + STATE_FILE)
         if not isinstance(st, dict):
             st = {}
@@ -130,7 +130,7 @@ class Commissioning:
             return "ERR auth"
         if cmd == "REBOOT":
             self.reboot_due = True
-            log.info(TAG, "reboot requested")
+            log.info(_TAG, "reboot requested")
             return "OK"
         sp = arg.find(" ")
         key = arg if sp < 0 else arg[:sp]
@@ -144,7 +144,7 @@ class Commissioning:
         if sp < 0:
             return "ERR Rejected"
         r = self.cfg.set(key, arg[sp + 1:])
-        log.info(TAG, "set %s: %s" % (key, r))
+        log.info(_TAG, "set %s: %s" % (key, r))
         if r in ("Accepted", "RebootRequired"):
             return "OK " + r
         return "ERR Rejected"
@@ -169,8 +169,8 @@ class Commissioning:
             try:
                 self._save()
             except OSError as e:
-                log.error(TAG, "state write failed: %r" % (e,))
-            log.warn(TAG, "wrong OTP (%d)%s" % (self._fails, " locked %d s" % s if s else ""))
+                log.error(_TAG, "state write failed: %r" % (e,))
+            log.warn(_TAG, "wrong OTP (%d)%s" % (self._fails, " locked %d s" % s if s else ""))
             return "ERR otp"
         last, fails = self._last, self._fails
         self._last = n
@@ -179,11 +179,11 @@ class Commissioning:
             self._save()  # before OK: a power cut must not make the OTP valid again
         except OSError as e:
             self._last, self._fails = last, fails
-            log.error(TAG, "state write failed: %r" % (e,))
+            log.error(_TAG, "state write failed: %r" % (e,))
             return "ERR storage"
         self.memo.pop("until", None)
         self.authed = True
-        log.info(TAG, "installer authenticated")
+        log.info(_TAG, "installer authenticated")
         return "OK"
 
     # ---- a session over a link ----------------------------------------------
@@ -192,7 +192,7 @@ class Commissioning:
         """Answer requests until the link drops, BYE, or _IDLE_S without a request."""
         buf = bytearray()
         idle = time.ticks_ms()
-        log.info(TAG, "session open")
+        log.info(_TAG, "session open")
         try:
             while link.linked() and not self.ended:
                 data = link.recv()
@@ -221,11 +221,11 @@ class Commissioning:
                     self.reboot()
                     return
                 if time.ticks_diff(time.ticks_ms(), idle) > _IDLE_S * 1000:
-                    log.info(TAG, "session idle: dropped")
+                    log.info(_TAG, "session idle: dropped")
                     break
                 await asyncio.sleep(POLL_S)
             if link.linked():
                 link.drop()
         finally:
             self.authed = False  # the session ends with the link
-            log.info(TAG, "session closed")
+            log.info(_TAG, "session closed")

@@ -26,7 +26,7 @@ from firmware import params as P
 from lib import fsutil, log
 from lib import url as urlmod
 
-TAG = "config"
+_TAG = const("config")
 
 # Codes of params.TAB (checked against params by tests/unit/test_config.py).
 _T_BOOL = const(0)
@@ -153,7 +153,7 @@ def _read_json(path):
     try:
         return json.loads(data.decode())
     except Exception as e:
-        log.warn(TAG, _m(_M_UNREADABLE) % (path, e))
+        log.warn(_TAG, _m(_M_UNREADABLE) % (path, e))
     # A corrupt file next to a complete .new one (rename interrupted).
     data = fsutil.read(path + ".new")
     if data is None:
@@ -162,7 +162,7 @@ def _read_json(path):
         obj = json.loads(data.decode())
     except Exception:
         return None
-    log.warn(TAG, _m(_M_USING_NEW) % (path, path))
+    log.warn(_TAG, _m(_M_USING_NEW) % (path, path))
     return obj
 
 
@@ -174,14 +174,14 @@ class Config:
         prov = _read_json(root + src)
         if not isinstance(prov, dict):
             if prov is not None:
-                log.warn(TAG, _m(_M_NOTOBJ) % src)
+                log.warn(_TAG, _m(_M_NOTOBJ) % src)
             prov = {}
         dflt = P.raw("DEFAULT_VARIANT")
         variants = P.raw("VARIANTS")
         if variant is None:
             variant = prov.get("variant", dflt)
             if P.find(variants, variant, ",", ",") < 0:
-                log.warn(TAG, _m(_M_VARIANT) % (src, variant, dflt))
+                log.warn(_TAG, _m(_M_VARIANT) % (src, variant, dflt))
                 variant = dflt
         elif P.find(variants, variant, ",", ",") < 0:
             raise ValueError(_m(_M_BADVARIANT) % (variant,))
@@ -214,7 +214,7 @@ class Config:
         # read-only keys allowed. They become the baseline.
         pcfg = prov.get("config", {})
         if not isinstance(pcfg, dict):
-            log.warn(TAG, _m(_M_CFGOBJ) % src)
+            log.warn(_TAG, _m(_M_CFGOBJ) % src)
             pcfg = {}
         self._load(pcfg, src, False)
         base = {}
@@ -227,7 +227,7 @@ class Config:
         src = _m(_S_CONFIG)
         saved = _read_json(root + src)
         if saved is not None and not isinstance(saved, dict):
-            log.warn(TAG, _m(_M_SAVEDOBJ) % src)
+            log.warn(_TAG, _m(_M_SAVEDOBJ) % src)
             saved = None
         if saved:
             self._load(saved, src, True)
@@ -271,7 +271,7 @@ class Config:
                         urlmod.parse(self._v[j], new)
             r = self._apply(i, key, new, False)
         except ValueError as e:
-            log.warn(TAG, _m(_M_REJECTED) % (key, e))
+            log.warn(_TAG, _m(_M_REJECTED) % (key, e))
             return "Rejected"
         if r is None:
             return "Rejected"
@@ -384,16 +384,16 @@ class Config:
         try:
             fsutil.write_atomic(self._root + _m(_S_CONFIG), json.dumps(diff).encode())
         except Exception as e:
-            log.error(TAG, _m(_M_WRITE) % e)
+            log.error(_TAG, _m(_M_WRITE) % e)
             if not internal:
                 v[i] = old
                 return None
-            log.error(TAG, _m(_M_RAM) % key)
+            log.error(_TAG, _m(_M_RAM) % key)
         for fn in self._subs:
             try:
                 fn(key, new)
             except Exception as e:
-                log.error(TAG, _m(_M_SUBSCRIBER) % (key, e))
+                log.error(_TAG, _m(_M_SUBSCRIBER) % (key, e))
         return True
 
     def _load(self, d, src, typed):
@@ -408,16 +408,16 @@ class Config:
                 if (row is not None and row[1] == _T_CSL) != csl:
                     continue
                 if row is None:
-                    log.warn(TAG, _m(_M_UNKNOWN) % (src, key))
+                    log.warn(_TAG, _m(_M_UNKNOWN) % (src, key))
                     continue
                 s = d[key]
                 if not typed and type(s) is not str:
-                    log.warn(TAG, _m(_M_STRING) % (src, key))
+                    log.warn(_TAG, _m(_M_STRING) % (src, key))
                     continue
                 try:
                     v[i] = self._parse(row, s, typed)
                 except ValueError as e:
-                    log.warn(TAG, _m(_M_INVALID + typed) % (src, key, e))
+                    log.warn(_TAG, _m(_M_INVALID + typed) % (src, key, e))
         # A list left longer than its (loaded) ...MaxLength, or naming a connector
         # beyond NumberOfConnectors: back to the baseline list, and if that is
         # still inconsistent, the limiting keys too (the baseline is consistent).
@@ -428,7 +428,7 @@ class Config:
                 self._parse(row, v[i], False)
                 continue
             except ValueError as e:
-                log.warn(TAG, _m(_M_INCONSISTENT) % (src, row[0], e))
+                log.warn(_TAG, _m(_M_INCONSISTENT) % (src, row[0], e))
             v[i] = self._fallback(i)
             try:
                 self._parse(row, v[i], False)

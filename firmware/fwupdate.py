@@ -9,10 +9,10 @@ import gc
 import os
 from micropython import const
 
-from lib import http, isotime, log, transient
+from lib import isotime, log, transient
 from firmware import version
 
-TAG = "update"
+_TAG = const("update")
 _PENDING = const("fw_pending.txt")  # on flash: the version an OCPP update reboots from
 _PART = const("ota-download.part")
 _ATTEMPTS = const(3)      # when UpdateFirmware gives no retries
@@ -48,7 +48,7 @@ async def run(ops, p):
             await asyncio.sleep(min(30, t - board.clock.now()))
     sd = board.sd.root
     if sd is None:
-        log.error(TAG, "no SD card (SDCardFailure): cannot download %s" % loc)
+        log.error(_TAG, "no SD card (SDCardFailure): cannot download %s" % loc)
         await ops.status_note(_NOTE, "DownloadFailed")
         return
     d = sd + "update/"  # firmware/update._UPDATE_DIR, where boot.py looks
@@ -63,6 +63,7 @@ async def run(ops, p):
     except MemoryError:  # a fragmented heap: a slower download, not none
         buf = bytearray(256)
     ok = False
+    http = transient.load("lib.http")  # for the download only (dropped after it)
     for i in range(attempts):
         await ops.status_note(_NOTE, "Downloading")
         try:
@@ -70,20 +71,24 @@ async def run(ops, p):
             with open(part, "wb") as f:
                 n = await http.get(board.net.open, loc, f.write, buf, ctx, max_bytes=_MAX_PACKAGE)
             ctx = None
-            log.info(TAG, "downloaded %s: %d bytes" % (loc, n))
+            log.info(_TAG, "downloaded %s: %d bytes" % (loc, n))
             ok = True
             break
         except Exception as e:
             ctx = None
-            log.warn(TAG, "download %d of %d from %s failed: %r" % (i + 1, attempts, loc, e))
+            log.warn(_TAG, "download %d of %d from %s failed: %r" % (i + 1, attempts, loc, e))
             _remove(part)
             if i + 1 < attempts:
                 await asyncio.sleep(interval)
+    # The buffer (1 KB) and the HTTP client go before the notifications: at
+    # 80 KiB, after a charging session, these found no 120 B with them kept.
+    buf = http = None
+    transient.drop("lib.http")
+    gc.collect()
     if not ok:
         await ops.status_note(_NOTE, "DownloadFailed")
         return
     await ops.status_note(_NOTE, "Downloaded")
-    buf = None
     # The package is checked by boot.py after the reboot, on a clean heap,
     # before anything changes (the application's heap has no room for the
     # checker's code on a 96 KiB bench: docs/ota.md).
@@ -98,8 +103,7 @@ async def run(ops, p):
     pkg = d + "ota.jolt"
     _remove(pkg)
     os.rename(part, pkg)
-    log.info(TAG, "rebooting into the install of %s" % loc)
-    transient.drop("lib.http")
+    log.info(_TAG, "rebooting into the install of %s" % loc)
     gc.collect()
     await ops.reboot("Soft")
 
@@ -115,7 +119,7 @@ async def report(ops):
         return
     ok = was != version.FIRMWARE
     if not ok:
-        log.error(TAG, "update not installed: still running %s" % was)
+        log.error(_TAG, "update not installed: still running %s" % was)
     await ops.status_note(_NOTE, "Installed" if ok else "InstallationFailed")
     _remove(path)
     ops.firmware_status = "Idle"

@@ -33,7 +33,7 @@ _WEAK_RECONNECT_S = const(60)
 _WEAK_SWITCH_S = const(180)
 _RETRY_S = const(900)
 _RETRY_MAX_S = const(7200)
-TAG = "wifi"
+_TAG = const("wifi")
 
 
 def networks(cfg):
@@ -66,7 +66,7 @@ class NetManager:
         self._since = now
         self._last = now
         if self.nets:
-            log.info(TAG, "using %s (%d network%s)" % (self.nets[0][0], len(self.nets),
+            log.info(_TAG, "using %s (%d network%s)" % (self.nets[0][0], len(self.nets),
                                                         "s, failover on" if len(self.nets) > 1 else ""))
             self.net.configure(self.nets[0][0], self.nets[0][1])
 
@@ -87,7 +87,7 @@ class NetManager:
             self._returned = False
             self._retry_s = min(2 * self._retry_s, _RETRY_MAX_S)
             why += ", next try in %d s" % self._retry_s
-        log.warn(TAG, "%s: switching %s -> %s" % (why, self.nets[self.cur][0], self.nets[i][0]))
+        log.warn(_TAG, "%s: switching %s -> %s" % (why, self.nets[self.cur][0], self.nets[i][0]))
         self.cur = i
         self.switches += 1
         self._since = now
@@ -106,7 +106,7 @@ class NetManager:
         cur = self.nets[self.cur][0]
         up = self.net.up()
         if self._up and not up:
-            log.warn(TAG, "%s dropped" % cur)
+            log.warn(_TAG, "%s dropped" % cur)
             self._event(self.cur, now)
         self._up = up
         if not up:
@@ -117,7 +117,7 @@ class NetManager:
                 if other >= 0:
                     self._switch(other, now, "%s unreachable for %d s" % (cur, _FAIL_S))
                 else:
-                    log.warn(TAG, "%s unreachable for %d s: joining again" % (cur, _FAIL_S))
+                    log.warn(_TAG, "%s unreachable for %d s: joining again" % (cur, _FAIL_S))
                     self.net.configure(self.nets[self.cur][0], self.nets[self.cur][1])
             return
         self._down_ms = 0
@@ -125,9 +125,9 @@ class NetManager:
             before = self._weak_ms
             self._weak_ms += dt
             if not before:
-                log.warn(TAG, "WeakSignal on %s (%d dBm): reconnect in %d s" % (cur, self.net.rssi(), _WEAK_RECONNECT_S))
+                log.warn(_TAG, "WeakSignal on %s (%d dBm): reconnect in %d s" % (cur, self.net.rssi(), _WEAK_RECONNECT_S))
             if before < _WEAK_RECONNECT_S * 1000 <= self._weak_ms:
-                log.warn(TAG, "WeakSignal on %s (%d dBm): reconnecting" % (cur, self.net.rssi()))
+                log.warn(_TAG, "WeakSignal on %s (%d dBm): reconnecting" % (cur, self.net.rssi()))
                 self._event(self.cur, now)
                 self.net.configure(self.nets[self.cur][0], self.nets[self.cur][1])
             elif before < _WEAK_SWITCH_S * 1000 <= self._weak_ms:
@@ -135,7 +135,7 @@ class NetManager:
                 if other >= 0:
                     self._switch(other, now, "WeakSignal on %s after reconnecting" % cur)
                 else:
-                    log.warn(TAG, "WeakSignal on %s, no fallback network (WiFiConnect=false)" % cur)
+                    log.warn(_TAG, "WeakSignal on %s, no fallback network (WiFiConnect=false)" % cur)
             return
         self._weak_ms = 0
         if other < 0:

@@ -15,7 +15,7 @@ import boot
 from lib import log
 from firmware import version
 
-TAG = "update"
+_TAG = const("update")
 _KEY_FILE = const("ota_key.json")  # the factory's key (tools/ota.py devkey), else PRODUCTION_KEY
 _UPDATE_DIR = const("update/")  # on the SD card
 # The release key's modulus (hex, tools/ota.py devkey), built into release
@@ -37,10 +37,10 @@ def key(root):
 def from_sd(root, hw):
     """Install the first acceptable package in the SD card's update folder."""
     if hw.count < 2:
-        log.info(TAG, "no application slots: updates off")
+        log.info(_TAG, "no application slots: updates off")
         return None
     if hw.sd is None:
-        log.warn(TAG, "no SD card (or SDCardFailure): updates from the card off")
+        log.warn(_TAG, "no SD card (or SDCardFailure): updates from the card off")
         return None
     d = hw.sd + _UPDATE_DIR
     try:
@@ -58,7 +58,7 @@ def _done(path, suffix):
     try:
         os.rename(path, path + suffix)
     except OSError as e:
-        log.error(TAG, "cannot rename %s: %r" % (path, e))
+        log.error(_TAG, "cannot rename %s: %r" % (path, e))
 
 
 def install(root, hw, path):
@@ -67,7 +67,7 @@ def install(root, hw, path):
     the package renamed *.refused, nothing else changed)."""
     k = key(root)
     if k is None:
-        log.error(TAG, "%s: no update key on this board" % path)
+        log.error(_TAG, "%s: no update key on this board" % path)
         return None
     from firmware.config import Config
     from lib import otapkg
@@ -84,12 +84,12 @@ def install(root, hw, path):
         # A dry pass first: nothing is written for a package that fails.
         m = otapkg.check(path, k, variant, running, BOARD, down, buf=buf)
         if otapkg.compare(m["version"], running) == 0:
-            log.info(TAG, "%s: version %s already running" % (path, running))
+            log.info(_TAG, "%s: version %s already running" % (path, running))
             _done(path, ".done")
             return None
         if m["size"] > hw.capacity:
             raise otapkg.Refused("image of %d bytes, slot of %d" % (m["size"], hw.capacity))
-        log.info(TAG, "%s: version %s accepted, writing slot %d" % (path, m["version"], target))
+        log.info(_TAG, "%s: version %s accepted, writing slot %d" % (path, m["version"], target))
         w = hw.writer(target)
         try:
             otapkg.check(path, k, variant, running, BOARD, down, w.write, buf)
@@ -97,12 +97,12 @@ def install(root, hw, path):
             w.close()
         _read_back(hw, target, m, buf)
     except otapkg.Refused as e:
-        log.error(TAG, "%s refused: %s" % (path, e))
+        log.error(_TAG, "%s refused: %s" % (path, e))
         _done(path, ".refused")
         return None
     boot.write({"slot": target, "prev": active, "tries": 1, "version": m["version"], "from": running})
     _done(path, ".done")
-    log.info(TAG, "version %s installed in slot %d: trial boot" % (m["version"], target))
+    log.info(_TAG, "version %s installed in slot %d: trial boot" % (m["version"], target))
     return m
 
 

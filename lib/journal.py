@@ -23,7 +23,7 @@ try:
 except ImportError:  # pragma: no cover
     binascii = None
 
-MAGIC = const(0xA5)
+_MAGIC = const(0xA5)
 _T_HEAD = const(1)
 _T_DATA = const(2)
 _T_ACK = const(3)
@@ -135,7 +135,7 @@ class _Index:
 
 def _header(typ, kind, ln, seq, payload):
     h = bytearray(HDR)
-    struct.pack_into("<BBBHI", h, 0, MAGIC, typ, kind, ln, seq)
+    struct.pack_into("<BBBHI", h, 0, _MAGIC, typ, kind, ln, seq)
     crc = _crc32(memoryview(h)[:9])
     if ln:
         crc = _crc32(payload, crc)
@@ -258,7 +258,7 @@ class Journal:
                 if f.readinto(hdr) != HDR:
                     break
                 magic, typ, kind, ln, seq, crc = struct.unpack(_FMT, hdr)
-                if magic != MAGIC or ln > MAX_DATA or off + HDR + ln > size:
+                if magic != _MAGIC or ln > MAX_DATA or off + HDR + ln > size:
                     break
                 if (off == 0) != (typ == _T_HEAD):
                     break

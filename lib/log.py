@@ -129,7 +129,7 @@ def write_some():
             f.write(line)
             done += 20 + len(line)
         if s[_LOST] and not s[_N]:
-            line = " WRN log: %d lines lost (queue full)\n" % s[_LOST]
+            line = " WRN log: %d lines lost (queue full or no memory)\n" % s[_LOST]
             s[_LOST] = 0
             f.write(_stamp)
             f.write(line)
@@ -162,12 +162,24 @@ async def run():
 def _emit(lvl, tag, msg):
     if lvl < level:
         return
-    line = " %s %s: %s\n" % (_NAMES[lvl], tag, msg)
+    s = _s
+    try:
+        line = " %s %s: %s\n" % (_NAMES[lvl], tag, msg)
+    except MemoryError:
+        # No heap for the line: logging must not cost the caller its operation
+        # (at 80 KiB an update failed here). The console gets the parts, the
+        # file counts the line lost.
+        if _dir is not None:
+            s[_LOST] += 1
+        try:
+            print(time.ticks_ms(), _NAMES[lvl], tag, msg)
+        except MemoryError:
+            pass
+        return
     print(time.ticks_ms(), end="")
     print(line, end="")
     if _dir is None:
         return
-    s = _s
     if s[_N] >= _QUEUE or s[_B] + len(line) > _QUEUE_BYTES:
         s[_LOST] += 1
         return

@@ -10,7 +10,7 @@ import os
 import time
 from micropython import const
 
-OP_TEXT = 1
+_OP_TEXT = const(1)
 _OP_CLOSE = const(8)
 _OP_PING = const(9)
 _OP_PONG = const(10)
@@ -446,7 +446,7 @@ class WebSocket:
         except Exception:
             pass
 
-    async def send(self, text, opcode=OP_TEXT):
+    async def send(self, text, opcode=_OP_TEXT):
         if isinstance(text, str):
             # MicroPython keeps str as UTF-8 and exposes those bytes through
             # memoryview without copying, which saves one message-sized buffer

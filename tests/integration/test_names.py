@@ -25,9 +25,11 @@ def test_no_module_interns_names_after_boot(measured):
     # six pools; the seventh is one block of about 9 KB, taken for good
     # (docs/memory.md, "Interned names: the budget"). The room is for names a
     # change adds; running makes none (tests/integration/test_hostile_names_micropython.py).
+    # Short of it: cut names, or drop from firmware/names.py a text shared by
+    # three modules (a slot back for 48 B).
     assert res["pools"] == 6, ("the names need a seventh pool (9 KB of heap): %d names, see "
                                "docs/memory.md for what to cut" % res["names"])
-    assert res["room"] >= 16, res
+    assert res["room"] >= 10, res
 
 
 @pytest.mark.skipif(not board32_binary(), reason="needs the board-like interpreter")

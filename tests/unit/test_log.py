@@ -84,6 +84,24 @@ def test_rotation_keeps_the_total_bounded_and_deletes_the_oldest_first(tmp_path,
     assert nums == list(range(nums[0], 400))
 
 
+class _NoHeap(str):
+    """A message whose line cannot be made: formatting it runs out of memory."""
+    def __str__(self):
+        raise MemoryError("memory allocation failed, allocating 128 bytes")
+
+
+def test_a_line_with_no_memory_to_make_it_is_lost_not_raised(tmp_path, clock, capsys):
+    folder = str(tmp_path / "log") + "/"
+    log.files(folder, lambda: clock[0])
+    log.info("update", "before")
+    log.info("update", _NoHeap("downloaded"))  # the caller goes on: no exception
+    log.warn("update", "after")
+    drain()
+    lines = read_all(folder).splitlines()
+    assert [x.split(" ", 2)[2] for x in lines] == ["update: before", "update: after", "log: 1 lines lost (queue full or no memory)"]
+    assert "update: before" in capsys.readouterr().out
+
+
 def test_a_full_queue_loses_lines_and_says_how_many(tmp_path, clock):
     folder = str(tmp_path / "log") + "/"
     log.files(folder, lambda: clock[0])
@@ -92,7 +110,7 @@ def test_a_full_queue_loses_lines_and_says_how_many(tmp_path, clock):
     drain()
     lines = read_all(folder).splitlines()
     assert [x.split()[-1] for x in lines[:QUEUE]] == ["n%d" % i for i in range(QUEUE)]
-    assert lines[-1].endswith("WRN log: 5 lines lost (queue full)")
+    assert lines[-1].endswith("WRN log: 5 lines lost (queue full or no memory)")
     # Long lines are bounded by bytes as well.
     log.info("t", "x" * (QUEUE_BYTES + 1))
     assert not log.write_some()

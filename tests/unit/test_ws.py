@@ -134,7 +134,7 @@ def close_code_of(payload):
 def test_client_frames_are_masked_with_correct_lengths():
     for n in (0, 1, 5, 125, 126, 127, 65535, 65536, 70001):
         payload = bytes(i & 0xFF for i in range(n))
-        f = wsmod._frame(wsmod.OP_TEXT, payload)
+        f = wsmod._frame(wsmod._OP_TEXT, payload)
         assert f[0] == 0x81
         assert f[1] & 0x80
         ln = f[1] & 0x7F
@@ -154,7 +154,7 @@ def test_client_frames_are_masked_with_correct_lengths():
 
 
 def test_mask_key_is_fresh_per_frame():
-    keys = {bytes(wsmod._frame(wsmod.OP_TEXT, b"abcd")[2:6]) for _ in range(20)}
+    keys = {bytes(wsmod._frame(wsmod._OP_TEXT, b"abcd")[2:6]) for _ in range(20)}
     assert len(keys) > 1
 
 
