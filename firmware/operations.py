@@ -170,7 +170,14 @@ class Operations:
             transient.drop(_FWUPDATE)
 
     async def reboot(self, kind):
-        await self._later("before-reset hook", self.before_reset, kind)
+        # A task of its own (or the end of one): the reset follows our answer
+        # to the request, then the hooks that must run before it.
+        await asyncio.sleep(0.05)
+        for fn in self.before_reset:
+            try:
+                await fn(kind)
+            except Exception as e:
+                log.error("ocpp", "before-reset hook failed: %r" % (e,))
         # ResetRetries more attempts if the first one does not take; past
         # that the supervisor reports ResetFailure and lets the watchdog bite.
         for attempt in range(1 + self.cfg.get("ResetRetries")):
@@ -178,15 +185,6 @@ class Operations:
             await asyncio.sleep(1)
             self.board.system.reset()
             log.error("app", "reset attempt %d failed" % (attempt + 1))
-
-    async def _later(self, what, fns, arg):
-        # Runs as its own task: the reset must follow our answer to the request.
-        await asyncio.sleep(0.05)
-        for fn in fns:
-            try:
-                await fn(arg)
-            except Exception as e:
-                log.error("ocpp", "%s failed: %r" % (what, e))
 
     async def _triggered(self, what, fn, arg, key):
         # The task of a triggered message: it follows our answer to the request,
