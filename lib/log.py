@@ -32,13 +32,14 @@ _SEQ = const(4)    # number of the current file,
 _SIZE = const(5)   # its size,
 _LIMIT = const(6)  # file_bytes,
 _COUNT = const(7)  # count,
-_T = const(8)      # epoch of _stamp
+_T = const(8)      # epoch of _stamp,
+_E = const(9)      # epoch of the newest line in the ring
 
 _NAMES = const(("DBG", "INF", "WRN", "ERR"))
 _dir = None   # folder of the files; None: console only
 _clock = None  # fn() -> UTC epoch seconds
 _q: list = []  # the ring: epoch, line, epoch, line, ...
-_s = [0] * 9
+_s = [0] * 10
 _f = None     # the current file, open for appending
 _stamp = ""
 
@@ -184,7 +185,14 @@ def _emit(lvl, tag, msg):
         s[_LOST] += 1
         return
     i = (s[_H] + 2 * s[_N]) % (2 * _QUEUE)
-    _q[i] = _clock() if _clock else 0
+    t = _clock() if _clock else 0
+    # An epoch is a big int on the board (over 2**30): 32 bytes of heap each.
+    # Lines of the same second share one.
+    if t == s[_E]:
+        t = s[_E]
+    else:
+        s[_E] = t
+    _q[i] = t
     _q[i + 1] = line
     s[_N] += 1
     s[_B] += len(line)
