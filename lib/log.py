@@ -193,6 +193,12 @@ def _emit(lvl, tag, msg):
     else:
         s[_E] = t
     _q[i] = t
+    # A burst repeats a few lines ("<- TriggerMessage" and its answer): the
+    # same text already waiting is kept once, this copy goes to the collector.
+    for j in range(1, 2 * _QUEUE, 2):
+        if _q[j] == line:
+            line = _q[j]
+            break
     _q[i + 1] = line
     s[_N] += 1
     s[_B] += len(line)

@@ -192,3 +192,50 @@ def test_a_level_that_is_off_allocates_nothing_on_micropython(tmp_path):
     line = [x for x in r.stdout.splitlines() if x.startswith("ALLOC")][0]
     assert line == "ALLOC 0 False 1", r.stdout
     assert "DBG" not in r.stdout and "INF t: on" in r.stdout
+
+
+def test_a_burst_of_repeated_lines_holds_each_text_once_and_writes_every_line(tmp_path):
+    """The heap a full ring holds in a burst (docs/memory.md): the same line
+    waiting several times is one object (measured here; the epoch shared by
+    lines of one second is a big int only on a 32-bit board); the file still
+    gets every line, in order, with its stamp."""
+    folder = str(tmp_path / "log") + "/"
+    script = tmp_path / "t.py"
+    script.write_text(
+        "import sys, gc\nsys.path.insert(0, %r)\n"
+        "from lib import log\n"
+        "t = [1796428800]\n"
+        "log.files(%r, lambda: t[0] + 0)\n"
+        "def burst(texts):\n"
+        "    for i in range(%d):\n"
+        "        log.info('ocpp', texts[i %% len(texts)])\n"
+        "    while log.write_some():\n"
+        "        pass\n"
+        "def held(texts):\n"
+        "    gc.collect(); a = gc.mem_alloc()\n"
+        "    for i in range(%d):\n"
+        "        log.info('ocpp', texts[i %% len(texts)])\n"
+        "    gc.collect(); b = gc.mem_alloc()\n"
+        "    while log.write_some():\n"
+        "        pass\n"
+        "    return b - a\n"
+        "same = ['<- TriggerMessage', '-> StatusNotification', '<- StatusNotification result']\n"
+        "other = ['<- TriggerMessage %%d' %% i for i in range(%d)]\n"
+        "burst(same); burst(other)\n"
+        "print('HELD', held(same), held(other))\n"
+        "t[0] += 1\n"
+        "log.info('ocpp', 'next second')\n"
+        "while log.write_some():\n"
+        "    pass\n" % (ROOT, folder, QUEUE, QUEUE, QUEUE))
+    r = subprocess.run([MICROPYTHON, str(script)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    same, other = map(int, [x for x in r.stdout.splitlines() if x.startswith("HELD")][0].split()[1:])
+    # 16 distinct lines hold 16 strings; 3 texts repeated hold 3 of them
+    assert other - same >= (QUEUE - 3) * 32, r.stdout
+    lines = read_all(folder).splitlines()
+    texts = ["<- TriggerMessage", "-> StatusNotification", "<- StatusNotification result"]
+    want = [texts[i % 3] for i in range(QUEUE)] + ["<- TriggerMessage %d" % i for i in range(QUEUE)]
+    want = want + want + ["next second"]
+    assert [x.split(" ocpp: ", 1)[1] for x in lines] == want
+    assert all(x.startswith("2026-12-05T00:00:00Z INF ") for x in lines[:-1])
+    assert lines[-1].startswith("2026-12-05T00:00:01Z INF ")
