@@ -5,7 +5,7 @@
 # (tests/unit/test_ocpp_schemas.py checks them against the official files).
 import json
 
-from lib import schema as validation
+from lib import ocppj, schema as validation
 from micropython import const
 
 # chargingProfile, shared by RemoteStartTransaction and SetChargingProfile ("@P").
@@ -37,15 +37,23 @@ _REQUESTS = const(
 )
 
 
+try:
+    _VIEW = memoryview(_REQUESTS)  # the constant's bytes where they are (flash on the board)
+except TypeError:  # CPython: a str has no buffer
+    _VIEW = memoryview(_REQUESTS.encode())
+
+
 def _text(action):
-    """The schema text of a request, or None for an unknown action."""
+    """The schema text of a request, as a view into _REQUESTS (a copy needed
+    a heap block of its length, up to 185 bytes, for every request), or None
+    for an unknown action."""
     if " " in action or "\n" in action:  # would match across lines
         return None
     i = _REQUESTS.find("\n" + action + " ")
     if i < 0:
         return None
     i += len(action) + 2
-    return _REQUESTS[i:_REQUESTS.index("\n", i)]
+    return _VIEW[i:_REQUESTS.index("\n", i)]
 
 
 def schema(action):
@@ -55,7 +63,7 @@ def schema(action):
 
 
 def _parse(text):
-    s = json.loads(text)
+    s = ocppj.loads(text)
     for f in s:
         if f[3] == "@P":
             # Parsed in place: splicing the texts first would need one block
