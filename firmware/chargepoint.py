@@ -88,7 +88,10 @@ class ChargePoint:
     # --- wiring -------------------------------------------------------------
 
     def on(self, action, handler):
-        """handler: async fn(payload) -> response payload dict; may raise CallError."""
+        """handler: fn(payload) -> response payload dict, or an async fn
+        (awaited); may raise CallError. A handler that awaits nothing is a
+        plain function: a request then needs no heap block for a coroutine
+        (a burst of requests found none on a fragmented heap)."""
         self._handlers[action] = handler
 
     def listen(self, fn):
@@ -248,7 +251,10 @@ class ChargePoint:
             problem = ocpp_schemas.check(action, payload, action in self._handlers)
             if problem is not None:
                 raise CallError(problem[0], problem[1])
-            await self._send(ws, [ocppj.RESULT, uid, await self._handlers[action](payload)])
+            r = self._handlers[action](payload)
+            if hasattr(r, "send"):  # a coroutine
+                r = await r
+            await self._send(ws, [ocppj.RESULT, uid, r])
         except CallError as e:
             log.warn("ocpp", "%s answered %s: %s" % (action, e.code, e.description))
             await self._send(ws, ocppj.error_msg(uid, e.code, e.description), True)
