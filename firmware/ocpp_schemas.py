@@ -38,7 +38,8 @@ _REQUESTS = const(
 
 
 try:
-    _VIEW = memoryview(_REQUESTS)  # the constant's bytes where they are (flash on the board)
+    # The constant's bytes where they are (flash on the board): a MicroPython str is a buffer.
+    _VIEW = memoryview(_REQUESTS)  # pyright: ignore[reportArgumentType]
 except TypeError:  # CPython: a str has no buffer
     _VIEW = memoryview(_REQUESTS.encode())
 

@@ -210,7 +210,7 @@ class Operations:
                 while True:
                     trig[key] = _SENDING
                     try:
-                        await self._sender(what)(arg)
+                        await self._sender(what)(arg)  # pyright: ignore[reportOptionalCall]  (queued only with a sender)
                     except Exception as e:
                         log.error("ocpp", "%s failed: %r" % (what, e))
                     if trig[key] != _AGAIN:
