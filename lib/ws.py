@@ -103,6 +103,7 @@ class WebSocket:
         # allocated once, at boot: a reconnect on a fragmented heap may find no
         # free block of that size.
         self._piece = piece if piece is not None else bytearray(_PIECE)
+        self._key = None  # the mask key of the frame being sent
         # Serialises write+drain: on MicroPython two tasks draining the same
         # stream at once can drop buffered bytes.
         self._wlock = asyncio.Lock()
@@ -447,6 +448,38 @@ class WebSocket:
             pass
 
     async def send(self, text, opcode=_OP_TEXT):
+        # Its frame is a heap block per message sent: kept small (a burst
+        # found no 176-byte block for it), the work is in _start, _head, _out.
+        text = self._start(text, opcode)
+        w = self._w
+        i = -1  # bytes of text written; -1: not begun
+        try:
+            async with self._wlock:
+                if opcode >= _OP_CLOSE:
+                    w.write(_frame(opcode, text))  # control frames: 125 bytes at most
+                    await w.drain()
+                    return
+                # A message is masked and written _PIECE bytes at a time
+                # through the connection's own buffer: no message-sized block
+                # on the heap. Everything is allocated before the first byte
+                # goes out (_head): once the frame has begun, a failure breaks the link.
+                off = self._head(opcode, len(text))
+                i = 0
+                while True:
+                    i = self._out(text, i, off)
+                    await w.drain()
+                    if i >= len(text):
+                        break
+                    off = 0
+        except OSError:
+            await self._fail(1006, "write error")
+        except MemoryError:
+            if i < 0:
+                raise  # nothing written: the link is fine
+            await self._fail(1006, "no memory mid-frame")
+
+    def _start(self, text, opcode):
+        # The payload as a buffer, checked before anything is written.
         if isinstance(text, str):
             # MicroPython keeps str as UTF-8 and exposes those bytes through
             # memoryview without copying, which saves one message-sized buffer
@@ -460,44 +493,31 @@ class WebSocket:
         # _send_close() marks the close as sent before it sends it.
         if self.closed or self._close_sent and opcode != _OP_CLOSE:
             raise WSClosed(self.close_code or 1006, self.close_reason)
+        return text
+
+    def _head(self, opcode, n):
+        # The frame's header into the piece buffer; returns its length.
+        head = _frame(opcode, None, n)
+        self._key = head[-4:]
+        self._piece[:len(head)] = head
+        return len(head)
+
+    def _out(self, text, i, off):
+        # Masks the next piece of text (from i) into the piece buffer after
+        # off bytes already there, and writes it; returns the new i.
+        # The header goes out in one write with the first piece: as a write
+        # of its own, TCP (Nagle) held the payload back until the peer's
+        # delayed ACK of the header, ~40 ms per message.
+        piece = self._piece
         n = len(text)
-        w = self._w
-        try:
-            async with self._wlock:
-                if opcode >= _OP_CLOSE:
-                    w.write(_frame(opcode, text))  # control frames: 125 bytes at most
-                    await w.drain()
-                    return
-                # A message is masked and written _PIECE bytes at a time
-                # through the connection's own buffer: no message-sized block
-                # on the heap. Everything is allocated before the first byte
-                # goes out: once the frame has begun, a failure breaks the link.
-                head = _frame(opcode, None, n)
-                key = head[-4:]
-                piece = self._piece
-                mp = hasattr(self._r, "readinto")  # MicroPython stream: write() copies what it keeps
-                pmv = memoryview(piece)
-                # The header goes out in one write with the first piece: as
-                # a write of its own, TCP (Nagle) held the payload back until
-                # the peer's delayed ACK of the header, ~40 ms per message.
-                off = len(head)
-                piece[:off] = head
-                try:
-                    i = 0
-                    while True:
-                        room = (_PIECE - off) & ~3  # later pieces start at a multiple of 4 (_mask)
-                        k = n - i if n - i < room else room
-                        _mask(piece, off, text, i, k, key)
-                        w.write(pmv[:off + k] if mp else bytes(piece[:off + k]))
-                        await w.drain()
-                        i += k
-                        off = 0
-                        if i >= n:
-                            break
-                except MemoryError:
-                    await self._fail(1006, "no memory mid-frame")
-        except OSError:
-            await self._fail(1006, "write error")
+        room = (_PIECE - off) & ~3  # later pieces start at a multiple of 4 (_mask)
+        k = n - i if n - i < room else room
+        _mask(piece, off, text, i, k, self._key)
+        if hasattr(self._r, "readinto"):  # MicroPython stream: write() copies what it keeps
+            self._w.write(memoryview(piece)[:off + k])
+        else:
+            self._w.write(bytes(piece[:off + k]))
+        return i + k
 
     async def ping(self, payload=b""):
         await self.send(payload, _OP_PING)

@@ -843,3 +843,50 @@ def test_header_and_first_piece_go_out_in_one_write():
             assert len(w.writes) == 1, (n, [len(x) for x in w.writes])
         assert all(len(x) <= 512 for x in w.writes)
         assert _unmask(b"".join(w.writes)) == text.encode(), n
+
+
+def test_send_without_memory_costs_that_message_before_the_frame_begins_and_the_link_after(monkeypatch):
+    # No memory for the frame's header: nothing went out, send() raises
+    # MemoryError and the link carries the next message. No memory once the
+    # frame has begun (a later piece): the peer would read garbage, so the
+    # link is closed (1006) and the send raises WSClosed.
+    real_frame, real_mask = wsmod._frame, wsmod._mask
+    fail = {"frame": 0, "mask_at": None, "masks": 0}
+
+    def frame(*a):
+        if fail["frame"]:
+            fail["frame"] -= 1
+            raise MemoryError("memory allocation failed, allocating 8 bytes")
+        return real_frame(*a)
+
+    def mask(*a):
+        fail["masks"] += 1
+        if fail["masks"] == fail["mask_at"]:
+            raise MemoryError("memory allocation failed, allocating 16 bytes")
+        return real_mask(*a)
+
+    monkeypatch.setattr(wsmod, "_frame", frame)
+    monkeypatch.setattr(wsmod, "_mask", mask)
+
+    async def main():
+        server, port = await ws_server(echo)
+        async with server:
+            ws = await raw_client(port)
+            got = []
+            fail["frame"] = 1
+            try:
+                await ws.send("lost")
+            except MemoryError:
+                got.append("MemoryError")
+            await ws.send("kept")
+            got.append(await ws.recv())
+            got.append(ws.closed)
+            fail["masks"], fail["mask_at"] = 0, 2  # the second piece of a long message
+            try:
+                await ws.send("x" * 3000)
+            except WSClosed as e:
+                got.append(e.code)
+            got.append(ws.closed)
+            return got
+
+    assert run(main()) == ["MemoryError", "kept", False, 1006, True]
