@@ -37,13 +37,6 @@ _REQUESTS = const(
 )
 
 
-try:
-    # The constant's bytes where they are (flash on the board): a MicroPython str is a buffer.
-    _VIEW = memoryview(_REQUESTS)  # pyright: ignore[reportArgumentType]
-except TypeError:  # CPython: a str has no buffer
-    _VIEW = memoryview(_REQUESTS.encode())
-
-
 def _text(action):
     """The schema text of a request, as a view into _REQUESTS (a copy needed
     a heap block of its length, up to 185 bytes, for every request), or None
@@ -54,7 +47,12 @@ def _text(action):
     if i < 0:
         return None
     i += len(action) + 2
-    return _VIEW[i:_REQUESTS.index("\n", i)]
+    try:
+        # The constant's bytes where they are (flash on the board): a MicroPython str is a buffer.
+        v = memoryview(_REQUESTS)  # pyright: ignore[reportArgumentType]
+    except TypeError:  # CPython: a str has no buffer
+        v = memoryview(_REQUESTS.encode())
+    return v[i:_REQUESTS.index("\n", i)]
 
 
 def schema(action):

@@ -23,6 +23,9 @@ class Operations:
         self.triggers: dict = {       # requestedMessage -> async fn(connector_id) registered by other modules
             "BootNotification": lambda c: cp.boot_notification(),
             "Heartbeat": lambda c: cp.heartbeat(),
+            # these two get the name instead (trigger_message)
+            "DiagnosticsStatusNotification": self.status_note,
+            "FirmwareStatusNotification": self.status_note,
         }
         # Status of a diagnostics upload / firmware update, as TriggerMessage
         # reports it; the firmware-management code sets these ("Idle": nothing in progress).
@@ -79,9 +82,9 @@ class Operations:
         connector = p.get("connectorId")
         if connector is not None and not connector_known(self.cfg, connector, True):
             return {"status": "Rejected"}
-        if self._sender(what) is None:
+        if what not in self.triggers:
             return {"status": "NotImplemented"}
-        if what[:1] in ("D", "F"):
+        if what[:1] in ("D", "F"):  # (a slice: an index interns)
             connector = what  # status_note's argument: one message, whatever the connector
         key = (what, connector)
         state = self._trig.get(key)
@@ -92,10 +95,6 @@ class Operations:
             self._trig[key] = _AGAIN  # this request gets a message made after it
         # (_QUEUED, _AGAIN: a message not made yet answers this request too)
         return {"status": "Accepted"}
-
-    def _sender(self, what):
-        # Diagnostics- or FirmwareStatusNotification (a slice: an index interns)
-        return self.status_note if what[:1] in ("D", "F") else self.triggers.get(what)
 
     async def status_note(self, what, status=None):
         """What TriggerMessage sends: the current state of `what`, once. With
@@ -210,7 +209,7 @@ class Operations:
                 while True:
                     trig[key] = _SENDING
                     try:
-                        await self._sender(what)(arg)  # pyright: ignore[reportOptionalCall]  (queued only with a sender)
+                        await self.triggers[what](arg)
                     except Exception as e:
                         log.error("ocpp", "%s failed: %r" % (what, e))
                     if trig[key] != _AGAIN:

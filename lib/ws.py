@@ -449,8 +449,8 @@ class WebSocket:
 
     async def send(self, text, opcode=_OP_TEXT):
         # Its frame is a heap block per message sent: kept small (a burst
-        # found no 176-byte block for it), the work is in _start, _head, _out.
-        text = self._start(text, opcode)
+        # found no 176-byte block for it), the work is in _check, _head, _out.
+        text = self._check(text, opcode)
         w = self._w
         i = -1  # bytes of text written; -1: not begun
         try:
@@ -478,7 +478,7 @@ class WebSocket:
                 raise  # nothing written: the link is fine
             await self._fail(1006, "no memory mid-frame")
 
-    def _start(self, text, opcode):
+    def _check(self, text, opcode):
         # The payload as a buffer, checked before anything is written.
         if isinstance(text, str):
             # MicroPython keeps str as UTF-8 and exposes those bytes through
