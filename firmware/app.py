@@ -189,7 +189,6 @@ class App:
         asyncio.create_task(_forever("control", self.control.run))
         asyncio.create_task(_forever("meter", self.meter.run))
         asyncio.create_task(_forever("status", self.station.run_status))
-        asyncio.create_task(_forever("triggers", self.ops.run_triggers))
         asyncio.create_task(self.station.recover())
         asyncio.create_task(_forever("txqueue", self.txs.run))
         asyncio.create_task(_forever("heap", self._heap_monitor))

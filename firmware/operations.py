@@ -9,9 +9,9 @@ from firmware.connector import connector_known
 
 _FWUPDATE = const("firmware.fwupdate")
 _DIAG = const("firmware.diagnostics")
-_QUEUED = const(0)   # a triggered message waits to be sent
-_SENDING = const(1)  # it is being sent
-_AGAIN = const(2)    # and is sent once more after (a request came meanwhile)
+_QUEUED = const(0)   # a triggered message's task waits to send it
+_SENDING = const(1)  # it is sending it
+_AGAIN = const(2)    # and sends it once more after (a request came meanwhile)
 
 
 class Operations:
@@ -23,22 +23,15 @@ class Operations:
         self.triggers: dict = {       # requestedMessage -> async fn(connector_id) registered by other modules
             "BootNotification": lambda c: cp.boot_notification(),
             "Heartbeat": lambda c: cp.heartbeat(),
-            # these two get the name instead (trigger_message)
-            "DiagnosticsStatusNotification": self.status_note,
-            "FirmwareStatusNotification": self.status_note,
         }
         # Status of a diagnostics upload / firmware update, as TriggerMessage
         # reports it; the firmware-management code sets these ("Idle": nothing in progress).
         self.diagnostics_status = self.firmware_status = "Idle"
         # Triggered messages, (requestedMessage, connectorId) -> _QUEUED,
         # _SENDING or _AGAIN (one more once this one is sent): a burst of
-        # TriggerMessage costs one message per kind, not per request, also
-        # while the central system is slow to answer the message sent. One
-        # task sends them all (run_triggers): a task per message needed a
-        # fresh ~190 B block at each request, which a burst's fragmented heap
-        # did not always have.
+        # TriggerMessage costs one task per message, not per request, also
+        # while the central system is slow to answer the message sent.
         self._trig = {}
-        self._trig_wake = asyncio.Event()
         self.busy = lambda: False  # a transaction runs (when_busy()): an update waits
         cp.on("UpdateFirmware", self.update_firmware)
         cp.on("GetDiagnostics", self.get_diagnostics)
@@ -82,15 +75,18 @@ class Operations:
         connector = p.get("connectorId")
         if connector is not None and not connector_known(self.cfg, connector, True):
             return {"status": "Rejected"}
-        if what not in self.triggers:
+        fn = self.triggers.get(what)
+        if what[:1] in ("D", "F"):  # Diagnostics- or FirmwareStatusNotification (a slice: an index interns)
+            fn = self.status_note
+            connector = what
+        if fn is None:
             return {"status": "NotImplemented"}
-        if what[:1] in ("D", "F"):  # (a slice: an index interns)
-            connector = what  # status_note's argument: one message, whatever the connector
         key = (what, connector)
         state = self._trig.get(key)
         if state is None:
+            # the task first: with no memory for it, no key is left to wait on a task that is not there
+            asyncio.create_task(self._triggered(what, fn, connector, key))
             self._trig[key] = _QUEUED
-            self._trig_wake.set()
         elif state == _SENDING:
             self._trig[key] = _AGAIN  # this request gets a message made after it
         # (_QUEUED, _AGAIN: a message not made yet answers this request too)
@@ -190,29 +186,18 @@ class Operations:
             self.board.system.reset()
             log.error("app", "reset attempt %d failed" % (attempt + 1))
 
-    async def run_triggers(self):
-        """The task that sends the triggered messages, one after another. A
-        message follows our answer to its request, and is sent again while
-        requests came during its sending."""
-        trig = self._trig
-        while True:
-            self._trig_wake.clear()
-            if not trig:
-                await self._trig_wake.wait()
+    async def _triggered(self, what, fn, arg, key):
+        # The task of a triggered message: it follows our answer to the request,
+        # and is sent again while requests came during its sending.
+        try:
             await asyncio.sleep(0.05)
-            for key in trig:
-                break
-            else:
-                continue
-            what, arg = key
-            try:
-                while True:
-                    trig[key] = _SENDING
-                    try:
-                        await self.triggers[what](arg)
-                    except Exception as e:
-                        log.error("ocpp", "%s failed: %r" % (what, e))
-                    if trig[key] != _AGAIN:
-                        break
-            finally:
-                del trig[key]
+            while True:
+                self._trig[key] = _SENDING
+                try:
+                    await fn(arg)
+                except Exception as e:
+                    log.error("ocpp", "%s failed: %r" % (what, e))
+                if self._trig[key] != _AGAIN:
+                    break
+        finally:
+            del self._trig[key]
