@@ -14,10 +14,10 @@ from tools.simkit.client import BenchProcess
 # Every integration test runs the firmware inside a bounded heap, so memory
 # growth shows up as failures (docs/memory.md). Where the board-like 32-bit
 # interpreter is present the firmware runs on it from a ROMFS image, as on the
-# board, in an 88K heap (the board's budget is 80K: docs/memory.md says what
-# still fails there); else on the venv's 64-bit interpreter at 320K and the
-# budget is not checked (conftest says so in one line). Tests
-# against a wss:// central system need ssl, which only the 64-bit one has.
+# board, in an 80K heap (the board's budget: docs/memory.md); else on the
+# venv's 64-bit interpreter at 320K and the budget is not checked (conftest
+# says so in one line). Tests against a wss:// central system need ssl, which
+# only the 64-bit one has.
 # JOLT_TEST_HEAP overrides the heap; "0" means the interpreter default.
 BOARD32 = board32_binary()
 RUNTIME = "board32" if BOARD32 else "micropython"

@@ -8,7 +8,7 @@ new board installs the firmware first (tools/simkit: .mpy files or the ROMFS
 image), so it is reported apart; then the board is powered off and on again
 `--cycles` times (after each boot has reached Available).
 
-  board32      the board-like 32-bit interpreter, modules in a ROMFS image, the integration suite's heap (BOARD32_HEAP, 88K)
+  board32      the board-like 32-bit interpreter, modules in a ROMFS image, the integration suite's heap (BOARD32_HEAP, 80K)
   micropython  the venv's 64-bit interpreter, .mpy files on the simulated flash, MP64_HEAP (320K)
 
 An interpreter whose boot is not seen is reported as FAILED with its runtime

@@ -50,9 +50,9 @@ def offered_amps(duty):
 # integration suite (tests/integration/rig.py BUDGET) and the benchmarks:
 # 104K until the pool of interned names was taken at boot, 112K since, 96K
 # once boot, trial boots and deep requests needed less and the send and
-# receive buffers became one, 88K once the names fit in six pools again (the
-# budget is 80K: docs/memory.md, "Where it stands", says what still fails there).
-BOARD32_HEAP = "88K"
+# receive buffers became one, 88K once the names fit in six pools again, 80K
+# (the budget) once a burst of requests needed less (docs/memory.md, "Where it stands").
+BOARD32_HEAP = "80K"
 # The heap the venv's 64-bit interpreter runs the firmware in where a heap is
 # given (wss:// tests, chaos, benchmarks): its .mpy bytecode sits in the heap,
 # and after the imports the name pool taken at boot needs one ~15 KB block.
