@@ -47,12 +47,8 @@ def _text(action):
     if i < 0:
         return None
     i += len(action) + 2
-    try:
-        # The constant's bytes where they are (flash on the board): a MicroPython str is a buffer.
-        v = memoryview(_REQUESTS)  # pyright: ignore[reportArgumentType]
-    except TypeError:  # CPython: a str has no buffer
-        v = memoryview(_REQUESTS.encode())
-    return v[i:_REQUESTS.index("\n", i)]
+    # the constant's bytes where they are (flash on the board)
+    return ocppj.buffer(_REQUESTS)[i:_REQUESTS.index("\n", i)]
 
 
 def schema(action):

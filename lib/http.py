@@ -3,7 +3,7 @@
 # for uploads (PUT/POST), the body written by the caller (diagnostics).
 import asyncio
 
-from lib import url
+from lib import ocppj, url
 
 
 class HTTPError(Exception):
@@ -33,19 +33,11 @@ async def _open(open_fn, location, ssl_ctx, timeout_ms, method, head):
     r, w = await asyncio.wait_for(open_fn(host, port, ssl_ctx, host if ssl_ctx else None), timeout_ms / 1000)
     # In parts, not copied: the request as one text and its bytes were two
     # blocks of ~240 B, which a heap at 80 KiB did not always have.
-    w.write(_buffer("%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: JOLT\r\nConnection: close\r\n"
-                    % (method, path, host)))
-    w.write(_buffer(head))
+    w.write(ocppj.buffer("%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: JOLT\r\nConnection: close\r\n"
+                         % (method, path, host)))
+    w.write(ocppj.buffer(head))
     w.write(b"\r\n")
     return r, w
-
-
-def _buffer(text):
-    # A MicroPython str is a buffer of its UTF-8 bytes (no copy); CPython encodes.
-    try:
-        return memoryview(text)  # pyright: ignore[reportArgumentType]
-    except TypeError:
-        return text.encode()
 
 
 async def _answer(r, timeout_ms, want):

@@ -32,14 +32,13 @@ _SEQ = const(4)    # number of the current file,
 _SIZE = const(5)   # its size,
 _LIMIT = const(6)  # file_bytes,
 _COUNT = const(7)  # count,
-_T = const(8)      # epoch of _stamp,
-_E = const(9)      # epoch of the newest line in the ring
+_T = const(8)      # epoch of _stamp
 
 _NAMES = const(("DBG", "INF", "WRN", "ERR"))
 _dir = None   # folder of the files; None: console only
 _clock = None  # fn() -> UTC epoch seconds
 _q: list = []  # the ring: epoch, line, epoch, line, ...
-_s = [0] * 10
+_s = [0] * 9
 _f = None     # the current file, open for appending
 _stamp = ""
 
@@ -187,12 +186,9 @@ def _emit(lvl, tag, msg):
     i = (s[_H] + 2 * s[_N]) % (2 * _QUEUE)
     t = _clock() if _clock else 0
     # An epoch is a big int on the board (over 2**30): 32 bytes of heap each.
-    # Lines of the same second share one.
-    if t == s[_E]:
-        t = s[_E]
-    else:
-        s[_E] = t
-    _q[i] = t
+    # A line of the same second as the one before shares its epoch.
+    p = _q[i - 2]  # (i = 0: the ring's last slot)
+    _q[i] = p if p == t else t
     # A burst repeats a few lines ("<- TriggerMessage" and its answer): the
     # same text already waiting is kept once, this copy goes to the collector.
     for j in range(1, 2 * _QUEUE, 2):

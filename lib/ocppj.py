@@ -44,8 +44,9 @@ def error_msg(uid, code, description="", details=None):
     return [ERROR, uid, code, description[:255], details if details is not None else {}]
 
 
-def _buffer(b):
-    # What json.dump and the message writers hand a stream, as bytes.
+def buffer(b):
+    """A str or bytes as a buffer of bytes: what json.dump and the message
+    writers hand a stream, and texts written or parsed in place."""
     if isinstance(b, str):
         try:
             # MicroPython: the str's UTF-8 bytes, not a copy (its str has the
@@ -67,7 +68,7 @@ class Out(io.IOBase):
         self.n = 0
 
     def write(self, b):
-        b = _buffer(b)
+        b = buffer(b)
         n = self.n
         k = len(b)
         if n + k > len(self.buf):
@@ -106,7 +107,7 @@ class Count(io.IOBase):
         self.n = 0
 
     def write(self, b):
-        b = _buffer(b)
+        b = buffer(b)
         self.n += len(b)
         return len(b)
 
